@@ -1,0 +1,158 @@
+package config
+
+import "strings"
+
+// File returns the commented config file that `clawbox init` writes: every key with
+// its default, paths under home. Parsing it gives Default(home).
+func File(home string) string {
+	return strings.ReplaceAll(fileTemplate, "{{HOME}}", home)
+}
+
+const fileTemplate = `# clawbox configuration. Every key is shown with its default value.
+# Unknown keys and invalid values are errors that name the key.
+# Relative paths are relative to this file's directory; "~" is your home directory.
+# Environment overrides: CLAWBOX_HOST, CLAWBOX_PORT, CLAWBOX_AUTH_TOKEN,
+# CLAWBOX_TOOL_DIR, CLAWBOX_LOG_LEVEL; CLAWBOX_MASTER_KEY for the credential store.
+
+[server]
+# TCP address and port of the HTTP API.
+host = "127.0.0.1"
+port = 9800
+# The API bearer token: inline (auth_token) or in a file (auth_token_file, 0600).
+# clawbox init writes the file; an inline token, if set, wins.
+# auth_token = ""
+auth_token_file = "{{HOME}}/token"
+# Also serve the API on this Unix socket (mode 0600). Empty: off.
+unix_socket = ""
+# Executions running at once, and waiting for a slot (beyond: 503 busy).
+max_concurrent_executions = 10
+max_queued_executions = 100
+# Largest request body, in bytes (beyond: 413).
+max_body_bytes = 10485760
+# Serve /health and /metrics without a token.
+public_health = true
+public_metrics = true
+# How long a graceful shutdown may take.
+shutdown_timeout = "10s"
+
+[sandbox]
+# WASM tools: <name>.wasm with an optional <name>.json manifest.
+tool_dir = "{{HOME}}/tools"
+# Kept for compatibility; wazero has no fuel, so it is not used (fuel_consumed is 0).
+default_fuel = 100000000
+# A tool call's wall-time limit when its manifest sets none, and the largest allowed.
+default_timeout_ms = 30000
+max_timeout_ms = 120000
+# Linear memory cap of a tool instance, in MiB.
+max_memory_mb = 64
+# Caps on a call's stdout (beyond: output_too_large) and on the stderr kept.
+max_output_bytes = 1048576
+max_stderr_bytes = 65536
+# Host calls allowed per execution.
+max_host_calls = 100
+# Reload tools when tool_dir changes.
+watch_tools = true
+# wazero's compilation cache.
+cache_dir = "{{HOME}}/cache"
+
+[proxy]
+# Upstream response body cap (the response says truncated), request body cap.
+max_response_bytes = 1048576
+max_request_bytes = 10485760
+# Total time for one upstream request.
+default_timeout_ms = 30000
+# Special-purpose address ranges opened on purpose, e.g. ["127.0.0.0/8"] for tests.
+allow_private_cidrs = []
+# Upstream TLS: a PEM CA added to the system roots.
+upstream_ca_file = ""
+
+[proxy.rate_limit]
+# Per sandbox or tool: sustained requests per second, and burst.
+requests_per_second = 10.0
+burst = 50
+
+[proxy.hosts]
+# Names resolved without DNS, e.g. upstream = ["127.0.0.1"].
+
+[credentials]
+# The encrypted credential store and its 64-hex master key (used when
+# CLAWBOX_MASTER_KEY is unset).
+store_path = "{{HOME}}/credentials.enc"
+key_file = "{{HOME}}/master.key"
+
+[logging]
+# Server log format ("json" or "text") and level ("debug", "info", "warn", "error").
+format = "json"
+level = "info"
+# Audit log directory, rotation size and rotated files kept.
+audit_dir = "{{HOME}}/audit"
+audit_max_bytes = 10485760
+audit_keep_files = 5
+
+[store]
+# The SQLite state file.
+path = "{{HOME}}/state.db"
+
+[containers]
+# Sandboxes in creating or running at once.
+max_containers = 10
+# Per-sandbox workspaces and socket directories.
+workspace_root = "{{HOME}}/workspaces"
+proxies_dir = "{{HOME}}/proxies"
+# Image used when a spawn names none, and the allowed repositories
+# (an entry ending in "/" allows everything under that path; [] denies all).
+default_image = "alpine:latest"
+allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]
+# The workload's user; uid 0 needs allow_root = true.
+user = "1000:1000"
+allow_root = false
+# Process limit (raise it under gVisor, whose sandbox kernel's processes count too).
+pids_limit = 256
+# Size of the noexec /tmp, in MiB.
+tmpfs_size_mb = 256
+# Resources: the default when a spawn sets none, and the most a spawn may ask for.
+default_memory_mb = 512
+max_memory_mb = 4096
+default_cpu_shares = 1024
+max_cpu_shares = 4096
+# Hard CPU quota a spawn may ask for; 0 means the number of host CPUs.
+max_cpus = 0.0
+default_timeout_ms = 120000
+max_timeout_ms = 3600000
+# Open-files ulimit.
+nofile = 1024
+# Time between SIGTERM and SIGKILL when a sandbox stops.
+stop_grace = "5s"
+# Cap on each of stdout and stderr kept per sandbox.
+max_log_bytes = 1048576
+# How long finished sandboxes (and their logs) stay readable.
+retention = "1h"
+# How often expired records and orphaned containers are removed.
+reaper_interval = "30s"
+# OCI runtime: "" for Docker's default (runc), "runsc" for gVisor (see README).
+runtime = ""
+# Kill running sandboxes on shutdown; by default the next start adopts them.
+kill_on_shutdown = false
+
+[container_policy]
+# Egress rules of every container; a spawn may narrow them, never widen them.
+# Forms: "api.github.com", "*.github.com", "GET,HEAD https://api.github.com/repos/", "!deny.example.com".
+network_allowlist = []
+# Credential names a spawn may request.
+allowed_credentials = []
+# Sandbox policies a spawn may ask for ("wasm_only", "container", "container_direct").
+allowed_policies = ["wasm_only", "container"]
+
+[tools]
+# Language that clawbox new-tool scaffolds (only "go").
+default_language = "go"
+
+# Spawn templates for "clawbox spawn NAME":
+# [images.templates.researcher]
+# image = "python:3.12-slim"
+# description = "Python with access to the GitHub API"
+# network_allowlist = ["api.github.com"]
+# credentials = ["GITHUB_TOKEN"]
+# command = ["python3", "-c", "print('hello')"]
+# max_lifetime_ms = 600000
+`
