@@ -1,0 +1,154 @@
+// Package client is the Go SDK of the clawbox HTTP API. Errors from the server come
+// back as *api.Error, so callers can compare codes or use errors.Is with the
+// containerd errdefs classes; a server that cannot be reached gives an error for
+// which errors.Is(err, ErrUnreachable) holds.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/clawbox/clawbox/api"
+)
+
+// ErrUnreachable classifies errors where no answer came from the server.
+var ErrUnreachable = errors.New("cannot reach the clawbox server")
+
+// UnreachableError says which server could not be reached and why.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the clawbox server at %s: %v (is it running? start it with: clawbox serve)", e.URL, e.Err)
+}
+
+// Unwrap returns the transport error.
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnreachable) hold.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// Client talks to one clawbox server. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// Options configure a Client. Zero values take defaults.
+type Options struct {
+	// Token is the API bearer token.
+	Token string
+	// HTTPClient is the transport. Default: a client with a 60 s timeout for
+	// non-streaming calls.
+	HTTPClient *http.Client
+	// UnixSocket, if set, connects to the server's Unix socket instead of TCP.
+	UnixSocket string
+}
+
+// New returns a client for the server at baseURL ("http://127.0.0.1:9800").
+func New(baseURL string, opts Options) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: %q is not an http(s) URL", baseURL)
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.UnixSocket != "" {
+			sock := opts.UnixSocket
+			tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}
+		}
+		hc = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	}
+	return &Client{base: u, token: opts.Token, hc: hc}, nil
+}
+
+// BaseURL returns the server's URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Health returns GET /health (with details when the client has a valid token).
+func (c *Client) Health(ctx context.Context) (*api.HealthResponse, error) {
+	var h api.HealthResponse
+	if err := c.do(ctx, http.MethodGet, "/health", nil, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer into out.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs the request and returns the response of a 2xx answer; any other
+// status is returned as *api.Error.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base.String() + path
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &UnreachableError{URL: c.base.String(), Err: err}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, decodeError(resp)
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e api.Error
+	if err := json.Unmarshal(b, &e); err != nil || e.Code == "" {
+		return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("server answered %s", resp.Status)}
+	}
+	return &e
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// clawbox runs the real command line in-process with an isolated environment.
+func clawbox(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runWithEnv(ctx, args, env, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestServeFirstRunThenClientCommands(t *testing.T) {
+	home := t.TempDir()
+	env := map[string]string{"HOME": home}
+	port := strconv.Itoa(freePort(t))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		var out bytes.Buffer
+		code := runWithEnv(ctx, []string{"serve", "--port", port}, env, &out, &syncWriter{w: &serveErr})
+		done <- result{code: code, stdout: out.String()}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Wait until the server answers.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := clawbox(t, context.Background(), env, "health", "--port", port)
+		if r.code == 0 {
+			break
+		}
+		if r.code != ExitUnreachable || time.Now().After(deadline) {
+			t.Fatalf("health: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dir := filepath.Join(home, ".clawbox")
+	for _, f := range []string{"config.toml", "token", "master.key", "state.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("first serve did not initialise %s: %v", f, err)
+		}
+	}
+
+	r := clawbox(t, context.Background(), env, "status", "--port", port)
+	if r.code != 0 || !strings.Contains(r.stdout, "Status:") || !strings.Contains(r.stdout, "store:") {
+		t.Errorf("status: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "status", "--port", port, "--json")
+	var h map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h["status"] != "ok" || h["version"] == nil {
+		t.Errorf("status --json: %+v (%v)", r, err)
+	}
+	// A wrong token is not accepted: details are withheld.
+	r = clawbox(t, context.Background(), env, "status", "--port", port, "--token", "wrong")
+	if r.code != 0 || !strings.Contains(r.stdout, "not accepted") {
+		t.Errorf("status with a wrong token: %+v", r)
+	}
+	// The token comes from the environment too.
+	tok, _ := os.ReadFile(filepath.Join(dir, "token"))
+	envTok := map[string]string{"HOME": t.TempDir(), "CLAWBOX_AUTH_TOKEN": strings.TrimSpace(string(tok)), "CLAWBOX_PORT": port}
+	r = clawbox(t, context.Background(), envTok, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "Version:") {
+		t.Errorf("status with CLAWBOX_AUTH_TOKEN and CLAWBOX_PORT: %+v", r)
+	}
+
+	cancel()
+	res := <-done
+	done <- res
+	if res.code != 0 {
+		t.Errorf("serve exited %d: %s", res.code, serveErr.String())
+	}
+	if !strings.Contains(serveErr.String(), "First run") || !strings.Contains(serveErr.String(), filepath.Join(dir, "token")) {
+		t.Errorf("serve did not say where the token is: %s", serveErr.String())
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	home := t.TempDir()
+	env := map[string]string{"HOME": home}
+	port := strconv.Itoa(freePort(t))
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown command", []string{"frobnicate"}, ExitUsage, "unknown command"},
+		{"unknown flag", []string{"status", "--frob"}, ExitUsage, "unknown flag"},
+		{"extra argument", []string{"health", "x"}, ExitUsage, "takes no arguments"},
+		{"unreachable", []string{"health", "--port", port}, ExitUnreachable, "cannot reach"},
+		{"status without token", []string{"status", "--port", port}, ExitError, "no API token"},
+		{"bad config", []string{"serve", "--config", filepath.Join(home, "missing.toml")}, ExitError, "missing.toml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := clawbox(t, context.Background(), env, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+				t.Errorf("exit %d stderr %q; want %d containing %q", r.code, r.stderr, tc.code, tc.msg)
+			}
+		})
+	}
+}
+
+func TestInitCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cb")
+	env := map[string]string{"HOME": t.TempDir()}
+	r := clawbox(t, context.Background(), env, "init", "--dir", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "Initialized clawbox in "+dir) || !strings.Contains(r.stdout, "created  token") {
+		t.Fatalf("init: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "init", "--dir", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "already initialized") || strings.Contains(r.stdout, "created") {
+		t.Fatalf("second init: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "init", "--dir", dir, "--json")
+	var out struct {
+		Items []struct {
+			Path    string `json:"path"`
+			Created bool   `json:"created"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Items) == 0 {
+		t.Fatalf("init --json: %+v %v", r, err)
+	}
+	for _, it := range out.Items {
+		if it.Created {
+			t.Errorf("third init created %s", it.Path)
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/home"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// testConfig initialises a clawbox dir and loads its config with a free port.
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cb")
+	res, err := home.Init(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(res.Config, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.Port = freePort(t)
+	cfg.Logging.Level = "error"
+	return cfg
+}
+
+// runDaemon starts Run and returns its addresses and a stop function that waits.
+func runDaemon(t *testing.T, cfg *config.Config) ([]string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Stderr: io.Discard, Ready: func(a []string) { ready <- a }})
+	}()
+	select {
+	case addrs := <-ready:
+		var once bool
+		var res error
+		stop := func() error {
+			if !once {
+				once = true
+				cancel()
+				res = <-done
+			}
+			return res
+		}
+		t.Cleanup(func() { stop() })
+		return addrs, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run failed before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("Run did not become ready")
+	}
+	return nil, nil
+}
+
+func TestRunServesAndStopsGracefully(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Server.UnixSocket = filepath.Join(t.TempDir(), "api.sock")
+	addrs, stop := runDaemon(t, cfg)
+	if len(addrs) != 2 {
+		t.Fatalf("addresses %v", addrs)
+	}
+	resp, err := http.Get(addrs[0] + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("TCP /health = %d", resp.StatusCode)
+	}
+
+	st, err := os.Lstat(cfg.Server.UnixSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Type() != os.ModeSocket || st.Mode().Perm() != 0o600 {
+		t.Errorf("unix socket mode %v, want socket 0600", st.Mode())
+	}
+	uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", cfg.Server.UnixSocket)
+	}}}
+	tok, _ := cfg.Token()
+	req, _ := http.NewRequest("GET", "http://clawbox/health", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = uc.Do(req)
+	if err != nil {
+		t.Fatalf("unix socket request: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"version"`) {
+		t.Errorf("authenticated /health over the unix socket = %s", b)
+	}
+	uc.CloseIdleConnections()
+
+	if err := stop(); err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	if _, err := os.Lstat(cfg.Server.UnixSocket); !os.IsNotExist(err) {
+		t.Errorf("unix socket left behind after shutdown: %v", err)
+	}
+	if _, err := http.Get(addrs[0] + "/health"); err == nil {
+		t.Error("TCP listener still answers after shutdown")
+	}
+}
+
+func TestRunPortInUse(t *testing.T) {
+	cfg := testConfig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg.Server.Port = ln.Addr().(*net.TCPAddr).Port
+	err = Run(context.Background(), cfg, Options{Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "server.port") {
+		t.Fatalf("port in use: err = %v", err)
+	}
+}
+
+func TestRunUnixSocketConflicts(t *testing.T) {
+	t.Run("live socket", func(t *testing.T) {
+		cfg := testConfig(t)
+		p := filepath.Join(t.TempDir(), "live.sock")
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		cfg.Server.UnixSocket = p
+		err = Run(context.Background(), cfg, Options{Stderr: io.Discard})
+		if err == nil || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("live socket: err = %v", err)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("the live socket was removed: %v", err)
+		}
+	})
+	t.Run("regular file", func(t *testing.T) {
+		cfg := testConfig(t)
+		p := filepath.Join(t.TempDir(), "file.sock")
+		os.WriteFile(p, []byte("keep me"), 0o600)
+		cfg.Server.UnixSocket = p
+		err := Run(context.Background(), cfg, Options{Stderr: io.Discard})
+		if err == nil || !strings.Contains(err.Error(), "not a socket") {
+			t.Fatalf("regular file: err = %v", err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "keep me" {
+			t.Error("a regular file at the socket path was overwritten")
+		}
+	})
+	t.Run("stale socket", func(t *testing.T) {
+		cfg := testConfig(t)
+		p := filepath.Join(t.TempDir(), "stale.sock")
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false)
+		ln.Close() // the file stays, nobody listens
+		cfg.Server.UnixSocket = p
+		_, stop := runDaemon(t, cfg)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRunUnwritableDataDir(t *testing.T) {
+	cfg := testConfig(t)
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o600)
+	cfg.Logging.AuditDir = filepath.Join(blocker, "audit")
+	err := Run(context.Background(), cfg, Options{Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "logging.audit_dir") {
+		t.Fatalf("unwritable audit dir: err = %v", err)
+	}
+}
+
+func TestRunMissingToken(t *testing.T) {
+	cfg := testConfig(t)
+	os.Remove(cfg.Server.AuthTokenFile)
+	err := Run(context.Background(), cfg, Options{Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "clawbox init") {
+		t.Fatalf("missing token: err = %v", err)
+	}
+}
+
+func TestInstanceIDIsStable(t *testing.T) {
+	cfg := testConfig(t)
+	readID := func() string {
+		db, err := openForTest(cfg.Store.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		v, ok, err := db.Meta(context.Background(), "instance_id")
+		if err != nil || !ok || len(v) != 36 {
+			t.Fatalf("instance_id = %q %v %v", v, ok, err)
+		}
+		return v
+	}
+	_, stop := runDaemon(t, cfg)
+	stop()
+	first := readID()
+	_, stop = runDaemon(t, cfg)
+	stop()
+	if second := readID(); second != first {
+		t.Errorf("instance id changed across restarts: %s then %s", first, second)
+	}
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole clawbox test suite, as the README documents it and CI runs it:
+# prerequisites (a Docker daemon, Debian's busybox-static for test images), format,
+# vet, staticcheck, go.mod drift, and every test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  [ "$(id -u)" = 0 ] || die "need root to install $* (or install it yourself: apt-get install $*)"
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+log "prerequisites"
+command -v go >/dev/null || die "Go is not installed (need Go 1.26 or later)"
+go version
+
+# Docker: use the running daemon; otherwise install Debian's docker.io and start it.
+if ! docker info >/dev/null 2>&1; then
+  echo "no Docker daemon answers: installing and starting one"
+  command -v dockerd >/dev/null || apt_install docker.io
+  if ! docker info >/dev/null 2>&1; then
+    (dockerd >/tmp/clawbox-dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  docker info >/dev/null 2>&1 || die "cannot start a Docker daemon (see /tmp/clawbox-dockerd.log); the container tests need one"
+fi
+docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVersion}})'
+
+# Test images are built locally from Debian's static busybox (no registry is reachable).
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+  apt_install busybox-static
+fi
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || { echo "$unformatted"; die "gofmt would change the files above"; }
+
+log "go mod tidy (drift)"
+go mod tidy -diff || die "go.mod/go.sum are not tidy: run go mod tidy"
+
+log "go vet"
+go vet ./...
+
+log "staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+log "go test -race"
+go test -race -count=1 -timeout 30m ./...
+
+log "benchmarks compile and run once"
+go test -run '^$' -bench . -benchtime 1x ./... >/dev/null
+
+echo
+echo "all checks passed"
