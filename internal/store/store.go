@@ -134,15 +134,34 @@ func (db *DB) migrate(ctx context.Context) error {
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var current int
-	if err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	applied := map[int]bool{}
+	rows, err := db.sql.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if n := len(migs); n > 0 && current > migs[n-1].version {
-		return fmt.Errorf("schema version %d is newer than this clawbox understands (%d): upgrade clawbox", current, migs[n-1].version)
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	known := map[int]bool{}
+	for _, m := range migs {
+		known[m.version] = true
+	}
+	for v := range applied {
+		if !known[v] {
+			return fmt.Errorf("schema version %d is newer than this clawbox understands: upgrade clawbox", v)
+		}
 	}
 	for _, m := range migs {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		tx, err := db.sql.BeginTx(ctx, nil)

@@ -1,0 +1,482 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// FileName is the name of the live audit file inside Config.Dir. Rotated files are
+// FileName.1 (the newest) to FileName.N.
+const FileName = "audit.jsonl"
+
+// Defaults of Config.
+const (
+	DefaultMaxBytes         = 10 << 20 // 10 MiB
+	DefaultMaxFiles         = 5
+	DefaultQueueSize        = 4096
+	DefaultBatchSize        = 256
+	DefaultSubscriberBuffer = 256
+	DefaultIndexTimeout     = 5 * time.Second
+)
+
+// Config says where and how the audit log is written. Zero values mean the defaults.
+type Config struct {
+	// Dir holds audit.jsonl and its rotated files. Required. It is created 0700 when
+	// missing; the files are created 0600.
+	Dir string
+	// MaxBytes is the size at which audit.jsonl is rotated (default 10 MiB). A file
+	// never grows past it unless a single record is larger.
+	MaxBytes int64
+	// MaxFiles is how many rotated files are kept, audit.jsonl.1 to .N (default 5).
+	MaxFiles int
+	// QueueSize bounds the records waiting for the writer (default 4096). When the
+	// queue is full, records are dropped, counted and replaced by a gap record.
+	QueueSize int
+	// BatchSize is the most records written and indexed together (default 256).
+	BatchSize int
+	// SubscriberBuffer bounds each live subscription (default 256). A subscriber
+	// that falls behind gets a gap record instead of the records it missed.
+	SubscriberBuffer int
+	// IndexTimeout bounds each insert of a batch into the index (default 5s).
+	IndexTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxFiles <= 0 {
+		c.MaxFiles = DefaultMaxFiles
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.SubscriberBuffer <= 0 {
+		c.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	if c.IndexTimeout <= 0 {
+		c.IndexTimeout = DefaultIndexTimeout
+	}
+	return c
+}
+
+// Index stores written records for queries. *store.DB implements it.
+type Index interface {
+	// InsertAudit stores the records, in order, or none of them.
+	InsertAudit(ctx context.Context, recs []Record) error
+}
+
+// Deps are the Writer's collaborators; nil fields mean the default.
+type Deps struct {
+	Index      Index                 // nil: the file only
+	Now        func() time.Time      // nil: time.Now
+	Logger     *slog.Logger          // nil: slog.Default()
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// Writer appends records to the audit log. One goroutine owns the file: Record hands
+// records to it through a bounded queue and never blocks. The writer rotates the file
+// by size, indexes each written batch, and fans records out to live subscribers.
+type Writer struct {
+	cfg   Config
+	index Index
+	now   func() time.Time
+	log   *slog.Logger
+	m     metrics
+
+	// intake guards closed against Record: once Close has set it, no record enters
+	// the queue, so the writer's final drain sees everything that was accepted.
+	intake sync.RWMutex
+	closed bool
+
+	queue     chan Record
+	dropped   atomic.Int64  // records dropped since the last gap record
+	gapSignal chan struct{} // wakes the writer to write a gap record (capacity 1)
+
+	stop      chan struct{} // closed by Close: drain and exit
+	abort     chan struct{} // closed when Close's ctx ends: stop draining
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	done      chan struct{} // closed when the writer goroutine has exited
+	closeOnce sync.Once
+	abortOnce sync.Once
+	closeErr  error // set by the writer goroutine before done is closed
+
+	subs subscribers
+
+	// Owned by the writer goroutine.
+	file *os.File
+	buf  *bufio.Writer
+	size int64
+}
+
+type metrics struct {
+	written       prometheus.Counter
+	dropped       prometheus.Counter
+	writeErrors   prometheus.Counter
+	indexErrors   prometheus.Counter
+	subscriberGap prometheus.Counter
+}
+
+func newMetrics() metrics {
+	m := metrics{
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_records_total",
+			Help: "Audit records written to the audit log, gap records included.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_dropped_total",
+			Help: "Audit records dropped because the queue was full or the writer was closed.",
+		}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_write_errors_total",
+			Help: "Failed writes, flushes or rotations of the audit log file.",
+		}),
+		indexErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_index_errors_total",
+			Help: "Batches of audit records that could not be inserted into the index.",
+		}),
+		subscriberGap: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_subscriber_dropped_total",
+			Help: "Audit records a slow live subscriber missed (replaced by a gap record).",
+		}),
+	}
+	return m
+}
+
+// register registers every metric on reg, or none of them.
+func (m metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	cs := []prometheus.Collector{m.written, m.dropped, m.writeErrors, m.indexErrors, m.subscriberGap}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("audit metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// New opens (creating if needed) <cfg.Dir>/audit.jsonl for appending, registers the
+// metrics on deps.Registerer and starts the writer goroutine. Close stops it (the
+// metrics stay registered).
+func New(cfg Config, deps Deps) (*Writer, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("audit: empty directory")
+	}
+	cfg = cfg.withDefaults()
+	m := newMetrics()
+	w := &Writer{
+		cfg:       cfg,
+		index:     deps.Index,
+		now:       deps.Now,
+		log:       deps.Logger,
+		m:         m,
+		queue:     make(chan Record, cfg.QueueSize),
+		gapSignal: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		abort:     make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.subs.init()
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := w.openFile(); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := m.register(deps.Registerer); err != nil {
+		w.file.Close()
+		return nil, err
+	}
+	w.runCtx, w.runCancel = context.WithCancel(context.Background())
+	go w.run()
+	return w, nil
+}
+
+// Path returns the live audit file.
+func (w *Writer) Path() string { return filepath.Join(w.cfg.Dir, FileName) }
+
+// Record queues r for writing and returns at once. A zero Time is set to now. The
+// writer keeps its own copy of Credentials and ExitCode. When the queue is full the
+// record is dropped and counted, and a gap record saying how many were dropped is
+// written as soon as the writer catches up. r.Time defaults to the injected clock. After Close, records are dropped and
+// counted.
+func (w *Writer) Record(r Record) {
+	if r.Time.IsZero() {
+		r.Time = w.now()
+	}
+	r.Time = r.Time.UTC()
+	r.Credentials = slices.Clone(r.Credentials)
+	if r.ExitCode != nil {
+		c := *r.ExitCode
+		r.ExitCode = &c
+	}
+
+	w.intake.RLock()
+	defer w.intake.RUnlock()
+	if w.closed {
+		w.m.dropped.Inc()
+		return
+	}
+	select {
+	case w.queue <- r:
+	default:
+		w.m.dropped.Inc()
+		w.dropped.Add(1)
+		select {
+		case w.gapSignal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops accepting records, writes what is queued (until ctx ends), flushes and
+// closes the file, and ends every subscription. It returns the error closing the
+// file, or else ctx's error when the drain was cut short (the abandoned records are
+// counted as dropped). It is safe to call more than once and concurrently; every call
+// waits for the writer to stop, bounded by its own ctx.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() {
+		w.intake.Lock()
+		w.closed = true
+		w.intake.Unlock()
+		close(w.stop)
+	})
+	select {
+	case <-w.done:
+		return w.closeErr
+	case <-ctx.Done():
+	}
+	// Stop draining: the writer abandons what is left, and an index insert in
+	// progress sees its context cancelled.
+	w.abortOnce.Do(func() {
+		close(w.abort)
+		w.runCancel()
+	})
+	<-w.done
+	if w.closeErr != nil {
+		return w.closeErr
+	}
+	return ctx.Err()
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	defer w.runCancel()
+	batch := make([]Record, 0, w.cfg.BatchSize)
+	for {
+		// Once Close has been called, only the drain remains.
+		select {
+		case <-w.stop:
+			w.drain(batch)
+			w.closeErr = w.finish()
+			return
+		default:
+		}
+		select {
+		case r := <-w.queue:
+			batch = w.fill(append(batch[:0], r))
+			w.process(batch)
+		case <-w.gapSignal:
+			// Records queued before the drop go first, then the gap record.
+			w.process(w.fill(batch[:0]))
+		case <-w.stop:
+			// Handled at the top of the loop.
+		}
+	}
+}
+
+// fill appends queued records to batch without waiting, up to the batch size.
+func (w *Writer) fill(batch []Record) []Record {
+	for len(batch) < w.cfg.BatchSize {
+		select {
+		case r := <-w.queue:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain writes everything still queued, unless Close's context ends first.
+func (w *Writer) drain(batch []Record) {
+	for {
+		select {
+		case <-w.abort:
+			if n := len(w.queue); n > 0 {
+				w.m.dropped.Add(float64(n))
+				w.log.Warn("audit: close timed out, records not written", "records", n)
+			}
+			return
+		default:
+		}
+		batch = w.fill(batch[:0])
+		if len(batch) == 0 && w.dropped.Load() == 0 {
+			return
+		}
+		w.process(batch)
+	}
+}
+
+// process writes a batch (with a gap record after it if records were dropped), then
+// fans it out to subscribers and inserts it into the index.
+func (w *Writer) process(batch []Record) {
+	if n := w.dropped.Swap(0); n > 0 {
+		batch = append(batch, Record{Time: w.now().UTC(), Kind: KindGap, Dropped: n})
+		w.log.Warn("audit: queue full, records dropped", "dropped", n)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	w.write(batch)
+	w.subs.publish(batch, w.now, &w.m)
+	if w.index != nil {
+		ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
+		err := w.index.InsertAudit(ctx, batch)
+		cancel()
+		if err != nil {
+			w.m.indexErrors.Inc()
+			w.log.Warn("audit: index insert failed; records are in the file only", "records", len(batch), "err", err)
+		}
+	}
+}
+
+// write appends the batch to the file, rotating before any record that would take
+// the file past MaxBytes, and flushes.
+func (w *Writer) write(batch []Record) {
+	for _, r := range batch {
+		line, err := json.Marshal(r)
+		if err != nil { // cannot happen for Record; count it rather than panic
+			w.m.writeErrors.Inc()
+			w.log.Error("audit: encode record", "err", err)
+			continue
+		}
+		line = append(line, '\n')
+		if w.file != nil && w.size > 0 && w.size+int64(len(line)) > w.cfg.MaxBytes {
+			if err := w.rotate(); err != nil {
+				w.m.writeErrors.Inc()
+				w.log.Error("audit: rotate", "err", err)
+			}
+		}
+		if w.file == nil {
+			// A previous rotation or open failed: try again for every record.
+			if err := w.openFile(); err != nil {
+				w.m.writeErrors.Inc()
+				w.log.Error("audit: open audit file; record lost", "err", err, "kind", r.Kind)
+				continue
+			}
+		}
+		n, err := w.buf.Write(line)
+		w.size += int64(n)
+		if err != nil {
+			w.m.writeErrors.Inc()
+			w.log.Error("audit: write record", "err", err, "kind", r.Kind)
+			continue
+		}
+		w.m.written.Inc()
+	}
+	if w.buf != nil {
+		if err := w.buf.Flush(); err != nil {
+			w.m.writeErrors.Inc()
+			w.log.Error("audit: flush", "err", err)
+		}
+	}
+}
+
+// openFile opens the live file for appending, 0600, and learns its size.
+func (w *Writer) openFile() error {
+	f, err := os.OpenFile(w.Path(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	w.file, w.size = f, st.Size()
+	if w.buf == nil {
+		w.buf = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		w.buf.Reset(f)
+	}
+	return nil
+}
+
+// closeFile flushes, syncs and closes the live file.
+func (w *Writer) closeFile() error {
+	if w.file == nil {
+		return nil
+	}
+	err := w.buf.Flush()
+	if serr := w.file.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := w.file.Close(); err == nil {
+		err = cerr
+	}
+	w.file = nil
+	return err
+}
+
+// rotate shifts audit.jsonl.i to .i+1 (dropping the oldest), moves the live file to
+// .1 and opens a new one.
+func (w *Writer) rotate() error {
+	if err := w.closeFile(); err != nil {
+		w.log.Error("audit: close before rotation", "err", err)
+	}
+	base := w.Path()
+	name := func(i int) string { return base + "." + strconv.Itoa(i) }
+	if err := os.Remove(name(w.cfg.MaxFiles)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := w.cfg.MaxFiles - 1; i >= 1; i-- {
+		if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Rename(base, name(1)); err != nil {
+		return err
+	}
+	return w.openFile()
+}
+
+// finish closes the file and ends every subscription.
+func (w *Writer) finish() error {
+	w.subs.closeAll()
+	if err := w.closeFile(); err != nil {
+		w.m.writeErrors.Inc()
+		return fmt.Errorf("audit: close %s: %w", w.Path(), err)
+	}
+	return nil
+}

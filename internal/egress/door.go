@@ -1,0 +1,397 @@
+package egress
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/clawbox/clawbox/api"
+)
+
+// DoorSpec describes the door of one container sandbox.
+type DoorSpec struct {
+	// SandboxID is the sandbox behind the door: every request through it is that
+	// sandbox's, whatever the request says.
+	SandboxID string
+	// SocketPath is where the Unix socket is created (mode 0666). Its directory must
+	// exist. A stale socket file there is replaced; a live one is an error.
+	SocketPath string
+	// Allowlist is the server's container network allowlist; Narrow, when not nil, is
+	// the spawn request's own list, which may only narrow it (see Effective). A
+	// non-nil empty Narrow means no network.
+	Allowlist []string
+	Narrow    []string
+	// Credentials are the credential names granted to the sandbox.
+	Credentials []string
+	// Authenticate reports whether token is this sandbox's token; it should compare in
+	// constant time. Nil refuses every request.
+	Authenticate func(token string) bool
+}
+
+// Door is a sandbox's HTTP/1.1 server on its Unix socket.
+type Door struct {
+	g      *Gateway
+	spec   DoorSpec
+	policy *Policy
+	ln     net.Listener
+	srv    *http.Server
+
+	inflight  sync.WaitGroup // handlers still running
+	served    chan struct{}  // closed when Serve has returned
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenDoor creates the socket and starts serving the routes GET /health and
+// POST /proxy on it.
+func (g *Gateway) OpenDoor(spec DoorSpec) (*Door, error) {
+	if spec.SandboxID == "" || spec.SocketPath == "" {
+		return nil, errors.New("egress: a door needs a sandbox id and a socket path")
+	}
+	policy, err := Effective(spec.Allowlist, spec.Narrow)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range policy.Warnings() {
+		g.log.Warn("egress door policy", "sandbox_id", spec.SandboxID, "warning", w)
+	}
+	if err := removeStaleSocket(spec.SocketPath); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", spec.SocketPath)
+	if err != nil {
+		return nil, fmt.Errorf("egress: door %q: %w", spec.SandboxID, err)
+	}
+	// The container's uid is unknown: the socket is open to all, the 0700 base
+	// directory keeps other host users out, and the token keeps other processes out.
+	if err := os.Chmod(spec.SocketPath, 0o666); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("egress: door %q: %w", spec.SandboxID, err)
+	}
+	d := &Door{g: g, spec: spec, policy: policy, ln: ln, served: make(chan struct{})}
+	d.srv = &http.Server{
+		Handler:           d,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(d.served)
+		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("egress door stopped", "sandbox_id", spec.SandboxID, "err", err)
+		}
+	}()
+	return d, nil
+}
+
+// removeStaleSocket removes a socket file nobody listens on. A live socket, or a
+// file that is not a socket, is an error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("egress: socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("egress: %s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("egress: socket %s is in use by a live listener", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("egress: socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("egress: removing stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Path returns the socket path.
+func (d *Door) Path() string { return d.spec.SocketPath }
+
+// SandboxID returns the sandbox behind the door.
+func (d *Door) SandboxID() string { return d.spec.SandboxID }
+
+// Close stops accepting connections, waits up to the gateway's DoorShutdownTimeout
+// for in-flight requests, cuts off what is left, and removes the socket file. It is
+// idempotent and returns the first result to every caller.
+func (d *Door) Close() error {
+	d.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d.g.cfg.DoorShutdownTimeout)
+		defer cancel()
+		if err := d.srv.Shutdown(ctx); err != nil {
+			// In-flight requests did not finish in time: closing their connections
+			// cancels their contexts, and the pipeline returns promptly.
+			_ = d.srv.Close()
+		}
+		<-d.served
+		d.inflight.Wait()
+		if err := os.Remove(d.spec.SocketPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.closeErr = fmt.Errorf("egress: door %q: %w", d.spec.SandboxID, err)
+		}
+	})
+	return d.closeErr
+}
+
+// ProxyRequest is the body of POST /proxy.
+type ProxyRequest struct {
+	URL        string            `json:"url"`
+	Method     string            `json:"method,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Body       *string           `json:"body,omitempty"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+}
+
+// ProxyResponse is the answer of POST /proxy. A body that is not valid UTF-8 is sent
+// in BodyBase64 and Body is empty.
+type ProxyResponse struct {
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	BodyBase64 string            `json:"body_base64,omitempty"`
+	Truncated  bool              `json:"truncated"`
+}
+
+// ServeHTTP implements http.Handler for the door's routes.
+func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.inflight.Add(1)
+	defer d.inflight.Done()
+	reqID := uuid.NewString()
+	w.Header().Set("X-Request-Id", reqID)
+	switch r.URL.Path {
+	case "/health":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, methodNotAllowed(r.Method, "GET"), "GET")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"container_id": d.spec.SandboxID, "status": "ok"})
+	case "/proxy":
+		if r.Method != http.MethodPost {
+			writeError(w, methodNotAllowed(r.Method, "POST"), "POST")
+			return
+		}
+		if !d.authenticate(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="clawbox"`)
+			writeError(w, api.Errorf(api.CodeUnauthorized, "missing or wrong sandbox token"), "")
+			return
+		}
+		d.proxy(w, r, reqID)
+	default:
+		writeError(w, api.Errorf(api.CodeNotFound, "no route %s", r.URL.Path), "")
+	}
+}
+
+func methodNotAllowed(method, allow string) *api.Error {
+	return api.Errorf(api.CodeMethodNotAllowed, "method %s is not allowed here; use %s", method, allow)
+}
+
+// authenticate checks the sandbox token from Authorization: Bearer, or from
+// Proxy-Authorization: Bearer or Basic (the token is the password).
+func (d *Door) authenticate(r *http.Request) bool {
+	if d.spec.Authenticate == nil {
+		return false
+	}
+	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
+		return d.spec.Authenticate(tok)
+	}
+	pa := r.Header.Get("Proxy-Authorization")
+	if tok, ok := bearer(pa); ok {
+		return d.spec.Authenticate(tok)
+	}
+	if scheme, cred, ok := strings.Cut(pa, " "); ok && strings.EqualFold(scheme, "Basic") {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if err != nil {
+			return false
+		}
+		if _, pass, ok := strings.Cut(string(raw), ":"); ok && pass != "" {
+			return d.spec.Authenticate(pass)
+		}
+	}
+	return false
+}
+
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
+	limit := d.g.cfg.MaxRequestBytes
+	if r.ContentLength > limit {
+		writeError(w, tooLarge(limit), "")
+		return
+	}
+	req, err := decodeProxyRequest(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = tooLarge(limit)
+		}
+		writeError(w, err, "")
+		return
+	}
+	if req.URL == "" {
+		writeError(w, invalidField("url", "url is required"), "")
+		return
+	}
+	var body []byte
+	switch {
+	case req.Body != nil && req.BodyBase64 != nil:
+		writeError(w, invalidField("body_base64", "give body or body_base64, not both"), "")
+		return
+	case req.Body != nil:
+		body = []byte(*req.Body)
+	case req.BodyBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*req.BodyBase64)
+		if err != nil {
+			writeError(w, invalidField("body_base64", "body_base64 is not valid base64"), "")
+			return
+		}
+		body = b
+	}
+	var header http.Header
+	if len(req.Headers) > 0 {
+		header = make(http.Header, len(req.Headers))
+		for k, v := range req.Headers {
+			header.Add(k, v)
+		}
+	}
+	resp, err := d.g.Do(r.Context(), Call{
+		ContainerID: d.spec.SandboxID,
+		Policy:      d.policy,
+		Grants:      d.spec.Credentials,
+		RequestID:   reqID,
+		Method:      req.Method,
+		URL:         req.URL,
+		Header:      header,
+		Body:        body,
+	})
+	if err != nil {
+		if e, ok := api.AsError(err); ok && e.Code == api.CodeRateLimited {
+			w.Header().Set("Retry-After", "1")
+		}
+		if _, ok := api.AsError(err); !ok {
+			d.g.log.Error("egress door request failed", "request_id", reqID, "err", d.g.redactString(err.Error()))
+		}
+		writeError(w, err, "")
+		return
+	}
+	out := ProxyResponse{Status: resp.Status, Headers: make(map[string]string, len(resp.Header)), Truncated: resp.Truncated}
+	for k, vs := range resp.Header {
+		out.Headers[strings.ToLower(k)] = strings.Join(vs, ", ")
+	}
+	if utf8.Valid(resp.Body) {
+		out.Body = string(resp.Body)
+	} else {
+		out.BodyBase64 = base64.StdEncoding.EncodeToString(resp.Body)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func tooLarge(limit int64) *api.Error {
+	return api.Errorf(api.CodeTooLarge, "the request body is larger than %d bytes", limit)
+}
+
+var proxyRequestFields = map[string]bool{"url": true, "method": true, "headers": true, "body": true, "body_base64": true}
+
+// decodeProxyRequest reads one JSON object and nothing after it. An unknown field is
+// an error naming it (field names match exactly, unlike encoding/json's default).
+func decodeProxyRequest(r io.Reader) (ProxyRequest, error) {
+	var req ProxyRequest
+	dec := json.NewDecoder(r)
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		return req, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return req, decodeError(err)
+		}
+		return req, api.Errorf(api.CodeInvalidJSON, "the body holds more than one JSON value")
+	}
+	for k := range fields {
+		if !proxyRequestFields[k] {
+			return req, invalidField(k, fmt.Sprintf("unknown field %q", k))
+		}
+	}
+	for k, raw := range fields {
+		var err error
+		switch k {
+		case "url":
+			err = json.Unmarshal(raw, &req.URL)
+		case "method":
+			err = json.Unmarshal(raw, &req.Method)
+		case "headers":
+			err = json.Unmarshal(raw, &req.Headers)
+		case "body":
+			err = json.Unmarshal(raw, &req.Body)
+		case "body_base64":
+			err = json.Unmarshal(raw, &req.BodyBase64)
+		}
+		if err != nil {
+			return req, invalidField(k, fmt.Sprintf("%s has the wrong type", k))
+		}
+	}
+	return req, nil
+}
+
+// decodeError maps a JSON decoding error to the error the caller sees; a
+// *http.MaxBytesError is passed through for the caller to map.
+func decodeError(err error) error {
+	var mbe *http.MaxBytesError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.As(err, &te):
+		return api.Errorf(api.CodeInvalidRequest, "the body must be a JSON object")
+	default:
+		return api.Errorf(api.CodeInvalidJSON, "the body is not valid JSON")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes err in the API error shape. An error that is not an *api.Error
+// is our fault: the client gets a generic 500 (the caller has logged the detail).
+func writeError(w http.ResponseWriter, err error, allow string) {
+	e, ok := api.AsError(err)
+	if !ok {
+		e = api.Errorf(api.CodeInternal, "internal error")
+	}
+	if allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	writeJSON(w, e.Status(), e)
+}

@@ -1,0 +1,524 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/audit"
+)
+
+// Secrets is what the gateway needs of the credential store.
+type Secrets interface {
+	// CheckOutbound scans what the caller supplied (URL, header names and values, body)
+	// before any DNS lookup. grants are the credential names this caller may use. It
+	// returns an *api.Error with code api.CodeLeakDetected (message names the credential
+	// or pattern, never the value) when the content holds a known secret value in any
+	// encoded form, matches a credential pattern, or holds the placeholder of a
+	// credential that is not granted or whose binding does not match this destination
+	// (method, scheme, host, port, path prefix). A granted placeholder sent to a
+	// matching destination is not a leak.
+	CheckOutbound(grants []string, method string, u *url.URL, header http.Header, body []byte) error
+	// Inject adds to req, about to be sent, every granted credential whose binding
+	// matches req's destination (https only unless the binding allows http): header
+	// mode sets header = prefix+value, overwriting the caller's; placeholder mode swaps
+	// the placeholder for the real value in headers (and the query where the binding
+	// says so). It returns the names injected (never values).
+	Inject(grants []string, req *http.Request) ([]string, error)
+	// Redact returns b with every known secret value (in every encoded form) and every
+	// credential-pattern match replaced by "[REDACTED]", and the number of replacements.
+	Redact(b []byte) ([]byte, int)
+}
+
+// AuditSink receives one record per egress request, allowed or refused. Record must
+// not block: an implementation queues the record and counts what it had to drop.
+type AuditSink interface {
+	Record(audit.Record)
+}
+
+// Config configures a Gateway. The zero value is usable: every field states its
+// default, and nil dependencies mean the default.
+type Config struct {
+	// MaxResponseBytes caps the upstream response body kept and returned; the rest
+	// is dropped and the response is marked truncated (proxy.max_response_bytes).
+	// Default 1 MiB.
+	MaxResponseBytes int64
+	// MaxRequestBytes caps the body of a request to a door, JSON envelope included.
+	// Default 10 MiB.
+	MaxRequestBytes int64
+	// Timeout bounds one upstream request from dial to the last body byte
+	// (proxy.default_timeout_ms). Default 30 s.
+	Timeout time.Duration
+	// ConnectTimeout bounds one TCP connect. Default 10 s.
+	ConnectTimeout time.Duration
+	// RatePerSecond is the sustained request rate of one sandbox or one tool; a
+	// negative value disables rate limiting. Default 10.
+	RatePerSecond float64
+	// RateBurst is the bucket size of one sandbox or tool. Default 50.
+	RateBurst int
+	// RateIdle is how long an unused bucket is kept (never less than the time it
+	// takes to refill). Default 10 min.
+	RateIdle time.Duration
+	// AllowPrivateCIDRs opens special-purpose ranges on purpose
+	// (proxy.allow_private_cidrs). Default none.
+	AllowPrivateCIDRs []netip.Prefix
+	// Hosts maps names to addresses without DNS (proxy.hosts). The addresses still
+	// pass the special-purpose check. Default none.
+	Hosts map[string][]netip.Addr
+	// UpstreamCAFile is a PEM file of extra CAs trusted for upstream TLS, beside the
+	// system roots (proxy.upstream_ca_file). Default none.
+	UpstreamCAFile string
+	// DoorShutdownTimeout bounds how long Door.Close waits for in-flight requests
+	// before cutting them off. Default 5 s.
+	DoorShutdownTimeout time.Duration
+
+	// Secrets scans, injects and redacts credentials. Nil means no credentials: no
+	// leak scan and no redaction.
+	Secrets Secrets
+	// Audit receives one record per request. Nil drops them.
+	Audit AuditSink
+	// Registerer is where the gateway's metrics are registered. Nil means they are
+	// not registered.
+	Registerer prometheus.Registerer
+	// Logger logs refusals (debug) and upstream failures (warn). Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Resolver looks up names not in Hosts. Nil means net.DefaultResolver.
+	Resolver Resolver
+	// Dial connects to one IP:port that passed the special-purpose check. Nil means
+	// a net.Dialer that checks the address again in its Control function.
+	Dial DialFunc
+	// Now is the clock of rate limits and audit records. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultMaxResponseBytes    = 1 << 20
+	DefaultMaxRequestBytes     = 10 << 20
+	DefaultTimeout             = 30 * time.Second
+	DefaultConnectTimeout      = 10 * time.Second
+	DefaultRatePerSecond       = 10
+	DefaultRateBurst           = 50
+	DefaultRateIdle            = 10 * time.Minute
+	DefaultDoorShutdownTimeout = 5 * time.Second
+)
+
+// redactMargin is how far past MaxResponseBytes the body is read, so that a secret
+// straddling the cut is still recognised and redacted before the body is truncated.
+const redactMargin = 64 << 10
+
+// Gateway runs the egress pipeline. It is safe for concurrent use; one Gateway
+// serves every door and every WASM tool, so that upstream connections are pooled.
+type Gateway struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	guard     *Guard
+	transport *http.Transport
+	limits    *limiters
+	metrics   *metrics
+	closed    atomic.Bool
+}
+
+// New returns a gateway for cfg, with defaults filled in. It fails when the CA file
+// cannot be read or the metrics cannot be registered.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.RatePerSecond == 0 {
+		cfg.RatePerSecond = DefaultRatePerSecond
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = DefaultRateBurst
+	}
+	if cfg.RateIdle <= 0 {
+		cfg.RateIdle = DefaultRateIdle
+	}
+	if cfg.DoorShutdownTimeout <= 0 {
+		cfg.DoorShutdownTimeout = DefaultDoorShutdownTimeout
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	hosts := make(map[string][]netip.Addr, len(cfg.Hosts))
+	for name, addrs := range cfg.Hosts {
+		n, err := normalizeName(name)
+		if err != nil {
+			return nil, fmt.Errorf("egress: proxy.hosts %q: %w", name, err)
+		}
+		hosts[n] = addrs
+	}
+	roots, err := upstreamRoots(cfg.UpstreamCAFile)
+	if err != nil {
+		return nil, err
+	}
+	g.guard = NewGuard(cfg.AllowPrivateCIDRs)
+	d := newDialer(g.guard, hosts, cfg.Resolver, cfg.Dial, cfg.ConnectTimeout)
+	g.transport = &http.Transport{
+		Proxy:                  nil, // never an environment proxy
+		DialContext:            d.DialContext,
+		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    8,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 256 << 10,
+	}
+	g.limits = newLimiters(cfg.RatePerSecond, cfg.RateBurst, cfg.RateIdle)
+	if g.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func upstreamRoots(caFile string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("egress: proxy.upstream_ca_file: %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("egress: proxy.upstream_ca_file %q holds no PEM certificate", caFile)
+	}
+	return roots, nil
+}
+
+// Close closes idle upstream connections; later calls to Do fail with code
+// unavailable. It is idempotent. Doors are owned by whoever opened them.
+func (g *Gateway) Close() error {
+	g.closed.Store(true)
+	g.transport.CloseIdleConnections()
+	return nil
+}
+
+// Call is one outbound request and who makes it.
+type Call struct {
+	// ContainerID or Tool names the caller; exactly one is set. It is the rate-limit
+	// key and goes into the audit record.
+	ContainerID string
+	Tool        string
+	// Policy is the caller's effective policy; nil allows nothing.
+	Policy *Policy
+	// Grants are the credential names the caller may use.
+	Grants []string
+	// RequestID ties the audit record to the caller's request.
+	RequestID string
+
+	Method string // default GET
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Response is an upstream response, capped and redacted.
+type Response struct {
+	Status    int
+	Header    http.Header
+	Body      []byte
+	Truncated bool // the upstream body was longer than MaxResponseBytes
+	// Credentials are the names of the credentials injected (never values).
+	Credentials []string
+}
+
+// hopHeaders are not forwarded from the caller: they describe the caller's
+// connection, or the gateway sets them itself (Host, Content-Length, and
+// Accept-Encoding, so that compressed bodies are decoded and can be redacted).
+var hopHeaders = []string{
+	"Host", "Content-Length", "Transfer-Encoding", "Connection", "Proxy-Connection",
+	"Keep-Alive", "Proxy-Authorization", "Proxy-Authenticate", "Te", "Trailer",
+	"Upgrade", "Accept-Encoding",
+}
+
+// responseHopHeaders describe the upstream connection, not the response.
+var responseHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Te", "Trailer", "Upgrade"}
+
+// Do runs the pipeline for one request: parse, policy, leak scan (before any DNS),
+// rate limit, credential injection, SSRF-safe dial, send (redirects are returned, not
+// followed), response cap and redaction, audit record and metrics. Refusals and
+// failures are *api.Error values with codes blocked_by_policy, leak_detected,
+// private_address, rate_limited, upstream_error, upstream_timeout or invalid_request.
+func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
+	start := g.now()
+	rec := audit.Record{
+		Time:        start,
+		Kind:        audit.KindRequest,
+		ContainerID: c.ContainerID,
+		Tool:        c.Tool,
+		RequestID:   c.RequestID,
+		Method:      strings.ToUpper(c.Method),
+	}
+	if rec.Method == "" {
+		rec.Method = http.MethodGet
+	}
+	resp, err := g.do(ctx, c, &rec)
+	rec.LatencyMS = g.now().Sub(start).Milliseconds()
+	if err != nil {
+		if e, ok := api.AsError(err); ok {
+			rec.Error = e.Code + ": " + e.Message
+			if rec.Reason == "" {
+				rec.Reason = e.Message
+			}
+		} else {
+			rec.Error = api.CodeInternal
+		}
+	}
+	rec.URL = g.redactString(rec.URL)
+	rec.Host = g.redactString(rec.Host)
+	rec.Reason = g.redactString(rec.Reason)
+	rec.Error = g.redactString(rec.Error)
+	kind := callerContainer
+	if c.ContainerID == "" {
+		kind = callerTool
+	}
+	g.metrics.requests.WithLabelValues(kind, string(rec.Decision)).Inc()
+	if g.cfg.Audit != nil {
+		g.cfg.Audit.Record(rec)
+	}
+	return resp, err
+}
+
+func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response, error) {
+	refuse := func(d audit.Decision, err error) (*Response, error) {
+		rec.Decision = d
+		if e, ok := api.AsError(err); ok {
+			g.log.Debug("egress request refused", "request_id", c.RequestID, "code", e.Code, "decision", d)
+		}
+		return nil, err
+	}
+	if g.closed.Load() {
+		return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the egress gateway is shut down"))
+	}
+	var key string
+	switch {
+	case c.ContainerID != "" && c.Tool == "":
+		key = "container/" + c.ContainerID
+	case c.Tool != "" && c.ContainerID == "":
+		key = "tool/" + c.Tool
+	default:
+		return refuse(audit.DecisionError, errors.New("egress: a call needs exactly one of ContainerID and Tool"))
+	}
+
+	// 2. Parse the URL (http and https only) and the caller's headers.
+	orig, _ := url.Parse(c.URL)
+	u, t, err := parseTarget(rec.Method, c.URL)
+	if err != nil {
+		if orig != nil && orig.Host != "" {
+			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
+		}
+		return refuse(audit.DecisionBlocked, err)
+	}
+	rec.Method = t.method
+	rec.URL, rec.Host = audit.RedactURL(u), u.Hostname()
+	for name, vs := range c.Header {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid header name"))
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid value for header "+name))
+			}
+		}
+	}
+
+	// 3. Policy.
+	d := c.Policy.decide(t)
+	rec.Rule = d.Rule
+	if !d.Allowed {
+		rec.Reason = d.Reason
+		return refuse(audit.DecisionBlocked, &api.Error{
+			Code:    api.CodeBlockedByPolicy,
+			Message: fmt.Sprintf("%s %s://%s is not allowed by the network policy: %s", t.method, t.scheme, u.Host, d.Reason),
+			Details: map[string]any{"rule": d.Rule},
+		})
+	}
+
+	// 4. Leak scan of what the caller supplied, before any DNS lookup.
+	if s := g.cfg.Secrets; s != nil {
+		if err := s.CheckOutbound(c.Grants, t.method, u, c.Header, c.Body); err != nil {
+			if e, ok := api.AsError(err); ok && e.Code == api.CodeLeakDetected {
+				return refuse(audit.DecisionLeak, e)
+			}
+			g.log.Warn("egress leak scan failed", "request_id", c.RequestID, "err", g.redactString(err.Error()))
+			return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available"))
+		}
+		// Normalising the host lower-cases it; scan it as the caller wrote it too.
+		if orig != nil && orig.Hostname() != u.Hostname() {
+			if _, n := s.Redact([]byte(orig.Hostname())); n > 0 {
+				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL host holds a credential"))
+			}
+		}
+	}
+
+	// 5. Rate limit; refused requests above took no token.
+	if !g.limits.allow(key, g.now()) {
+		rec.Reason = "rate limit exceeded"
+		return refuse(audit.DecisionRateLimited, api.Errorf(api.CodeRateLimited, "rate limit exceeded for this sandbox; retry later"))
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, t.method, u.String(), bytes.NewReader(c.Body))
+	if err != nil {
+		return refuse(audit.DecisionBlocked, invalidField("url", "url: cannot build a request for it"))
+	}
+	req.ContentLength = int64(len(c.Body))
+	if len(c.Body) == 0 {
+		req.Body, req.GetBody = http.NoBody, nil
+	}
+	req.Header = c.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	for _, h := range hopHeaders {
+		req.Header.Del(h)
+	}
+
+	// 6. Credential injection.
+	if s := g.cfg.Secrets; s != nil {
+		names, err := s.Inject(c.Grants, req)
+		if err != nil {
+			g.log.Warn("egress credential injection failed", "request_id", c.RequestID, "err", g.redactString(err.Error()))
+			return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available"))
+		}
+		rec.Credentials = names
+	}
+
+	// 7, 8. Dial through the guarded dialer and send; the transport never follows
+	// redirects.
+	sent := g.now()
+	rec.BytesOut = int64(len(c.Body))
+	g.metrics.bytes.WithLabelValues("out").Add(float64(len(c.Body)))
+	resp, err := g.transport.RoundTrip(req)
+	if err != nil {
+		e := g.upstreamError(ctx, c.RequestID, err)
+		if e.Code == api.CodePrivateAddress {
+			return refuse(audit.DecisionBlocked, e)
+		}
+		return refuse(audit.DecisionError, e)
+	}
+	defer resp.Body.Close()
+	rec.Status = resp.StatusCode
+
+	// 9. Response: cap, then redact headers and body.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+redactMargin))
+	kind := callerContainer
+	if c.ContainerID == "" {
+		kind = callerTool
+	}
+	g.metrics.latency.WithLabelValues(kind).Observe(g.now().Sub(sent).Seconds())
+	rec.BytesIn = int64(len(body))
+	g.metrics.bytes.WithLabelValues("in").Add(float64(len(body)))
+	if err != nil {
+		return refuse(audit.DecisionError, g.upstreamError(ctx, c.RequestID, err))
+	}
+	if ce := resp.Header.Get("Content-Encoding"); len(body) > 0 && ce != "" && !strings.EqualFold(ce, "identity") {
+		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "upstream sent a body with Content-Encoding %q, which cannot be scanned", ce))
+	}
+	out := &Response{Status: resp.StatusCode, Header: resp.Header.Clone(), Credentials: rec.Credentials}
+	for _, h := range responseHopHeaders {
+		out.Header.Del(h)
+	}
+	truncated := int64(len(body)) > g.cfg.MaxResponseBytes
+	if s := g.cfg.Secrets; s != nil {
+		var total int
+		for name, vs := range out.Header {
+			for i, v := range vs {
+				r, n := s.Redact([]byte(v))
+				if n > 0 {
+					vs[i] = string(r)
+					total += n
+				}
+			}
+			out.Header[name] = vs
+		}
+		var n int
+		body, n = s.Redact(body)
+		total += n
+		g.metrics.redactions.Add(float64(total))
+	}
+	if truncated {
+		body = body[:min(int64(len(body)), g.cfg.MaxResponseBytes)]
+	}
+	out.Body, out.Truncated = body, truncated
+	rec.Decision = audit.DecisionAllowed
+	return out, nil
+}
+
+// upstreamError turns a transport error into the error the caller sees; the detail
+// is logged.
+func (g *Gateway) upstreamError(ctx context.Context, requestID string, err error) *api.Error {
+	var ae *AddressError
+	if errors.As(err, &ae) {
+		return api.Errorf(api.CodePrivateAddress, "%s", ae.Error())
+	}
+	g.log.Warn("egress upstream request failed", "request_id", requestID, "err", g.redactString(err.Error()))
+	var re *resolveError
+	var ne net.Error
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &re):
+		return api.Errorf(api.CodeUpstreamError, "could not resolve the upstream host")
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded || errors.As(err, &ne) && ne.Timeout():
+		return api.Errorf(api.CodeUpstreamTimeout, "upstream did not answer in time")
+	case errors.Is(err, context.Canceled):
+		return api.Errorf(api.CodeUpstreamError, "the request was canceled")
+	case errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci), errors.As(err, &cv):
+		return api.Errorf(api.CodeUpstreamError, "the upstream TLS certificate is not trusted")
+	default:
+		return api.Errorf(api.CodeUpstreamError, "could not reach the upstream")
+	}
+}
+
+func (g *Gateway) redactString(s string) string {
+	if s == "" || g.cfg.Secrets == nil {
+		return s
+	}
+	r, n := g.cfg.Secrets.Redact([]byte(s))
+	if n == 0 {
+		return s
+	}
+	return string(r)
+}
