@@ -154,6 +154,7 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.healthCommand(),
 		a.statusCommand(),
 		a.versionCommand(),
+		a.auditCommand(),
 	)
 	return root
 }

@@ -17,12 +17,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
@@ -108,6 +110,23 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 
+	auditW, err := audit.New(audit.Config{
+		Dir:      cfg.Logging.AuditDir,
+		MaxBytes: cfg.Logging.AuditMaxBytes,
+		MaxFiles: cfg.Logging.AuditKeepFiles,
+	}, audit.Deps{Index: db, Logger: log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("logging.audit_dir: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := auditW.Close(cctx); err != nil {
+			log.Warn("audit log not fully flushed", "err", err)
+		}
+	}()
+	srv.RegisterAudit(auditLog{db: db, w: auditW})
+
 	var listeners []net.Listener
 	defer func() {
 		for _, ln := range listeners {
@@ -150,6 +169,20 @@ func storeHealth(db *store.DB) func(context.Context) api.ComponentHealth {
 		}
 		return api.ComponentHealth{Status: "ok"}
 	}
+}
+
+// auditLog answers queries from the store's index and streams from the writer.
+type auditLog struct {
+	db *store.DB
+	w  *audit.Writer
+}
+
+func (a auditLog) QueryAudit(ctx context.Context, f audit.Filter) ([]audit.Record, error) {
+	return a.db.QueryAudit(ctx, f)
+}
+
+func (a auditLog) Subscribe(ctx context.Context, f audit.Filter) (<-chan audit.Record, func()) {
+	return a.w.Subscribe(ctx, f)
 }
 
 // prepareDirs creates the directories the configuration names, if missing, with

@@ -65,6 +65,10 @@ type Server struct {
 	limiter *Limiter
 	metrics *httpMetrics
 
+	// stopping is closed when shutdown begins, so long-lived streams end promptly.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
+
 	mu       sync.Mutex // guards routes and mux while routes are being added
 	routes   []Route
 	patterns map[string]*patternRoutes
@@ -108,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:  m,
 		patterns: map[string]*patternRoutes{},
 		mux:      http.NewServeMux(),
+		stopping: make(chan struct{}),
 	}
 	s.mux.Handle("/", http.HandlerFunc(s.noRoute))
 	s.handler = s.middleware(s.mux)
@@ -145,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler of the whole API.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Stopping is closed when the server begins to shut down; streaming handlers end then.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 // Limiter returns the execution limiter, for routes that acquire it themselves.
 func (s *Server) Limiter() *Limiter { return s.limiter }
@@ -193,6 +201,7 @@ func (s *Server) Serve(ctx context.Context, timeout time.Duration, listeners ...
 			first = errors.New("a listener stopped unexpectedly")
 		}
 	}
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	for _, hs := range servers {
