@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -155,5 +156,96 @@ func TestInitCommand(t *testing.T) {
 		if it.Created {
 			t.Errorf("third init created %s", it.Path)
 		}
+	}
+}
+
+// serveDir initialises dir, lets edit change its config, serves it, and returns the
+// environment and port for client commands.
+func serveDir(t *testing.T, edit func(cfg string) string) (map[string]string, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cb")
+	env := map[string]string{"HOME": t.TempDir(), "CLAWBOX_HOME": dir}
+	if r := clawbox(t, context.Background(), env, "init"); r.code != 0 {
+		t.Fatalf("init: %+v", r)
+	}
+	if edit != nil {
+		p := filepath.Join(dir, "config.toml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := strconv.Itoa(freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- runWithEnv(ctx, []string{"serve", "--port", port}, env, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(30 * time.Second)
+	for clawbox(t, context.Background(), env, "health", "--port", port).code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not come up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return env, port
+}
+
+func TestPolicyCheckCommand(t *testing.T) {
+	env, port := serveDir(t, func(cfg string) string {
+		return strings.Replace(cfg, "network_allowlist = []", `network_allowlist = ["GET,HEAD https://api.github.com/repos/", "!https://api.github.com/repos/secret/"]`, 1)
+	})
+	cases := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"https://api.github.com/repos/x/y"}, 0, []string{"ALLOWED", "rule:    GET,HEAD https://api.github.com/repos", "policy:  server"}},
+		{[]string{"--method", "post", "https://api.github.com/repos/x/y"}, 1, []string{"BLOCKED  POST"}},
+		{[]string{"https://api.github.com/repos/secret/z"}, 1, []string{"BLOCKED", "!"}},
+		{[]string{"http://api.github.com/repos/x"}, 1, []string{"BLOCKED"}},
+		{[]string{"ftp://api.github.com/"}, 1, []string{}},
+		{[]string{"--container", "clawbox-nope", "https://api.github.com/repos/x"}, 1, []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := clawbox(t, context.Background(), env, append([]string{"policy", "check", "--port", port}, tc.args...)...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d: %+v", r.code, tc.code, r)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("output lacks %q: %s", w, r.stdout)
+				}
+			}
+		})
+	}
+	r := clawbox(t, context.Background(), env, "policy", "check", "--port", port, "--json", "https://api.github.com/repos/a/b")
+	var res struct {
+		Allowed bool     `json:"allowed"`
+		Rules   []string `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.Allowed || len(res.Rules) != 2 {
+		t.Errorf("--json: %+v %v", r, err)
+	}
+	if r := clawbox(t, context.Background(), env, "policy", "check", "--port", port); r.code != ExitUsage {
+		t.Errorf("policy check without URL: exit %d", r.code)
+	}
+}
+
+func TestServeRefusesBadAllowlist(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cb")
+	env := map[string]string{"HOME": t.TempDir(), "CLAWBOX_HOME": dir}
+	clawbox(t, context.Background(), env, "init")
+	p := filepath.Join(dir, "config.toml")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "network_allowlist = []", `network_allowlist = ["https://"]`, 1)), 0o600)
+	r := clawbox(t, context.Background(), env, "serve", "--port", strconv.Itoa(freePort(t)))
+	if r.code != ExitError || !strings.Contains(r.stderr, "container_policy.network_allowlist") {
+		t.Errorf("bad allowlist: %+v", r)
 	}
 }

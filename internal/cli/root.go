@@ -155,6 +155,7 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.statusCommand(),
 		a.versionCommand(),
 		a.auditCommand(),
+		a.policyCommand(),
 	)
 	return root
 }

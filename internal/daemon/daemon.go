@@ -127,6 +127,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}()
 	srv.RegisterAudit(auditLog{db: db, w: auditW})
 
+	if _, err := serverPolicy(cfg, log); err != nil {
+		return err
+	}
+	gw, err := newGateway(cfg, nil, auditW, reg, log)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	srv.RegisterPolicy(policySource{server: cfg.ContainerPolicy.NetworkAllowlist})
+
 	var listeners []net.Listener
 	defer func() {
 		for _, ln := range listeners {
