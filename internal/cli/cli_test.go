@@ -249,3 +249,46 @@ func TestServeRefusesBadAllowlist(t *testing.T) {
 		t.Errorf("bad allowlist: %+v", r)
 	}
 }
+
+func TestCredsCommands(t *testing.T) {
+	env, port := serveDir(t, nil)
+	const secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+	var out, errb bytes.Buffer
+	code := runWithStdin(context.Background(), []string{"creds", "add", "GITHUB", "--host", "api.github.com", "--port", port, "--method", "GET", "--path-prefix", "/repos"}, env, secret+"\n", &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "Stored credential GITHUB") {
+		t.Fatalf("creds add: %d %s %s", code, out.String(), errb.String())
+	}
+	r := clawbox(t, context.Background(), env, "creds", "list", "--port", port)
+	if r.code != 0 || !strings.Contains(r.stdout, "GITHUB") || !strings.Contains(r.stdout, "api.github.com") {
+		t.Errorf("creds list: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "creds", "list", "--port", port, "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "GITHUB"`) {
+		t.Errorf("creds list --json: %+v", r)
+	}
+	for _, rr := range []result{r} {
+		if strings.Contains(rr.stdout+rr.stderr, secret) {
+			t.Fatal("a credential value was printed")
+		}
+	}
+	// No value: a usage error, nothing stored.
+	r = clawbox(t, context.Background(), env, "creds", "add", "EMPTY", "--host", "x.example", "--port", port)
+	if r.code != ExitUsage {
+		t.Errorf("creds add without a value: %+v", r)
+	}
+	// A bad name is refused by the server with the field named.
+	out.Reset()
+	errb.Reset()
+	code = runWithStdin(context.Background(), []string{"creds", "add", "bad-name!", "--host", "x.example", "--port", port}, env, "value-123456", &out, &errb)
+	if code != ExitError || !strings.Contains(errb.String(), "invalid_request") {
+		t.Errorf("creds add bad name: %d %s", code, errb.String())
+	}
+	r = clawbox(t, context.Background(), env, "creds", "rm", "GITHUB", "--port", port)
+	if r.code != 0 {
+		t.Errorf("creds rm: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "creds", "rm", "GITHUB", "--port", port)
+	if r.code != ExitError || !strings.Contains(r.stderr, "not_found") {
+		t.Errorf("creds rm twice: %+v", r)
+	}
+}

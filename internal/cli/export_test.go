@@ -9,7 +9,12 @@ import (
 
 // runWithEnv runs the command line with only the given environment variables.
 func runWithEnv(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	a := &app{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr,
+	return runWithStdin(ctx, args, env, "", stdout, stderr)
+}
+
+// runWithStdin is runWithEnv with stdin content.
+func runWithStdin(ctx context.Context, args []string, env map[string]string, stdin string, stdout, stderr io.Writer) int {
+	a := &app{stdin: strings.NewReader(stdin), stdout: stdout, stderr: stderr,
 		env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	return run(ctx, a, args)
 }

@@ -156,6 +156,7 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.versionCommand(),
 		a.auditCommand(),
 		a.policyCommand(),
+		a.credsCommand(),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 	"github.com/clawbox/clawbox/internal/version"
@@ -127,10 +128,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}()
 	srv.RegisterAudit(auditLog{db: db, w: auditW})
 
+	creds, why, err := openCredentials(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer creds.Close()
+	if creds != nil {
+		srv.RegisterCredentials(creds, "")
+	} else {
+		srv.RegisterCredentials(nil, why)
+	}
+
 	if _, err := serverPolicy(cfg, log); err != nil {
 		return err
 	}
-	gw, err := newGateway(cfg, nil, auditW, reg, log)
+	// A nil *secrets.Store still scans for credential patterns.
+	gw, err := newGateway(cfg, creds, auditW, reg, log)
 	if err != nil {
 		return err
 	}
@@ -179,6 +192,28 @@ func storeHealth(db *store.DB) func(context.Context) api.ComponentHealth {
 		}
 		return api.ComponentHealth{Status: "ok"}
 	}
+}
+
+// openCredentials opens the credential store with the master key from
+// CLAWBOX_MASTER_KEY or credentials.key_file. Without a key the server runs without
+// stored credentials (the reason is returned); a store that cannot be read with the
+// key is an error, never silently ignored.
+func openCredentials(cfg *config.Config, log *slog.Logger) (*secrets.Store, string, error) {
+	envKey, _ := config.MasterKeyHex(nil)
+	key, err := secrets.LoadMasterKey(envKey, cfg.Credentials.KeyFile)
+	if errors.Is(err, secrets.ErrNoMasterKey) {
+		why := fmt.Sprintf("no master key: set %s or create credentials.key_file (%s) with clawbox init", config.EnvMasterKey, cfg.Credentials.KeyFile)
+		log.Warn("credentials disabled: " + why)
+		return nil, why, nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("credentials.key_file: %w", err)
+	}
+	st, err := secrets.Open(secrets.Config{Path: cfg.Credentials.StorePath, Key: key, Logger: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("credentials.store_path: %w", err)
+	}
+	return st, "", nil
 }
 
 // auditLog answers queries from the store's index and streams from the writer.

@@ -231,3 +231,49 @@ func TestInstanceIDIsStable(t *testing.T) {
 		t.Errorf("instance id changed across restarts: %s then %s", first, second)
 	}
 }
+
+func TestCredentialsWithoutMasterKey(t *testing.T) {
+	cfg := testConfig(t)
+	os.Remove(cfg.Credentials.KeyFile)
+	addrs, _ := runDaemon(t, cfg)
+	tok, _ := cfg.Token()
+	req, _ := http.NewRequest("GET", addrs[0]+"/credentials", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "CLAWBOX_MASTER_KEY") {
+		t.Errorf("GET /credentials without a key = %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestCredentialsWrongMasterKeyStopsStart(t *testing.T) {
+	cfg := testConfig(t)
+	addrs, stop := runDaemon(t, cfg)
+	tok, _ := cfg.Token()
+	req, _ := http.NewRequest("PUT", addrs[0]+"/credentials/GITHUB", strings.NewReader(`{"value":"ghp_0123456789abcdefghij0123456789abcdef","host":"api.github.com"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT credential = %d", resp.StatusCode)
+	}
+	stop()
+	// Another key cannot read the store: the server refuses to start rather than run
+	// without the credentials the operator stored.
+	os.WriteFile(cfg.Credentials.KeyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	err = Run(context.Background(), cfg, Options{Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "credentials.store_path") {
+		t.Fatalf("wrong master key: err = %v", err)
+	}
+	if strings.Contains(err.Error(), "ghp_") {
+		t.Fatal("the error shows a credential value")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/egress"
+	"github.com/clawbox/clawbox/internal/secrets"
 )
 
 // newGateway builds the egress gateway from the [proxy] config.
@@ -106,3 +107,6 @@ func (s policySource) EffectivePolicy(ctx context.Context, containerID, tool str
 	p, err := egress.ParsePolicy(s.server)
 	return p, "server", err
 }
+
+// The credential store is the gateway's Secrets.
+var _ egress.Secrets = (*secrets.Store)(nil)
