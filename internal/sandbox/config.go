@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config is the container sandbox configuration. A zero field takes the default named
+// in its comment (except where said otherwise); internal/config maps the TOML keys
+// [containers] and [container_policy] onto it.
+type Config struct {
+	// InstanceID labels this server's containers; required.
+	InstanceID string
+	// ProxiesDir is the base of the per-sandbox socket directories (made 0700);
+	// required.
+	ProxiesDir string
+	// AllowedImages: entries without a trailing "/" allow one repository (any tag or
+	// digest), entries ending in "/" allow the repositories under that path. nil
+	// means the default ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"];
+	// an empty non-nil list denies every image.
+	AllowedImages []string
+	// DefaultImage is used when a spawn names none. Default "alpine:latest".
+	DefaultImage string
+	// User runs the workload as "uid:gid". Default "1000:1000".
+	User string
+	// AllowRoot permits a User with uid 0. Default false.
+	AllowRoot bool
+	// PidsLimit bounds processes per sandbox. Default 256. Under gVisor (runsc) the
+	// sandbox kernel's host processes count too, so raise it there.
+	PidsLimit int64
+	// TmpfsSizeMB sizes the noexec /tmp. Default 256.
+	TmpfsSizeMB int
+	// DefaultMemoryMB / MaxMemoryMB: memory per sandbox. Defaults 512 and 4096.
+	DefaultMemoryMB, MaxMemoryMB int64
+	// DefaultCPUShares / MaxCPUShares: relative CPU weight. Defaults 1024 and 4096.
+	DefaultCPUShares, MaxCPUShares int64
+	// MaxCPUs bounds the optional hard CPU quota. Default (0): the host's CPU count.
+	MaxCPUs float64
+	// DefaultTimeout / MaxTimeout: a sandbox's lifetime. Defaults 2m and 1h.
+	DefaultTimeout, MaxTimeout time.Duration
+	// Nofile is the open-files ulimit (soft = hard). Default 1024.
+	Nofile int64
+	// StopGrace is the time between SIGTERM and SIGKILL. Default 5s.
+	StopGrace time.Duration
+	// MaxLogBytes caps each of stdout and stderr kept. Default 1 MiB.
+	MaxLogBytes int64
+	// Retention keeps finished records and their logs. Default 1h.
+	Retention time.Duration
+	// ReaperInterval is the reaper's period. Default 30s.
+	ReaperInterval time.Duration
+	// Runtime is the OCI runtime: "" for the engine's default (runc) or "runsc"
+	// (gVisor; seen working with the engine runtime args
+	// --platform=ptrace --network=none --host-uds=open).
+	Runtime string
+	// MaxContainers bounds sandboxes in creating or running. Default 10.
+	MaxContainers int
+	// KillOnShutdown kills running sandboxes at Shutdown; by default they keep
+	// running for the next start to adopt. Default false.
+	KillOnShutdown bool
+	// AllowedPolicies are the policies a spawn may ask for (compared
+	// case-insensitively). nil means the default ["wasm_only", "container"].
+	AllowedPolicies []string
+	// NetworkAllowlist is every container's egress allowlist; a spawn may narrow it.
+	// Default: empty (no network).
+	NetworkAllowlist []string
+	// AllowedCredentials are the credential names a spawn may request. Default none.
+	AllowedCredentials []string
+}
+
+// withDefaults returns c with every zero field defaulted, or an error naming the
+// first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.InstanceID == "" {
+		return c, errors.New("sandbox config: instance id is required")
+	}
+	if c.ProxiesDir == "" {
+		return c, errors.New("sandbox config: proxies dir is required")
+	}
+	if n := len(filepath.Join(c.ProxiesDir, "clawbox-00000000-0000-0000-0000-000000000000", "proxy.sock")); n > maxSocketPath {
+		return c, fmt.Errorf("sandbox config: proxies dir %q is too long: its socket paths would be %d bytes, the limit is %d", c.ProxiesDir, n, maxSocketPath)
+	}
+	if c.AllowedImages == nil {
+		c.AllowedImages = []string{"alpine", "debian", "ubuntu", "python", "node", "clawbox/"}
+	}
+	def := func(p *int64, v int64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.DefaultImage == "" {
+		c.DefaultImage = "alpine:latest"
+	}
+	if c.User == "" {
+		c.User = "1000:1000"
+	}
+	def(&c.PidsLimit, 256)
+	if c.TmpfsSizeMB == 0 {
+		c.TmpfsSizeMB = 256
+	}
+	def(&c.DefaultMemoryMB, 512)
+	def(&c.MaxMemoryMB, 4096)
+	def(&c.DefaultCPUShares, 1024)
+	def(&c.MaxCPUShares, 4096)
+	if c.MaxCPUs == 0 {
+		c.MaxCPUs = float64(runtime.NumCPU())
+	}
+	defD(&c.DefaultTimeout, 2*time.Minute)
+	defD(&c.MaxTimeout, time.Hour)
+	def(&c.Nofile, 1024)
+	defD(&c.StopGrace, 5*time.Second)
+	def(&c.MaxLogBytes, 1<<20)
+	defD(&c.Retention, time.Hour)
+	defD(&c.ReaperInterval, 30*time.Second)
+	if c.MaxContainers == 0 {
+		c.MaxContainers = 10
+	}
+	if c.AllowedPolicies == nil {
+		c.AllowedPolicies = []string{"wasm_only", "container"}
+	}
+	switch {
+	case c.DefaultMemoryMB > c.MaxMemoryMB || c.DefaultMemoryMB < minMemoryMB:
+		return c, fmt.Errorf("sandbox config: default_memory_mb %d must be between %d and max_memory_mb %d", c.DefaultMemoryMB, minMemoryMB, c.MaxMemoryMB)
+	case c.DefaultCPUShares > c.MaxCPUShares || c.DefaultCPUShares < minCPUShares:
+		return c, fmt.Errorf("sandbox config: default_cpu_shares %d must be between %d and max_cpu_shares %d", c.DefaultCPUShares, minCPUShares, c.MaxCPUShares)
+	case c.DefaultTimeout > c.MaxTimeout || c.DefaultTimeout < 0:
+		return c, fmt.Errorf("sandbox config: default timeout %s is above the max timeout %s", c.DefaultTimeout, c.MaxTimeout)
+	case c.PidsLimit < 0 || c.TmpfsSizeMB < 0 || c.Nofile < 0 || c.MaxLogBytes < 0 || c.MaxContainers < 0 || c.MaxCPUs < 0:
+		return c, errors.New("sandbox config: limits must not be negative")
+	}
+	if err := checkUser(c.User, c.AllowRoot); err != nil {
+		return c, err
+	}
+	if _, err := NormalizeImage(c.DefaultImage); err != nil {
+		return c, fmt.Errorf("sandbox config: default_image: %w", err)
+	}
+	return c, nil
+}
+
+// checkUser validates "uid[:gid]" (numeric, so no passwd lookup inside the image) and
+// refuses uid 0 unless allowRoot.
+func checkUser(user string, allowRoot bool) error {
+	uid, gid, hasGID := strings.Cut(user, ":")
+	if !isNumeric(uid) || (hasGID && !isNumeric(gid)) {
+		return fmt.Errorf("sandbox config: user %q must be numeric uid:gid", user)
+	}
+	if strings.Trim(uid, "0") == "" && !allowRoot {
+		return fmt.Errorf("sandbox config: user %q is root; set allow_root to permit it", user)
+	}
+	return nil
+}
+
+func isNumeric(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path less its NUL).
+const maxSocketPath = 107
+
+// Smallest accepted limits (the engine refuses less memory; a share below 2 is
+// meaningless).
+const (
+	minMemoryMB  = 6
+	minCPUShares = 2
+)

@@ -1,0 +1,439 @@
+// Package docker is the Docker Engine backend of internal/sandbox: it creates and
+// starts hardened containers (read-only root, no capabilities, no new privileges,
+// no network, bounded memory, CPU, pids and files, an init as PID 1), waits on them,
+// collects their demultiplexed logs and removes them, through the Engine API
+// (github.com/moby/moby/client).
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/sandbox"
+)
+
+var _ sandbox.Backend = (*Backend)(nil)
+
+// Options configure a Backend. A zero field takes the default in its comment.
+type Options struct {
+	// Client is the Engine API client; nil: one from the environment (DOCKER_HOST,
+	// DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_API_VERSION).
+	Client *client.Client
+	// CallTimeout bounds each Engine API call (a stop adds its grace). Default 30s.
+	CallTimeout time.Duration
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Backend runs sandboxes as Docker containers. Create it with New, then Connect.
+type Backend struct {
+	cli     *client.Client
+	ownsCli bool
+	timeout time.Duration
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close: pending waits
+	cancel context.CancelFunc
+
+	wg      sync.WaitGroup          // wait drainers
+	mu      sync.Mutex              // guards pending, closed
+	pending map[string]*pendingWait // waits registered before start, by container id
+	closed  bool
+}
+
+// pendingWait is a ContainerWait issued before ContainerStart, so the exit cannot
+// be missed.
+type pendingWait struct {
+	out    <-chan waitOutcome
+	cancel context.CancelFunc
+}
+
+type waitOutcome struct {
+	resp container.WaitResponse
+	err  error
+}
+
+// startWait issues a ContainerWait bounded by both ctx and the backend's life, and
+// always drains it (the client's own goroutine blocks until its result is read).
+// The caller holds b.mu and has checked that b is not closed.
+func (b *Backend) startWaitLocked(ctx context.Context, id string, cond container.WaitCondition) (<-chan waitOutcome, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(b.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	res := b.cli.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: cond})
+	out := make(chan waitOutcome, 1)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		select {
+		case r := <-res.Result:
+			out <- waitOutcome{resp: r}
+		case err := <-res.Error:
+			out <- waitOutcome{err: err}
+		}
+	}()
+	return out, func() { stop(); cancel() }
+}
+
+// New returns a Backend. It does not contact the engine: call Connect.
+func New(opts Options) (*Backend, error) {
+	b := &Backend{cli: opts.Client, timeout: opts.CallTimeout, log: opts.Logger, pending: map[string]*pendingWait{}}
+	if b.cli == nil {
+		c, err := client.New(client.FromEnv)
+		if err != nil {
+			return nil, fmt.Errorf("docker client: %w", err)
+		}
+		b.cli, b.ownsCli = c, true
+	}
+	if b.timeout <= 0 {
+		b.timeout = 30 * time.Second
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Client returns the Engine API client (for image pulls and tests).
+func (b *Backend) Client() *client.Client { return b.cli }
+
+// Connect pings the engine and negotiates the API version now rather than lazily on
+// the first call, so an unreachable or too old engine is a clear error at start.
+func (b *Backend) Connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	_, err := b.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
+	if err == nil {
+		return nil
+	}
+	if errdefs.IsInvalidArgument(err) {
+		return fmt.Errorf("docker engine at %s is too old (clawbox needs Engine API %s or newer): %w", b.cli.DaemonHost(), client.MinAPIVersion, err)
+	}
+	return fmt.Errorf("docker engine at %s is not reachable (is the daemon running? is DOCKER_HOST right?): %w", b.cli.DaemonHost(), err)
+}
+
+// Ping checks that the engine answers (negotiating the API version if not done yet).
+func (b *Backend) Ping(ctx context.Context) error { return b.Connect(ctx) }
+
+// Close cancels pending waits and closes the client if Backend made it. Idempotent.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	for id, p := range b.pending {
+		p.cancel()
+		delete(b.pending, id)
+	}
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	if b.ownsCli {
+		return b.cli.Close()
+	}
+	return nil
+}
+
+func (b *Backend) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.timeout)
+}
+
+// classify turns engine errors into the errdefs sentinels the sandbox package checks
+// with errors.Is.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("docker %s: %w: %w", op, errdefs.ErrNotFound, err)
+	}
+	return fmt.Errorf("docker %s: %w", op, err)
+}
+
+// Label limits.
+const maxTaskLabel = 128
+
+// truncateLabel cuts s to at most n bytes on a rune boundary.
+func truncateLabel(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// networkName is the dedicated bridge network of a container_direct sandbox.
+func networkName(sandboxID string) string { return sandboxID + "-net" }
+
+// Log rotation bounds the engine keeps per container on disk (clawbox keeps its own
+// capped copy); they stop a chatty workload from filling the host's disk.
+const (
+	logMaxSize  = "64m"
+	logMaxFiles = "1"
+)
+
+// createOptions builds the hardened container configuration of SPEC 2.1 for spec.
+func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
+	labels := map[string]string{
+		sandbox.LabelContainerID: spec.ID,
+		sandbox.LabelTask:        truncateLabel(spec.Task, maxTaskLabel),
+		sandbox.LabelPolicy:      string(spec.Policy),
+		sandbox.LabelInstance:    spec.Instance,
+	}
+	pids := spec.PidsLimit
+	init := true
+	hc := &container.HostConfig{
+		NetworkMode:    "none",
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(spec.TmpfsMB) + "m"},
+		Init:           &init,
+		Runtime:        spec.Runtime,
+		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}},
+		Resources: container.Resources{
+			Memory:     spec.MemoryBytes,
+			MemorySwap: spec.MemoryBytes, // memory + swap = memory: no swap
+			CPUShares:  spec.CPUShares,
+			NanoCPUs:   spec.NanoCPUs,
+			PidsLimit:  &pids,
+			Ulimits:    []*container.Ulimit{{Name: "nofile", Soft: spec.Nofile, Hard: spec.Nofile}},
+		},
+	}
+	if spec.Policy == sandbox.PolicyContainerDirect {
+		hc.NetworkMode = container.NetworkMode(networkName(spec.ID))
+	}
+	if spec.SocketDir != "" {
+		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: spec.SocketDir, Target: sandbox.ContainerSocketDir, ReadOnly: true}}
+	}
+	cfg := &container.Config{
+		Image:  spec.Image,
+		User:   spec.User,
+		Env:    append([]string(nil), spec.Env...),
+		Labels: labels,
+	}
+	if len(spec.Command) > 0 {
+		cfg.Cmd = append([]string(nil), spec.Command...)
+	}
+	return client.ContainerCreateOptions{Name: spec.ID, Config: cfg, HostConfig: hc}
+}
+
+// Start creates and starts a hardened container. The image must be present locally
+// (it is never pulled): a missing image is 400 image_not_found. On error nothing is
+// left behind.
+func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (id string, err error) {
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	if _, err := b.cli.ImageInspect(cctx, spec.Image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", api.Errorf(api.CodeImageNotFound, "image %q is not present locally: run `clawbox image pull %s` first", spec.Image, spec.Image)
+		}
+		return "", classify("image inspect", err)
+	}
+	opts := createOptions(spec)
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	if spec.Policy == sandbox.PolicyContainerDirect {
+		name := networkName(spec.ID)
+		if _, err := b.cli.NetworkCreate(cctx, name, client.NetworkCreateOptions{
+			Driver: "bridge",
+			Labels: map[string]string{sandbox.LabelContainerID: spec.ID, sandbox.LabelInstance: spec.Instance},
+		}); err != nil {
+			return "", classify("network create", err)
+		}
+		cleanup = append(cleanup, func() { b.removeNetwork(context.WithoutCancel(ctx), spec.ID) })
+	}
+	created, err := b.cli.ContainerCreate(cctx, opts)
+	if err != nil {
+		return "", classify("container create", err)
+	}
+	id = created.ID
+	cleanup = append(cleanup, func() {
+		rctx, rcancel := b.call(context.WithoutCancel(ctx))
+		defer rcancel()
+		if _, rerr := b.cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && !errdefs.IsNotFound(rerr) {
+			b.log.Error("docker: remove container after failed start", "container", id, "err", rerr)
+		}
+	})
+	// Wait before start, so that however fast the workload exits, its exit is seen.
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return "", errors.New("docker backend closed")
+	}
+	out, wcancel := b.startWaitLocked(b.ctx, id, container.WaitConditionNextExit)
+	b.pending[id] = &pendingWait{out: out, cancel: wcancel}
+	b.mu.Unlock()
+	cleanup = append(cleanup, func() { b.dropPending(id) })
+	if _, err := b.cli.ContainerStart(cctx, id, client.ContainerStartOptions{}); err != nil {
+		return "", classify("container start", err)
+	}
+	return id, nil
+}
+
+func (b *Backend) dropPending(id string) {
+	b.mu.Lock()
+	p := b.pending[id]
+	delete(b.pending, id)
+	b.mu.Unlock()
+	if p != nil {
+		p.cancel()
+	}
+}
+
+// Wait blocks until the container is not running and returns its exit.
+func (b *Backend) Wait(ctx context.Context, id string) (sandbox.Exit, error) {
+	b.mu.Lock()
+	p := b.pending[id]
+	delete(b.pending, id)
+	b.mu.Unlock()
+	var out <-chan waitOutcome
+	if p != nil {
+		defer p.cancel()
+		out = p.out
+	} else {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return sandbox.Exit{}, errors.New("docker backend closed")
+		}
+		var cancel context.CancelFunc
+		out, cancel = b.startWaitLocked(ctx, id, container.WaitConditionNotRunning)
+		b.mu.Unlock()
+		defer cancel()
+	}
+	select {
+	case o := <-out:
+		if o.err != nil {
+			return sandbox.Exit{}, classify("container wait", o.err)
+		}
+		r := o.resp
+		exit := sandbox.Exit{Code: int(r.StatusCode)}
+		if r.Error != nil && r.Error.Message != "" {
+			b.log.Warn("docker: wait reported an error", "container", id, "err", r.Error.Message)
+		}
+		// The wait response does not say whether the kernel OOM-killed it.
+		if c, err := b.Inspect(ctx, id); err == nil {
+			exit.OOMKilled = c.Exit.OOMKilled
+		}
+		return exit, nil
+	case <-ctx.Done():
+		return sandbox.Exit{}, ctx.Err()
+	}
+}
+
+// Stop sends SIGTERM and, after grace, SIGKILL.
+func (b *Backend) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(math.Ceil(grace.Seconds()))
+	ctx, cancel := context.WithTimeout(ctx, b.timeout+time.Duration(secs)*time.Second)
+	defer cancel()
+	_, err := b.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	return classify("container stop", err)
+}
+
+// Logs copies the container's demultiplexed output to stdout and stderr.
+func (b *Backend) Logs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
+	if !follow {
+		var cancel context.CancelFunc
+		ctx, cancel = b.call(ctx)
+		defer cancel()
+	}
+	rc, err := b.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		return classify("container logs", err)
+	}
+	defer rc.Close()
+	if _, err := stdcopy.StdCopy(stdout, stderr, rc); err != nil && ctx.Err() == nil {
+		return classify("container logs", err)
+	}
+	return nil
+}
+
+// Remove force-removes the container and, for container_direct, its network. A
+// container that is already gone is not an error.
+func (b *Backend) Remove(ctx context.Context, id string) error {
+	b.dropPending(id)
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	var sandboxID, policy string
+	if r, err := b.cli.ContainerInspect(cctx, id, client.ContainerInspectOptions{}); err == nil && r.Container.Config != nil {
+		sandboxID = r.Container.Config.Labels[sandbox.LabelContainerID]
+		policy = r.Container.Config.Labels[sandbox.LabelPolicy]
+	}
+	if _, err := b.cli.ContainerRemove(cctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+		return classify("container remove", err)
+	}
+	if policy == string(sandbox.PolicyContainerDirect) && sandboxID != "" {
+		b.removeNetwork(ctx, sandboxID)
+	}
+	return nil
+}
+
+func (b *Backend) removeNetwork(ctx context.Context, sandboxID string) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
+	if _, err := b.cli.NetworkRemove(ctx, networkName(sandboxID), client.NetworkRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+		b.log.Error("docker: remove sandbox network", "sandbox", sandboxID, "err", err)
+	}
+}
+
+// List returns every container (running or not) labelled with instance.
+func (b *Backend) List(ctx context.Context, instance string) ([]sandbox.Container, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
+	f := make(client.Filters).Add("label", sandbox.LabelInstance+"="+instance)
+	res, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, classify("container list", err)
+	}
+	out := make([]sandbox.Container, 0, len(res.Items))
+	for _, c := range res.Items {
+		out = append(out, sandbox.Container{ID: c.ID, Labels: c.Labels, Running: c.State == container.StateRunning})
+	}
+	return out, nil
+}
+
+// Inspect returns one container's state.
+func (b *Backend) Inspect(ctx context.Context, id string) (sandbox.Container, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
+	r, err := b.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return sandbox.Container{}, classify("container inspect", err)
+	}
+	c := sandbox.Container{ID: r.Container.ID}
+	if r.Container.Config != nil {
+		c.Labels = r.Container.Config.Labels
+	}
+	if s := r.Container.State; s != nil {
+		c.Running = s.Running || s.Restarting
+		c.Exit = sandbox.Exit{Code: s.ExitCode, OOMKilled: s.OOMKilled}
+	}
+	return c, nil
+}

@@ -1,0 +1,656 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/audit"
+)
+
+// Options are a Manager's dependencies. Backend and Store are required; a nil field
+// otherwise means the default named in its comment.
+type Options struct {
+	Config  Config
+	Backend Backend
+	Store   RecordStore
+	// Doors opens each sandbox's egress door; nil means doors cannot be opened and
+	// every "container" spawn fails (container_direct needs none).
+	Doors DoorOpener
+	// Audit receives lifecycle events; nil: none.
+	Audit AuditSink
+	// Credentials provides env placeholders for granted credentials; nil: none.
+	Credentials CredentialEnv
+	// Clock; nil: the real clock.
+	Clock Clock
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+	// Registerer for the sandbox metrics; nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// Manager owns every container sandbox of this server: spawn, kill, logs, the
+// per-sandbox lifecycle monitors, the reaper and start-up reconciliation.
+// Call Start before serving and Shutdown at the end.
+type Manager struct {
+	cfg     Config
+	backend Backend
+	store   RecordStore
+	doors   DoorOpener
+	audit   AuditSink
+	creds   CredentialEnv
+	clock   Clock
+	log     *slog.Logger
+	metrics *metrics
+
+	ctx    context.Context // cancelled at Shutdown: monitors and the reaper
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // monitors, the reaper, in-flight spawns
+
+	mu      sync.Mutex       // guards live, closed, started
+	live    map[string]*live // sandboxes creating or running in this process
+	closed  bool
+	started bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// live is the in-memory side of a sandbox that is creating or running.
+type live struct {
+	id        string
+	tokenHash []byte
+	revoked   atomic.Bool
+	socketDir string // "" for container_direct
+	cancel    context.CancelFunc
+	done      chan struct{} // closed once finished (or detached at shutdown)
+
+	mu        sync.Mutex // guards rec, door, finishing
+	rec       *Record
+	door      io.Closer
+	finishing bool
+}
+
+func (l *live) authenticate(token string) bool {
+	return !l.revoked.Load() && tokenMatches(l.tokenHash, token)
+}
+
+func (l *live) snapshot() *Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.clone()
+}
+
+// New validates the options and returns a Manager. It starts nothing: call Start.
+func New(opts Options) (*Manager, error) {
+	cfg, err := opts.Config.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Backend == nil || opts.Store == nil {
+		return nil, errors.New("sandbox: a backend and a store are required")
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox metrics: %w", err)
+	}
+	m := &Manager{
+		cfg:     cfg,
+		backend: opts.Backend,
+		store:   opts.Store,
+		doors:   opts.Doors,
+		audit:   opts.Audit,
+		creds:   opts.Credentials,
+		clock:   opts.Clock,
+		log:     opts.Logger,
+		metrics: met,
+		live:    map[string]*live{},
+	}
+	if m.clock == nil {
+		m.clock = realClock{}
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (m *Manager) Config() Config { return m.cfg }
+
+// Start checks the backend, reconciles the store with the engine (adopting running
+// sandboxes, marking vanished ones lost, removing this instance's orphan containers)
+// and starts the reaper. Call it once, before serving.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started || m.closed {
+		m.mu.Unlock()
+		return errors.New("sandbox: manager already started or shut down")
+	}
+	m.started = true
+	m.mu.Unlock()
+	if err := m.backend.Ping(ctx); err != nil {
+		return fmt.Errorf("container backend: %w", err)
+	}
+	if err := ensureBaseDir(m.cfg.ProxiesDir); err != nil {
+		return err
+	}
+	if err := m.reconcile(ctx); err != nil {
+		return fmt.Errorf("reconcile sandboxes: %w", err)
+	}
+	m.wg.Add(1)
+	go m.reaper()
+	return nil
+}
+
+func ensureBaseDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("proxies dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("proxies dir: %w", err)
+	}
+	return nil
+}
+
+// plan is a validated spawn request.
+type plan struct {
+	policy      Policy
+	image       string
+	env         map[string]string
+	allowlist   []string
+	credentials []string
+	memoryMB    int64
+	cpuShares   int64
+	nanoCPUs    int64
+	timeout     time.Duration
+	logLimit    int64
+}
+
+func invalid(field, format string, args ...any) error {
+	return &api.Error{Code: api.CodeInvalidRequest, Message: fmt.Sprintf(format, args...), Details: map[string]string{"field": field}}
+}
+
+// validate checks a request against the server policy and fills in defaults.
+func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
+	p := &plan{}
+	if strings.TrimSpace(req.Task) == "" {
+		return nil, invalid("task", "task is required")
+	}
+	if len(req.Task) > 64<<10 {
+		return nil, invalid("task", "task is longer than 64 KiB")
+	}
+	switch pol := strings.ToLower(req.Policy); pol {
+	case "", api.SandboxPolicyContainer:
+		p.policy = PolicyContainer
+	case api.SandboxPolicyContainerDirect:
+		p.policy = PolicyContainerDirect
+	case api.SandboxPolicyWasmOnly:
+		return nil, invalid("policy", "policy %q does not run containers", req.Policy)
+	default:
+		return nil, invalid("policy", "unknown policy %q", req.Policy)
+	}
+	if !slices.ContainsFunc(m.cfg.AllowedPolicies, func(a string) bool { return strings.EqualFold(a, string(p.policy)) }) {
+		return nil, api.Errorf(api.CodePolicyDenied, "sandbox policy %q is not allowed by container_policy.allowed_policies", p.policy)
+	}
+	image := req.Image
+	if image == "" {
+		image = m.cfg.DefaultImage
+	}
+	img, err := ImageAllowed(image, m.cfg.AllowedImages)
+	if err != nil {
+		return nil, err
+	}
+	p.image = img
+	if err := CheckEnv(req.Env); err != nil {
+		return nil, err
+	}
+	p.env = req.Env
+	caps := req.Capabilities
+	if caps == nil {
+		caps = &api.ContainerCapabilities{}
+	}
+	for _, c := range caps.Credentials {
+		if !slices.Contains(m.cfg.AllowedCredentials, c) {
+			return nil, api.Errorf(api.CodePolicyDenied, "credential %q is not allowed by container_policy.allowed_credentials", c)
+		}
+	}
+	if p.policy == PolicyContainerDirect && (len(caps.Credentials) > 0 || caps.Network != nil) {
+		return nil, invalid("capabilities", "policy container_direct has no egress door: network and credentials cannot be requested")
+	}
+	p.credentials = slices.Compact(slices.Sorted(slices.Values(caps.Credentials)))
+	if caps.Network != nil {
+		p.allowlist = append([]string{}, caps.Network.Allowlist...)
+	}
+	r := caps.Resources
+	if r == nil {
+		r = &api.ContainerResources{}
+	}
+	p.memoryMB = m.cfg.DefaultMemoryMB
+	if r.MemoryMB != nil {
+		switch v := *r.MemoryMB; {
+		case v > m.cfg.MaxMemoryMB:
+			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is above the server maximum %d (containers.max_memory_mb)", v, m.cfg.MaxMemoryMB)
+		case v < minMemoryMB:
+			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d", v, minMemoryMB)
+		}
+		p.memoryMB = *r.MemoryMB
+	}
+	p.cpuShares = m.cfg.DefaultCPUShares
+	if r.CPUShares != nil {
+		switch v := *r.CPUShares; {
+		case v > m.cfg.MaxCPUShares:
+			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is above the server maximum %d (containers.max_cpu_shares)", v, m.cfg.MaxCPUShares)
+		case v < minCPUShares:
+			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is below the minimum %d", v, minCPUShares)
+		}
+		p.cpuShares = *r.CPUShares
+	}
+	if r.CPUs != nil {
+		switch v := *r.CPUs; {
+		case v > m.cfg.MaxCPUs:
+			return nil, invalid("capabilities.resources.cpus", "cpus %g is above the server maximum %g (containers.max_cpus)", v, m.cfg.MaxCPUs)
+		case v < 0 || v != v:
+			return nil, invalid("capabilities.resources.cpus", "cpus must not be negative")
+		}
+		p.nanoCPUs = int64(*r.CPUs * 1e9)
+	}
+	p.timeout = m.cfg.DefaultTimeout
+	if r.TimeoutMS != nil {
+		v := *r.TimeoutMS
+		if v <= 0 {
+			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms must be positive")
+		}
+		if max := m.cfg.MaxTimeout.Milliseconds(); v > max {
+			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms %d is above the server maximum %d (containers.max_timeout_ms)", v, max)
+		}
+		p.timeout = time.Duration(v) * time.Millisecond
+	}
+	p.logLimit = m.cfg.MaxLogBytes
+	if r.MaxOutputBytes != nil {
+		v := *r.MaxOutputBytes
+		if v < 0 || v > m.cfg.MaxLogBytes {
+			return nil, invalid("capabilities.resources.max_output_bytes", "max_output_bytes %d must be between 0 and the server maximum %d (containers.max_log_bytes)", v, m.cfg.MaxLogBytes)
+		}
+		p.logLimit = v
+	}
+	return p, nil
+}
+
+// Spawn validates req, then creates the record, token, socket directory and door,
+// and creates and starts the hardened container. It is all or nothing: on any error
+// every earlier step is undone. It returns the running sandbox's record.
+func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Record, error) {
+	began := m.clock.Now()
+	p, err := m.validate(&req)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed || !m.started {
+		m.mu.Unlock()
+		return nil, api.Errorf(api.CodeUnavailable, "the sandbox manager is not running")
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	defer m.wg.Done()
+
+	id := "clawbox-" + uuid.NewString()
+	rec := &Record{
+		ID:          id,
+		Task:        req.Task,
+		Image:       p.image,
+		Policy:      p.policy,
+		Status:      StatusCreating,
+		CreatedAt:   m.clock.Now().UTC(),
+		Allowlist:   p.allowlist,
+		Credentials: p.credentials,
+		LogLimit:    p.logLimit,
+	}
+	var token string
+	if p.policy == PolicyContainer {
+		token, rec.TokenHash = newToken()
+	}
+	l := &live{id: id, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{})}
+
+	// Undo stack: run in reverse on failure.
+	var undo []func()
+	fail := func(err error) (*Record, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
+
+	if err := m.store.CreateSandbox(ctx, rec, m.cfg.MaxContainers); err != nil {
+		if errors.Is(err, errdefs.ErrResourceExhausted) {
+			return nil, api.Errorf(api.CodeResourceExhausted, "container limit reached (containers.max_containers = %d)", m.cfg.MaxContainers)
+		}
+		return nil, fmt.Errorf("sandbox %s: create record: %w", id, err)
+	}
+	m.mu.Lock()
+	m.live[id] = l
+	m.mu.Unlock()
+	undo = append(undo, func() {
+		m.mu.Lock()
+		delete(m.live, id)
+		m.mu.Unlock()
+		if err := m.store.DeleteSandbox(context.WithoutCancel(ctx), id); err != nil {
+			m.log.Error("sandbox: undo spawn: delete record", "sandbox", id, "err", err)
+		}
+	})
+
+	env := map[string]string{}
+	for k, v := range p.env {
+		env[k] = v
+	}
+	env["CLAWBOX_CONTAINER_ID"] = id
+	if m.creds != nil && len(p.credentials) > 0 {
+		ce, err := m.creds.CredentialEnv(id, p.credentials)
+		if err != nil {
+			return fail(fmt.Errorf("sandbox %s: credential env: %w", id, err))
+		}
+		for k, v := range ce {
+			if !envKeyRE.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
+				return fail(fmt.Errorf("sandbox %s: credential env: invalid variable %q", id, k))
+			}
+			if _, dup := env[k]; dup {
+				return fail(invalid("env."+k, "env key %q is set by a granted credential", k))
+			}
+			env[k] = v
+		}
+	}
+
+	spec := Spec{
+		ID: id, Task: req.Task, Image: p.image, Policy: p.policy, Command: req.Command,
+		Instance: m.cfg.InstanceID, User: m.cfg.User,
+		MemoryBytes: p.memoryMB << 20, CPUShares: p.cpuShares, NanoCPUs: p.nanoCPUs,
+		PidsLimit: m.cfg.PidsLimit, TmpfsMB: m.cfg.TmpfsSizeMB, Nofile: m.cfg.Nofile,
+		Runtime: m.cfg.Runtime,
+	}
+	if p.policy == PolicyContainer {
+		if m.doors == nil {
+			return fail(fmt.Errorf("sandbox %s: no door opener configured", id))
+		}
+		dir := filepath.Join(m.cfg.ProxiesDir, id)
+		if err := makeSocketDir(dir, token); err != nil {
+			return fail(fmt.Errorf("sandbox %s: %w", id, err))
+		}
+		l.socketDir = dir
+		undo = append(undo, func() {
+			if err := os.RemoveAll(dir); err != nil {
+				m.log.Error("sandbox: undo spawn: remove socket dir", "sandbox", id, "err", err)
+			}
+		})
+		door, err := m.doors.OpenDoor(m.doorSpec(l, rec))
+		if err != nil {
+			return fail(fmt.Errorf("sandbox %s: open door: %w", id, err))
+		}
+		l.door = door
+		undo = append(undo, func() {
+			if err := door.Close(); err != nil {
+				m.log.Error("sandbox: undo spawn: close door", "sandbox", id, "err", err)
+			}
+		})
+		spec.SocketDir = dir
+		env["CLAWBOX_PROXY_SOCKET"] = ContainerSocketPath
+		env["CLAWBOX_PROXY_TOKEN"] = token
+		env["CLAWBOX_PROXY_TOKEN_FILE"] = ContainerTokenPath
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		spec.Env = append(spec.Env, k+"="+env[k])
+	}
+
+	cid, err := m.backend.Start(ctx, spec)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() {
+		if err := m.backend.Remove(context.WithoutCancel(ctx), cid); err != nil {
+			m.log.Error("sandbox: undo spawn: remove container", "sandbox", id, "err", err)
+		}
+	})
+
+	running := rec.clone()
+	running.ContainerID = cid
+	running.Deadline = m.clock.Now().Add(p.timeout).UTC()
+	if err := running.transition(StatusRunning); err != nil {
+		return fail(err)
+	}
+	if err := m.store.UpdateSandbox(ctx, running, StatusCreating); err != nil {
+		return fail(fmt.Errorf("sandbox %s: record running: %w", id, err))
+	}
+
+	mctx, cancel := context.WithCancel(m.ctx)
+	l.mu.Lock()
+	l.rec = running.clone()
+	l.cancel = cancel
+	l.mu.Unlock()
+	m.wg.Add(1)
+	go m.monitor(mctx, l)
+
+	m.metrics.spawn.Observe(m.clock.Now().Sub(began).Seconds())
+	m.metrics.total.WithLabelValues("spawned").Inc()
+	m.event(running, "spawned", "")
+	m.refreshMetrics(ctx)
+	m.log.Info("sandbox spawned", "sandbox", id, "image", p.image, "policy", p.policy)
+	return running, nil
+}
+
+func (m *Manager) doorSpec(l *live, rec *Record) DoorSpec {
+	return DoorSpec{
+		SandboxID:    rec.ID,
+		SocketPath:   filepath.Join(l.socketDir, "proxy.sock"),
+		Allowlist:    append([]string{}, m.cfg.NetworkAllowlist...),
+		Narrow:       rec.Allowlist,
+		Credentials:  append([]string(nil), rec.Credentials...),
+		Authenticate: l.authenticate,
+	}
+}
+
+// makeSocketDir creates a sandbox's socket directory (0755) with its token file (0444).
+func makeSocketDir(dir, token string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // beat the umask
+		os.RemoveAll(dir)
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte(token), 0o444); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("token file: %w", err)
+	}
+	if err := os.Chmod(tf, 0o444); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("token file: %w", err)
+	}
+	return nil
+}
+
+func notFound(id string) error {
+	return api.Errorf(api.CodeNotFound, "sandbox %q not found", id)
+}
+
+// Get returns one sandbox's record; an unknown id is 404 not_found.
+func (m *Manager) Get(ctx context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		return l.snapshot(), nil
+	}
+	rec, err := m.store.GetSandbox(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, notFound(id)
+	}
+	return rec, err
+}
+
+// List returns the records, newest first (ties by id), filtered by status when it is
+// not "" (an unknown status is 400 invalid_request).
+func (m *Manager) List(ctx context.Context, status string) ([]*Record, error) {
+	var st Status
+	if status != "" {
+		s, err := ParseStatus(status)
+		if err != nil {
+			return nil, err
+		}
+		st = s
+	}
+	recs, err := m.store.ListSandboxes(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
+			return recs[i].CreatedAt.After(recs[j].CreatedAt)
+		}
+		return recs[i].ID > recs[j].ID
+	})
+	return recs, nil
+}
+
+// Kill stops a running sandbox (status killed) and returns its final record. On a
+// finished sandbox it returns the final record unchanged; an unknown id is 404
+// not_found; a sandbox still being created is 409 conflict.
+func (m *Manager) Kill(ctx context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		l.mu.Lock()
+		st := l.rec.Status
+		l.mu.Unlock()
+		if st == StatusCreating {
+			return nil, api.Errorf(api.CodeConflict, "sandbox %q is still being created", id)
+		}
+		m.finish(ctx, l, StatusKilled, nil)
+	}
+	rec, err := m.store.GetSandbox(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, notFound(id)
+	}
+	return rec, err
+}
+
+// Logs returns a sandbox's record with its kept logs (empty while it runs: use
+// FollowLogs for those).
+func (m *Manager) Logs(ctx context.Context, id string) (*Record, error) {
+	rec, err := m.store.GetSandbox(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, notFound(id)
+	}
+	return rec, err
+}
+
+// FollowLogs streams a running sandbox's output, demultiplexed, until it stops or ctx
+// ends; for a finished sandbox it writes the kept logs and returns.
+func (m *Manager) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		rec := l.snapshot()
+		if rec.Status == StatusRunning {
+			err := m.backend.Logs(ctx, rec.ContainerID, true, stdout, stderr)
+			if err == nil || ctx.Err() != nil || errors.Is(err, errdefs.ErrNotFound) {
+				return nil
+			}
+			return fmt.Errorf("sandbox %s: follow logs: %w", id, err)
+		}
+	}
+	rec, err := m.Logs(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := stdout.Write(rec.Logs.Stdout); err != nil {
+		return err
+	}
+	_, err = stderr.Write(rec.Logs.Stderr)
+	return err
+}
+
+// Authenticate reports whether token is the current door token of the running
+// sandbox id (constant-time; false for any other sandbox or state).
+func (m *Manager) Authenticate(id, token string) bool {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	return l != nil && l.tokenHash != nil && l.authenticate(token)
+}
+
+// event records a lifecycle audit event.
+func (m *Manager) event(rec *Record, event, reason string) {
+	if m.audit == nil {
+		return
+	}
+	r := audit.Record{
+		Time:        m.clock.Now().UTC(),
+		Kind:        audit.KindLifecycle,
+		ContainerID: rec.ID,
+		Event:       event,
+		Reason:      reason,
+	}
+	if rec.ExitCode != nil {
+		v := *rec.ExitCode
+		r.ExitCode = &v
+	}
+	m.audit.Record(r)
+}
+
+// refreshMetrics recomputes the by-status gauges from the store.
+func (m *Manager) refreshMetrics(ctx context.Context) {
+	counts, err := m.store.CountSandboxes(context.WithoutCancel(ctx))
+	if err != nil {
+		m.log.Warn("sandbox metrics: count records", "err", err)
+		return
+	}
+	m.metrics.set(counts)
+}
+
+// removeSocketDir deletes a sandbox's socket directory; a missing one is fine.
+func removeSocketDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Wait blocks until sandbox id has reached a final status (or ctx ends) and returns
+// its record.
+func (m *Manager) Wait(ctx context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return m.Logs(ctx, id)
+}
