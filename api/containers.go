@@ -105,3 +105,20 @@ type KillResponse struct {
 	// Output is the sandbox's stdout followed by its stderr, as kept (capped).
 	Output *string `json:"output"`
 }
+
+// LogFrame is one line of a followed log stream (GET /containers/{id}/logs?follow=true),
+// sent as newline-delimited JSON. Stream is "stdout" or "stderr" with Data, and the
+// last frame is "status" with the sandbox's status (and exit code) once it stopped,
+// or "error" with Error if the stream broke.
+type LogFrame struct {
+	Stream   string `json:"stream"`
+	Data     string `json:"data,omitempty"`
+	Status   string `json:"status,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// ContainerList is the body of GET /containers: newest first.
+type ContainerList struct {
+	Containers []ContainerInfo `json:"containers"`
+}

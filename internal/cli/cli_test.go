@@ -38,7 +38,7 @@ func freePort(t *testing.T) int {
 }
 
 func TestServeFirstRunThenClientCommands(t *testing.T) {
-	home := t.TempDir()
+	home := shortTempDir(t)
 	env := map[string]string{"HOME": home}
 	port := strconv.Itoa(freePort(t))
 
@@ -163,7 +163,7 @@ func TestInitCommand(t *testing.T) {
 // environment and port for client commands.
 func serveDir(t *testing.T, edit func(cfg string) string) (map[string]string, string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cb")
+	dir := filepath.Join(shortTempDir(t), "cb")
 	env := map[string]string{"HOME": t.TempDir(), "CLAWBOX_HOME": dir}
 	if r := clawbox(t, context.Background(), env, "init"); r.code != 0 {
 		t.Fatalf("init: %+v", r)
@@ -291,4 +291,16 @@ func TestCredsCommands(t *testing.T) {
 	if r.code != ExitError || !strings.Contains(r.stderr, "not_found") {
 		t.Errorf("creds rm twice: %+v", r)
 	}
+}
+
+// shortTempDir is a temporary directory with a short path: sandbox socket paths
+// under it must fit the 107 bytes of a Unix socket address.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }

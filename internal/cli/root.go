@@ -157,6 +157,10 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.auditCommand(),
 		a.policyCommand(),
 		a.credsCommand(),
+		a.spawnCommand(),
+		a.psCommand(),
+		a.logsCommand(),
+		a.killCommand(),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/egress"
 	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
@@ -148,7 +149,35 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer gw.Close()
-	srv.RegisterPolicy(policySource{server: cfg.ContainerPolicy.NetworkAllowlist})
+	policies := policySource{server: cfg.ContainerPolicy.NetworkAllowlist}
+
+	mgr, backend, why, err := startSandboxes(ctx, cfg, instanceID, db, gw, creds, auditW, reg, log)
+	if err != nil {
+		return err
+	}
+	if mgr != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := mgr.Shutdown(sctx); err != nil {
+				log.Warn("containers: shutdown incomplete", "err", err)
+			}
+			backend.Close()
+		}()
+		redact := func(b []byte) []byte { out, _ := creds.Redact(b); return out }
+		srv.RegisterContainers(containerService{m: mgr, redact: redact}, "")
+		policies.container = func(ctx context.Context, id string) (*egress.Policy, error) {
+			rec, err := mgr.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return egress.Effective(cfg.ContainerPolicy.NetworkAllowlist, rec.Allowlist)
+		}
+	} else {
+		srv.RegisterContainers(nil, why)
+	}
+	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dockerHealth(mgr, backend, why)})
+	srv.RegisterPolicy(policies)
 
 	var listeners []net.Listener
 	defer func() {

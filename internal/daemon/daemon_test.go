@@ -28,7 +28,7 @@ func freePort(t *testing.T) int {
 // testConfig initialises a clawbox dir and loads its config with a free port.
 func testConfig(t *testing.T) *config.Config {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cb")
+	dir := filepath.Join(shortTempDir(t), "cb")
 	res, err := home.Init(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -276,4 +276,16 @@ func TestCredentialsWrongMasterKeyStopsStart(t *testing.T) {
 	if strings.Contains(err.Error(), "ghp_") {
 		t.Fatal("the error shows a credential value")
 	}
+}
+
+// shortTempDir is a temporary directory with a short path: sandbox socket paths
+// under it must fit the 107 bytes of a Unix socket address.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }

@@ -110,3 +110,5 @@ func (s policySource) EffectivePolicy(ctx context.Context, containerID, tool str
 
 // The credential store is the gateway's Secrets.
 var _ egress.Secrets = (*secrets.Store)(nil)
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

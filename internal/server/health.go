@@ -10,7 +10,10 @@ import (
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	resp := api.HealthResponse{Status: api.StatusOK}
 	comps := map[string]api.ComponentHealth{}
-	for _, hc := range s.cfg.Health {
+	s.mu.Lock()
+	checks := append([]HealthCheck(nil), s.cfg.Health...)
+	s.mu.Unlock()
+	for _, hc := range checks {
 		c := hc.Check(r.Context())
 		comps[hc.Name] = c
 		if c.Status != api.StatusOK {

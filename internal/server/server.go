@@ -151,6 +151,13 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of the whole API.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// AddHealth adds a component to GET /health. Call it before serving.
+func (s *Server) AddHealth(hc HealthCheck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Health = append(s.cfg.Health, hc)
+}
+
 // Stopping is closed when the server begins to shut down; streaming handlers end then.
 func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 

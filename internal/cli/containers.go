@@ -1,0 +1,340 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/client"
+)
+
+func (a *app) spawnCommand() *cobra.Command {
+	var (
+		image, task, policy string
+		envs, allow, creds  []string
+		noNetwork, wait     bool
+		timeout             time.Duration
+		memoryMB            int64
+		cpus                float64
+	)
+	cmd := &cobra.Command{
+		Use:   "spawn [TEMPLATE] [flags] [-- COMMAND [ARG...]]",
+		Short: "Start a hardened container sandbox, from --image or an [images.templates.NAME] template",
+		Long: `spawn starts a container sandbox: read-only root, no capabilities, no network but its
+egress door at /run/clawbox/proxy.sock, a noexec /tmp, bounded pids, memory and time.
+
+TEMPLATE names an [images.templates.NAME] table of the config; flags override it.
+Images are never pulled by spawn: pull them first with 'clawbox image pull'.
+With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if not.`,
+		Example: `  clawbox spawn --image alpine -- sh -c 'echo hello; cat /run/clawbox/token | wc -c'
+  clawbox spawn --image python:3.12-slim --allow api.github.com --cred GITHUB --timeout 10m -- python3 agent.py
+  clawbox spawn researcher --task "summarise the issue tracker" --wait`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			var command []string
+			pos := args
+			if dash >= 0 {
+				command = args[dash:]
+				pos = args[:dash]
+			}
+			if len(pos) > 1 {
+				return usageErrorf("spawn takes at most one TEMPLATE before --, got %q", pos)
+			}
+			req := api.ContainerSpawnRequest{Policy: policy, Command: command}
+			caps := &api.ContainerCapabilities{}
+			res := &api.ContainerResources{}
+			if len(pos) == 1 {
+				cfg, err := a.loadConfig()
+				if err != nil {
+					return err
+				}
+				t, ok := cfg.Images.Templates[pos[0]]
+				if !ok {
+					var names []string
+					for n := range cfg.Images.Templates {
+						names = append(names, n)
+					}
+					sort.Strings(names)
+					return usageErrorf("no template %q in %s (templates: %s)", pos[0], cfg.Path, strings.Join(names, ", "))
+				}
+				req.Image, req.Task, req.Env = t.Image, t.Description, t.Env
+				if len(req.Command) == 0 {
+					req.Command = t.Command
+				}
+				if t.NetworkAllowlist != nil {
+					caps.Network = &api.ContainerNetwork{Allowlist: t.NetworkAllowlist}
+				}
+				caps.Credentials = t.Credentials
+				if t.MaxLifetimeMS > 0 {
+					res.TimeoutMS = &t.MaxLifetimeMS
+				}
+				if t.MemoryMB > 0 {
+					res.MemoryMB = &t.MemoryMB
+				}
+			}
+			if image != "" {
+				req.Image = image
+			}
+			if req.Image == "" && len(pos) == 0 && dash < 0 && !cmd.Flags().Changed("task") {
+				return usageErrorf("say what to run: --image IMAGE [-- COMMAND], or a TEMPLATE")
+			}
+			if task != "" {
+				req.Task = task
+			}
+			if req.Task == "" {
+				req.Task = "clawbox spawn " + strings.Join(append([]string{orDefault(req.Image, "(default image)")}, req.Command...), " ")
+			}
+			if len(envs) > 0 {
+				env := map[string]string{}
+				for k, v := range req.Env {
+					env[k] = v
+				}
+				for _, kv := range envs {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return usageErrorf("--env %q: want KEY=VALUE", kv)
+					}
+					env[k] = v
+				}
+				req.Env = env
+			}
+			switch {
+			case noNetwork:
+				caps.Network = &api.ContainerNetwork{Allowlist: []string{}}
+			case len(allow) > 0:
+				caps.Network = &api.ContainerNetwork{Allowlist: allow}
+			}
+			if len(creds) > 0 {
+				caps.Credentials = creds
+			}
+			if timeout > 0 {
+				ms := timeout.Milliseconds()
+				res.TimeoutMS = &ms
+			}
+			if memoryMB > 0 {
+				res.MemoryMB = &memoryMB
+			}
+			if cpus > 0 {
+				res.CPUs = &cpus
+			}
+			if *res != (api.ContainerResources{}) {
+				caps.Resources = res
+			}
+			if caps.Network != nil || len(caps.Credentials) > 0 || caps.Resources != nil {
+				req.Capabilities = caps
+			}
+
+			c, err := a.newClient(true)
+			if err != nil {
+				return err
+			}
+			info, err := c.Spawn(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if a.jsonOut {
+					return writeJSONOut(a.stdout, info)
+				}
+				fmt.Fprintln(a.stdout, info.ContainerID)
+				return nil
+			}
+			fmt.Fprintf(a.stderr, "spawned %s\n", info.ContainerID)
+			return a.follow(cmd, c, info.ContainerID)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&image, "image", "", "image to run (default containers.default_image)")
+	f.StringVar(&task, "task", "", "what the sandbox is for (shown in ps and audit)")
+	f.StringVar(&policy, "policy", "", "container (default: network only through the gateway) or container_direct")
+	f.StringArrayVarP(&envs, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
+	f.StringArrayVar(&allow, "allow", nil, "egress rule narrowing the server's allowlist (repeatable)")
+	f.BoolVar(&noNetwork, "no-network", false, "no egress at all")
+	f.StringArrayVar(&creds, "cred", nil, "credential name to request (repeatable)")
+	f.DurationVar(&timeout, "timeout", 0, "lifetime, e.g. 10m (default containers.default_timeout_ms)")
+	f.Int64Var(&memoryMB, "memory", 0, "memory limit in MiB (default containers.default_memory_mb)")
+	f.Float64Var(&cpus, "cpus", 0, "hard CPU quota, e.g. 0.5")
+	f.BoolVarP(&wait, "wait", "w", false, "stream the output and wait for the sandbox to finish")
+	cmd.MarkFlagsMutuallyExclusive("allow", "no-network")
+	return cmd
+}
+
+// follow streams a sandbox's output to stdout and stderr and ends with its status.
+func (a *app) follow(cmd *cobra.Command, c *client.Client, id string) error {
+	var final *api.LogFrame
+	err := c.FollowLogs(cmd.Context(), id, func(f api.LogFrame) error {
+		switch f.Stream {
+		case "stdout":
+			io.WriteString(a.stdout, f.Data)
+		case "stderr":
+			io.WriteString(a.stderr, f.Data)
+		case "status", "error":
+			fr := f
+			final = &fr
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if final == nil {
+		return nil // interrupted
+	}
+	if final.Stream == "error" {
+		return fmt.Errorf("log stream of %s: %s", id, final.Error)
+	}
+	msg := fmt.Sprintf("sandbox %s %s", id, final.Status)
+	if final.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit code %d)", *final.ExitCode)
+	}
+	fmt.Fprintln(a.stderr, msg)
+	if final.Status != api.ContainerStatusCompleted {
+		return silentExit(ExitError)
+	}
+	return nil
+}
+
+func (a *app) psCommand() *cobra.Command {
+	var status string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List container sandboxes, newest first",
+		Example: `  clawbox ps
+  clawbox ps --status running --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.newClient(true)
+			if err != nil {
+				return err
+			}
+			list, err := c.Containers(cmd.Context(), status)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				if list == nil {
+					list = []api.ContainerInfo{}
+				}
+				return writeJSONOut(a.stdout, api.ContainerList{Containers: list})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER ID\tSTATUS\tIMAGE\tCREATED\tTASK")
+			now := time.Now()
+			for _, s := range list {
+				st := s.Status
+				if s.ExitCode != nil && s.Status != api.ContainerStatusCompleted {
+					st += fmt.Sprintf(" (%d)", *s.ExitCode)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", s.ContainerID, st, s.Image,
+					now.Sub(s.CreatedAt).Round(time.Second), truncate(s.TaskSummary, 50))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "only sandboxes in this status (creating, running, completed, failed, timed_out, killed, lost)")
+	return cmd
+}
+
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func oneID(name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageErrorf("%s takes one CONTAINER_ID", name)
+		}
+		return nil
+	}
+}
+
+func (a *app) logsCommand() *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs CONTAINER_ID",
+		Short: "Print a sandbox's stdout and stderr (secrets redacted)",
+		Example: `  clawbox logs clawbox-0d6f...
+  clawbox logs -f clawbox-0d6f...`,
+		Args: oneID("logs"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.newClient(true)
+			if err != nil {
+				return err
+			}
+			if follow {
+				return a.follow(cmd, c, args[0])
+			}
+			l, err := c.Logs(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return writeJSONOut(a.stdout, l)
+			}
+			io.WriteString(a.stdout, l.Stdout)
+			io.WriteString(a.stderr, l.Stderr)
+			if l.Truncated {
+				fmt.Fprintln(a.stderr, "clawbox: the logs were truncated at containers.max_log_bytes")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "stream the output while the sandbox runs")
+	return cmd
+}
+
+func (a *app) killCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "kill CONTAINER_ID...",
+		Short:   "Kill container sandboxes (a finished one is left as it is)",
+		Example: "  clawbox kill clawbox-0d6f...",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("kill takes one or more CONTAINER_IDs")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.newClient(true)
+			if err != nil {
+				return err
+			}
+			var failed error
+			var results []*api.KillResponse
+			for _, id := range args {
+				res, err := c.Kill(cmd.Context(), id)
+				if err != nil {
+					fmt.Fprintf(a.stderr, "clawbox: %s: %s\n", id, errorText(err))
+					if failed == nil || exitCode(err) > exitCode(failed) {
+						failed = err
+					}
+					continue
+				}
+				results = append(results, res)
+				if !a.jsonOut {
+					fmt.Fprintf(a.stdout, "%s %s\n", res.ContainerID, res.Status)
+				}
+			}
+			if a.jsonOut {
+				if err := writeJSONOut(a.stdout, results); err != nil {
+					return err
+				}
+			}
+			if failed != nil {
+				return silentExit(exitCode(failed))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,45 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/clawbox/clawbox/internal/dockertest"
+)
+
+var (
+	dockerErr error  // why Docker tests skip
+	imageErr  error  // why the test image could not be built (Docker tests fail)
+	testImage string // built once for the package
+)
+
+func TestMain(m *testing.M) {
+	dockerErr = dockertest.Ping()
+	if dockerErr == nil {
+		testImage = dockertest.RandomTag()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		imageErr = dockertest.BuildImage(ctx, testImage)
+		cancel()
+	}
+	code := m.Run()
+	if dockerErr == nil && imageErr == nil {
+		if err := dockertest.RemoveImage(testImage); err != nil {
+			fmt.Fprintln(os.Stderr, "remove test image:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// requireDocker skips when no daemon answers, and fails when the image is missing.
+func requireDocker(t *testing.T) {
+	t.Helper()
+	if dockerErr != nil {
+		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", dockerErr)
+	}
+	if imageErr != nil {
+		t.Fatalf("test image: %v", imageErr)
+	}
+}

@@ -1,0 +1,88 @@
+// Command agent is a tiny static workload for clawbox's Docker tests. Inside a
+// sandbox it talks to its egress door over $CLAWBOX_PROXY_SOCKET with the token from
+// $CLAWBOX_PROXY_TOKEN_FILE:
+//
+//	agent [-bad-token]                      GET /health, prints "<status> <body>"
+//	agent -proxy URL [-method M] [-body B]  POST /proxy, prints "<status> <body>"
+//	agent -raw JSON                         POST /proxy with JSON as the body
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	bad := flag.Bool("bad-token", false, "present a wrong token")
+	token := flag.String("token", "", "present this token instead of the sandbox's")
+	proxyURL := flag.String("proxy", "", "send this URL through POST /proxy")
+	method := flag.String("method", "", "method of the proxied request")
+	body := flag.String("body", "", "body of the proxied request")
+	header := flag.String("header", "", "a header of the proxied request, Name:Value")
+	raw := flag.String("raw", "", "POST this JSON to /proxy as it is")
+	sock := flag.String("socket", os.Getenv("CLAWBOX_PROXY_SOCKET"), "the door's socket")
+	flag.Parse()
+
+	tok, err := os.ReadFile(os.Getenv("CLAWBOX_PROXY_TOKEN_FILE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "token file:", err)
+		os.Exit(2)
+	}
+	tk := strings.TrimSpace(string(tok))
+	if tk != os.Getenv("CLAWBOX_PROXY_TOKEN") {
+		fmt.Fprintln(os.Stderr, "token file and env differ")
+		os.Exit(2)
+	}
+	switch {
+	case *bad:
+		tk = strings.Repeat("0", 64)
+	case *token != "":
+		tk = *token
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", *sock)
+	}}}
+
+	var req *http.Request
+	switch {
+	case *raw != "":
+		req, _ = http.NewRequest(http.MethodPost, "http://door/proxy", strings.NewReader(*raw))
+	case *proxyURL != "":
+		p := map[string]any{"url": *proxyURL}
+		if *method != "" {
+			p["method"] = *method
+		}
+		if *body != "" {
+			p["body"] = *body
+		}
+		if *header != "" {
+			k, v, _ := strings.Cut(*header, ":")
+			p["headers"] = map[string]string{k: v}
+		}
+		b, _ := json.Marshal(p)
+		req, _ = http.NewRequest(http.MethodPost, "http://door/proxy", bytes.NewReader(b))
+	default:
+		req, _ = http.NewRequest(http.MethodGet, "http://door/health", nil)
+	}
+	req.Header.Set("Authorization", "Bearer "+tk)
+	if req.Method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "door:", err)
+		os.Exit(3)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%d %s\n", resp.StatusCode, strings.TrimSpace(string(out)))
+}
