@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -108,7 +111,9 @@ func TestContainerEgressEndToEnd(t *testing.T) {
 	requireDocker(t)
 	up := newUpstream(t)
 	cfg := containerConfig(t, up)
-	addrs, _ := runDaemon(t, cfg)
+	cfg.Logging.Level = "debug"
+	var serverLog syncBuffer
+	addrs, stop := runDaemonLog(t, cfg, &serverLog)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
 
@@ -207,6 +212,57 @@ func TestContainerEgressEndToEnd(t *testing.T) {
 	if !injected {
 		t.Error("no audit record names the injected credential")
 	}
+
+	// The value is nowhere in the server's log or the audit file, in any form.
+	stop()
+	auditFile, err := os.ReadFile(filepath.Join(cfg.Logging.AuditDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(auditFile) == 0 || serverLog.Len() == 0 {
+		t.Fatalf("nothing to check: audit %d bytes, log %d bytes", len(auditFile), serverLog.Len())
+	}
+	for name, text := range map[string]string{"server log": serverLog.String(), "audit file": string(auditFile)} {
+		for _, form := range secretForms(secret) {
+			if strings.Contains(text, form) {
+				t.Errorf("the %s holds the credential (as %q)", name, form)
+			}
+		}
+	}
+}
+
+// secretForms are the plain and encoded forms of a secret that must never appear.
+func secretForms(s string) []string {
+	return []string{
+		s,
+		hex.EncodeToString([]byte(s)),
+		base64.StdEncoding.EncodeToString([]byte(s)),
+		base64.RawURLEncoding.EncodeToString([]byte(s)),
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
 }
 
 // TestContainerRoutes drives the container API over HTTP against the real daemon.

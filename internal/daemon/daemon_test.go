@@ -45,11 +45,17 @@ func testConfig(t *testing.T) *config.Config {
 // runDaemon starts Run and returns its addresses and a stop function that waits.
 func runDaemon(t *testing.T, cfg *config.Config) ([]string, func() error) {
 	t.Helper()
+	return runDaemonLog(t, cfg, io.Discard)
+}
+
+// runDaemonLog is runDaemon with the server's log written to logw.
+func runDaemonLog(t *testing.T, cfg *config.Config, logw io.Writer) ([]string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Options{Stderr: io.Discard, Ready: func(a []string) { ready <- a }})
+		done <- Run(ctx, cfg, Options{Stderr: logw, Ready: func(a []string) { ready <- a }})
 	}()
 	select {
 	case addrs := <-ready:

@@ -81,7 +81,7 @@ func BuildImage(ctx context.Context, ref string) error {
 			return err
 		}
 	}
-	for _, applet := range []string{"sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "touch", "head", "yes", "dd", "wc", "mount", "env", "nc", "wget", "chmod", "cp", "mkdir", "ps", "kill"} {
+	for _, applet := range []string{"sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "touch", "head", "yes", "dd", "wc", "mount", "env", "nc", "wget", "chmod", "cp", "mkdir", "ps", "kill", "grep"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/audit"
 )
 
 // DoorSpec describes the door of one container sandbox.
@@ -193,6 +194,18 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !d.authenticate(r) {
+			// Step 1 of the pipeline refuses: that is audited like every refusal. The
+			// request body is not read, so the record names no destination.
+			d.g.auditRefusal(audit.Record{
+				Kind:        audit.KindRequest,
+				ContainerID: d.spec.SandboxID,
+				RequestID:   reqID,
+				Method:      http.MethodPost,
+				URL:         "/proxy",
+				Decision:    audit.DecisionBlocked,
+				Reason:      "unauthorized: missing or wrong sandbox token",
+				Error:       api.CodeUnauthorized,
+			})
 			w.Header().Set("WWW-Authenticate", `Bearer realm="clawbox"`)
 			writeError(w, api.Errorf(api.CodeUnauthorized, "missing or wrong sandbox token"), "")
 			return

@@ -317,6 +317,16 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 	return resp, err
 }
 
+// auditRefusal records a request refused before the pipeline proper (at a door's
+// authentication), and counts it.
+func (g *Gateway) auditRefusal(rec audit.Record) {
+	rec.Time = g.now()
+	g.metrics.requests.WithLabelValues(callerContainer, string(rec.Decision)).Inc()
+	if g.cfg.Audit != nil {
+		g.cfg.Audit.Record(rec)
+	}
+}
+
 func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response, error) {
 	refuse := func(d audit.Decision, err error) (*Response, error) {
 		rec.Decision = d

@@ -5,6 +5,7 @@
 //	agent [-bad-token]                      GET /health, prints "<status> <body>"
 //	agent -proxy URL [-method M] [-body B]  POST /proxy, prints "<status> <body>"
 //	agent -raw JSON                         POST /proxy with JSON as the body
+//	agent -fork N                           start N sleeping children, print "forks=<started>/N"
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 )
 
@@ -29,7 +31,13 @@ func main() {
 	header := flag.String("header", "", "a header of the proxied request, Name:Value")
 	raw := flag.String("raw", "", "POST this JSON to /proxy as it is")
 	sock := flag.String("socket", os.Getenv("CLAWBOX_PROXY_SOCKET"), "the door's socket")
+	fork := flag.Int("fork", 0, "start this many sleeping children and report how many started")
 	flag.Parse()
+
+	if *fork > 0 {
+		forks(*fork)
+		return
+	}
 
 	tok, err := os.ReadFile(os.Getenv("CLAWBOX_PROXY_TOKEN_FILE"))
 	if err != nil {
@@ -85,4 +93,22 @@ func main() {
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	fmt.Printf("%d %s\n", resp.StatusCode, strings.TrimSpace(string(out)))
+}
+
+// forks starts n children (bounded) and reports how many the pids limit let start,
+// then kills them.
+func forks(n int) {
+	var started []*exec.Cmd
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("/bin/sleep", "60")
+		if err := cmd.Start(); err != nil {
+			continue
+		}
+		started = append(started, cmd)
+	}
+	fmt.Printf("forks=%d/%d\n", len(started), n)
+	for _, c := range started {
+		c.Process.Kill()
+		c.Wait()
+	}
 }
