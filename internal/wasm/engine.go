@@ -1,0 +1,451 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/tetratelabs/wazero"
+	wapi "github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Engine compiles and runs tools. It is safe for concurrent use; Close releases it.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+
+	ctx    context.Context // canceled by Close; parent of the pools' work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // pool goroutines
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewEngine creates the wazero runtime (with the on-disk compilation cache when
+// cfg.CacheDir is set), WASI preview 1 and the clawbox host module.
+func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	// Each instance's memory is limited by its limitedAllocator, so the runtime keeps
+	// wasm32's full 4 GiB page limit: every memory.grow then reaches the allocator,
+	// which refuses it past the tool's limit and records that it did.
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("wasm: cache dir: %w", err)
+		}
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: cache dir %s: %w", cfg.CacheDir, err)
+		}
+		cache = c
+		rc = rc.WithCompilationCache(c)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	fail := func(err error) (*Engine, error) {
+		rt.Close(ctx)
+		if cache != nil {
+			cache.Close(ctx)
+		}
+		return nil, fmt.Errorf("wasm: %w", err)
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fail(err)
+	}
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		return fail(err)
+	}
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &Engine{cfg: cfg, log: cfg.Logger, rt: rt, cache: cache, ctx: ectx, cancel: cancel}, nil
+}
+
+// Close stops every pool, closes all modules and instances and the runtime. It is
+// idempotent.
+func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		e.cancel()
+		e.wg.Wait()
+		e.closeErr = e.rt.Close(ctx)
+		if e.cache != nil {
+			if err := e.cache.Close(ctx); err != nil && e.closeErr == nil {
+				e.closeErr = err
+			}
+		}
+	})
+	return e.closeErr
+}
+
+// Module is one compiled tool with its resolved limits (and, for a reactor, its pool
+// of ready instances). Close it when the tool is unloaded; calls in flight finish.
+type Module struct {
+	e        *Engine
+	name     string
+	manifest *api.ToolManifest
+	compiled wazero.CompiledModule
+	reactor  bool
+	lim      limits
+	pool     *pool // nil for command modules or when pooling is off
+
+	mu     sync.Mutex // guards refs and closed
+	refs   int
+	closed bool
+}
+
+// Name returns the tool's name.
+func (m *Module) Name() string { return m.name }
+
+// Reactor reports whether the module is served from pre-initialised instances.
+func (m *Module) Reactor() bool { return m.reactor }
+
+// Manifest returns the manifest the module was compiled with.
+func (m *Module) Manifest() *api.ToolManifest { return m.manifest }
+
+// Compile compiles a tool. manifest may be nil (a deny-all default is used). The
+// module must import only WASI preview 1 and the clawbox host functions and export
+// either _initialize and clawbox_run (reactor) or _start (command).
+func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest) (*Module, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if manifest == nil {
+		manifest = DefaultManifest(name)
+	}
+	compiled, err := e.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", name, err)
+	}
+	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: e.cfg.toolLimits(manifest)}
+	if err := m.check(bin); err != nil {
+		compiled.Close(ctx)
+		return nil, fmt.Errorf("tool %s: %w", name, err)
+	}
+	if m.reactor && e.cfg.PoolSize > 0 {
+		m.pool = newPool(m, e.cfg.PoolSize)
+	}
+	return m, nil
+}
+
+// check validates the module's imports, exports and memory against the ABI.
+func (m *Module) check(bin []byte) error {
+	for _, imp := range m.compiled.ImportedFunctions() {
+		mod, fn, _ := imp.Import()
+		switch {
+		case mod == wasi_snapshot_preview1.ModuleName:
+		case mod == hostModuleName && hostFuncs[fn]:
+		default:
+			return fmt.Errorf("imports %s.%s, which clawbox does not provide", mod, fn)
+		}
+	}
+	if n := len(m.compiled.ImportedMemories()); n > 0 {
+		return errors.New("imports a memory, which clawbox does not provide")
+	}
+	exp := m.compiled.ExportedFunctions()
+	isFunc := func(name string, results ...wapi.ValueType) bool {
+		f, ok := exp[name]
+		if !ok || len(f.ParamTypes()) != 0 || len(f.ResultTypes()) != len(results) {
+			return false
+		}
+		for i, r := range results {
+			if f.ResultTypes()[i] != r {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case isFunc("_initialize") && isFunc("clawbox_run", wapi.ValueTypeI32):
+		m.reactor = true
+	case isFunc("_start"):
+	default:
+		return errors.New("exports neither _start nor _initialize with clawbox_run")
+	}
+	pages, err := memoryMinPages(bin)
+	if err != nil {
+		return err
+	}
+	if pages > m.lim.memoryPages {
+		return fmt.Errorf("needs %d MiB of memory at start, over its limit of %d MiB", pages/16, m.lim.memoryPages/16)
+	}
+	return nil
+}
+
+// Close unloads the module: its pool stops now, its compiled code is released when
+// the last call in flight returns. It is idempotent.
+func (m *Module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	refs := m.refs
+	m.mu.Unlock()
+	if m.pool != nil {
+		m.pool.close(ctx)
+	}
+	if refs == 0 {
+		return m.compiled.Close(ctx)
+	}
+	return nil
+}
+
+func (m *Module) acquire() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.refs++
+	return true
+}
+
+func (m *Module) release(ctx context.Context) {
+	m.mu.Lock()
+	m.refs--
+	last := m.closed && m.refs == 0
+	m.mu.Unlock()
+	if last {
+		m.compiled.Close(ctx)
+	}
+}
+
+// Call is one execution request.
+type Call struct {
+	RequestID string
+	// Params is the JSON delivered on stdin; empty means null.
+	Params json.RawMessage
+	// Capabilities are what the request asked for (may be nil). Resources.TimeoutMS
+	// narrows the wall-time limit; the rest is passed to the HTTPDoer.
+	Capabilities *api.ExecuteCapabilities
+}
+
+// Result is a successful call.
+type Result struct {
+	// Output is stdout parsed as JSON, or stdout as a JSON string when it is not JSON.
+	Output json.RawMessage
+	// Logs are the "log" host calls, capped.
+	Logs []api.LogEntry
+	// Duration is the wall time of the call.
+	Duration time.Duration
+	// HostCalls is how many host calls the tool made.
+	HostCalls int
+}
+
+// Response builds the 200 body of POST /execute (before output redaction).
+func (r *Result) Response(requestID string) *api.ExecuteResponse {
+	return &api.ExecuteResponse{
+		RequestID: requestID,
+		Status:    api.ExecutionOK,
+		Output:    r.Output,
+		Metadata: api.ExecutionMetadata{
+			ExecutionTimeMS: r.Duration.Milliseconds(),
+			Logs:            r.Logs,
+			Sanitization:    api.SanitizationReport{ActionsTaken: []string{}},
+		},
+	}
+}
+
+// instance is one instantiated guest with its stdio slot and memory allocator.
+type instance struct {
+	mod   wapi.Module
+	slot  *slot
+	alloc *limitedAllocator
+}
+
+// instantiate creates a fresh instance. For a reactor it also runs _initialize
+// (under ctx, so a hanging start-up is stopped).
+func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+	s := &slot{}
+	alloc := &limitedAllocator{limit: uint64(m.lim.memoryPages) * 65536}
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithStdin(slotReader{s}).
+		WithStdout(slotWriter{s: s}).
+		WithStderr(slotWriter{s: s, stderr: true}).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(nanosleep).
+		WithRandSource(crand.Reader)
+	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), m.compiled, cfg)
+	if err != nil {
+		return nil, err
+	}
+	inst := &instance{mod: mod, slot: s, alloc: alloc}
+	if m.reactor {
+		if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
+			mod.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	return inst, nil
+}
+
+// nanosleep sleeps in short slices so that a guest asleep past its deadline is
+// noticed promptly: wazero checks the deadline when the guest runs again.
+func nanosleep(ns int64) {
+	const slice = int64(10 * time.Millisecond)
+	time.Sleep(time.Duration(min(ns, slice)))
+}
+
+// Execute runs one call on a fresh instance. Errors are *api.Error with codes
+// tool_not_found (the module was unloaded), timeout, output_too_large and
+// tool_failed; a canceled ctx gives ctx's error; anything else is our fault.
+func (m *Module) Execute(ctx context.Context, call Call) (*Result, error) {
+	if !m.acquire() {
+		return nil, api.Errorf(api.CodeToolNotFound, "tool %q not found", m.name)
+	}
+	defer m.release(context.WithoutCancel(ctx))
+
+	var requested time.Duration
+	if c := call.Capabilities; c != nil && c.Resources != nil && c.Resources.TimeoutMS != nil {
+		requested = time.Duration(*c.Resources.TimeoutMS) * time.Millisecond
+	}
+	timeout := m.lim.timeout(requested)
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	params := call.Params
+	if len(bytes.TrimSpace(params)) == 0 {
+		params = json.RawMessage("null")
+	}
+	stdout := &cappedWriter{limit: m.e.cfg.MaxOutputBytes}
+	stderr := &tailWriter{limit: int(m.e.cfg.MaxStderrBytes)}
+	st := &callState{
+		info:      CallInfo{Tool: m.name, RequestID: call.RequestID, Manifest: m.manifest, Capabilities: call.Capabilities},
+		http:      m.e.cfg.HTTP,
+		logger:    m.e.log,
+		maxCalls:  m.e.cfg.MaxHostCalls,
+		maxReq:    m.e.cfg.MaxHostRequestBytes,
+		maxLogs:   m.e.cfg.MaxLogEntries,
+		maxLogLen: m.e.cfg.MaxLogBytes,
+	}
+
+	var inst *instance
+	var err error
+	if m.pool != nil {
+		inst, err = m.pool.take(cctx)
+	} else {
+		inst, err = m.instantiate(cctx)
+	}
+	var exitCode uint32
+	if err == nil {
+		inst.slot.in, inst.slot.out, inst.slot.err = bytes.NewReader(params), stdout, stderr
+		sctx := context.WithValue(cctx, ctxKey{}, st)
+		if m.reactor {
+			var res []uint64
+			res, err = inst.mod.ExportedFunction("clawbox_run").Call(sctx)
+			if err == nil {
+				exitCode = uint32(wapi.DecodeI32(res[0]))
+			}
+		} else {
+			_, err = inst.mod.ExportedFunction("_start").Call(sctx)
+		}
+		inst.mod.Close(context.WithoutCancel(ctx))
+	}
+	elapsed := time.Since(start)
+	if m.pool != nil {
+		m.pool.refill()
+	}
+
+	if err := m.classify(ctx, cctx, err, exitCode, inst, stdout, stderr, timeout); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Output:    parseOutput(stdout.buf.Bytes()),
+		Logs:      st.finalLogs(),
+		Duration:  elapsed,
+		HostCalls: st.calls,
+	}, nil
+}
+
+// classify turns the outcome of a call into nil (success) or its error.
+func (m *Module) classify(ctx, cctx context.Context, err error, exitCode uint32, inst *instance, stdout *cappedWriter, stderr *tailWriter, timeout time.Duration) error {
+	if stdout.overflow {
+		return &api.Error{
+			Code:    api.CodeOutputTooLarge,
+			Message: fmt.Sprintf("tool %q wrote more than %d bytes to stdout", m.name, stdout.limit),
+			Details: map[string]any{"limit_bytes": stdout.limit},
+		}
+	}
+	var ee *sys.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return m.timeoutError(timeout)
+		case sys.ExitCodeContextCanceled:
+			return fmt.Errorf("tool %q: %w", m.name, context.Cause(ctx))
+		}
+		exitCode = ee.ExitCode()
+	case ctx.Err() != nil:
+		return fmt.Errorf("tool %q: %w", m.name, context.Cause(ctx))
+	case cctx.Err() != nil:
+		return m.timeoutError(timeout)
+	case m.e.ctx.Err() != nil:
+		return fmt.Errorf("tool %q: the wasm engine is closed", m.name) // ours: a 500
+	default:
+		// Not an exit: the guest trapped (or failed to instantiate). wazero's message
+		// names the trap and the guest's stack; its first line is enough.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return m.failed(-1, msg, inst, stderr)
+	}
+	if exitCode != 0 {
+		return m.failed(int64(exitCode), "", inst, stderr)
+	}
+	return nil
+}
+
+func (m *Module) timeoutError(timeout time.Duration) error {
+	return &api.Error{
+		Code:    api.CodeTimeout,
+		Message: fmt.Sprintf("tool %q timed out after %s", m.name, timeout),
+		Details: map[string]any{"timeout_ms": timeout.Milliseconds()},
+	}
+}
+
+func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tailWriter) error {
+	details := map[string]any{"stderr": stderr.tail(stderrTailBytes)}
+	msg := fmt.Sprintf("tool %q failed", m.name)
+	if exitCode >= 0 {
+		details["exit_code"] = exitCode
+		msg = fmt.Sprintf("tool %q exited with code %d", m.name, exitCode)
+	}
+	if trap != "" {
+		details["trap"] = trap
+		msg = fmt.Sprintf("tool %q trapped", m.name)
+	}
+	if inst != nil && inst.alloc.denied {
+		details["memory_limit_exceeded"] = true
+		details["memory_limit_mb"] = m.lim.memoryPages / 16
+		msg += fmt.Sprintf(" after exceeding its memory limit of %d MiB", m.lim.memoryPages/16)
+	}
+	return &api.Error{Code: api.CodeToolFailed, Message: msg, Details: details}
+}
+
+// parseOutput returns stdout as JSON: itself when it is JSON, else a JSON string.
+func parseOutput(out []byte) json.RawMessage {
+	trimmed := bytes.TrimSpace(out)
+	if len(trimmed) > 0 && json.Valid(trimmed) {
+		return json.RawMessage(bytes.Clone(trimmed))
+	}
+	b, _ := json.Marshal(string(bytes.ToValidUTF8(out, []byte("\uFFFD"))))
+	return b
+}
