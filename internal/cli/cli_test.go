@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -303,4 +304,46 @@ func shortTempDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
+}
+
+func TestRunAndToolsCommands(t *testing.T) {
+	cache, err := os.MkdirTemp("", "cbcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(cache) })
+	env, port := serveDir(t, func(cfg string) string {
+		return regexp.MustCompile(`(?m)^cache_dir = .*$`).ReplaceAllString(cfg, `cache_dir = "`+cache+`"`)
+	})
+	r := clawbox(t, context.Background(), env, "run", "--port", port, "echo", `{"hello":"world"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, `"hello": "world"`) {
+		t.Fatalf("run echo: %+v", r)
+	}
+	var out, errb bytes.Buffer
+	code := runWithStdin(context.Background(), []string{"run", "--port", port, "hash", "-"}, env, `{"data":"abc"}`, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") {
+		t.Errorf("run hash from stdin: %d %s %s", code, out.String(), errb.String())
+	}
+	r = clawbox(t, context.Background(), env, "run", "--port", port, "--json", "echo", `{}`)
+	if r.code != 0 || !strings.Contains(r.stdout, `"fuel_consumed": 0`) {
+		t.Errorf("run --json: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "run", "--port", port, "nope")
+	if r.code != ExitError || !strings.Contains(r.stderr, "tool_not_found") {
+		t.Errorf("run of an unknown tool: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "run", "--port", port, "echo", "{bad")
+	if r.code != ExitUsage {
+		t.Errorf("run with bad JSON: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "tools", "list", "--port", port)
+	for _, name := range []string{"echo", "hash", "http_request", "json_fmt", "web_fetch"} {
+		if !strings.Contains(r.stdout, name) {
+			t.Errorf("tools list lacks %s: %+v", name, r)
+		}
+	}
+	r = clawbox(t, context.Background(), env, "tools", "reload", "--port", port)
+	if r.code != 0 || !strings.Contains(r.stdout, "Loaded 5 tools") {
+		t.Errorf("tools reload: %+v", r)
+	}
 }

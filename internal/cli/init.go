@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clawbox/clawbox/internal/home"
+	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
 
 func (a *app) initCommand() *cobra.Command {
@@ -27,7 +28,7 @@ Running it again changes nothing that exists: it reports what it found.`,
 			if err != nil {
 				return err
 			}
-			res, err := home.Init(cmd.Context(), dir, nil)
+			res, err := home.Init(cmd.Context(), dir, exampletools.Install)
 			if err != nil {
 				return err
 			}

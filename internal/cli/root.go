@@ -161,6 +161,11 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.psCommand(),
 		a.logsCommand(),
 		a.killCommand(),
+		a.imageCommand(),
+		a.runCommand(),
+		a.toolsCommand(),
+		a.newToolCommand(),
+		a.buildCommand(),
 	)
 	return root
 }

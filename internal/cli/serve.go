@@ -11,6 +11,7 @@ import (
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/daemon"
 	"github.com/clawbox/clawbox/internal/home"
+	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
 
 func (a *app) serveCommand() *cobra.Command {
@@ -37,7 +38,7 @@ serves, and tells you where the API token is. --host and --port override the con
 				if err != nil {
 					return err
 				}
-				res, err := home.Init(ctx, dir, nil)
+				res, err := home.Init(ctx, dir, exampletools.Install)
 				if err != nil {
 					return fmt.Errorf("initialise %s: %w", dir, err)
 				}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 	"github.com/clawbox/clawbox/internal/version"
+	"github.com/clawbox/clawbox/internal/wasm"
 )
 
 // Options are the process-level inputs of Run.
@@ -166,6 +168,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}()
 		redact := func(b []byte) []byte { out, _ := creds.Redact(b); return out }
 		srv.RegisterContainers(containerService{m: mgr, redact: redact}, "")
+		srv.RegisterImages(newImageService(backend.Client(), cfg.Containers.AllowedImages, log), "")
 		policies.container = func(ctx context.Context, id string) (*egress.Policy, error) {
 			rec, err := mgr.Get(ctx, id)
 			if err != nil {
@@ -175,8 +178,71 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	} else {
 		srv.RegisterContainers(nil, why)
+		srv.RegisterImages(nil, why)
 	}
 	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dockerHealth(mgr, backend, why)})
+
+	var lazyEngine *wasm.Engine // set by the loader before lazy.ready closes
+	tm, err := newToolMetrics(reg)
+	if err != nil {
+		return err
+	}
+	// Tools load in the background: the first start compiles each module (seconds
+	// each); the tool routes wait for it, everything else serves at once.
+	var tools atomic.Pointer[wasm.Registry]
+	lazy := &lazyTools{ready: make(chan struct{})}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		eng, treg, err := startTools(ctx, cfg, db, gw, log, func() {
+			if r := tools.Load(); r != nil {
+				tm.loaded.Set(float64(len(r.List())))
+			}
+		})
+		if err != nil {
+			log.Error("WASM tools disabled", "err", err)
+			lazy.err = err
+			close(lazy.ready)
+			return
+		}
+		tools.Store(treg)
+		tm.loaded.Set(float64(len(treg.List())))
+		lazy.svc = toolService{reg: treg, creds: creds, audit: auditW, m: tm, log: log}
+		lazyEngine = eng
+		close(lazy.ready)
+		log.Info("WASM tools loaded", "tools", len(treg.List()))
+	}()
+	defer func() {
+		<-loadDone
+		if r := tools.Load(); r != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			r.Close(cctx)
+			lazyEngine.Close(cctx)
+		}
+	}()
+	srv.RegisterTools(lazy)
+	srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: func(context.Context) api.ComponentHealth {
+		select {
+		case <-lazy.ready:
+		default:
+			return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]any{"loading": true}}
+		}
+		if lazy.err != nil {
+			return api.ComponentHealth{Status: "error", Detail: "tools could not be loaded; see the server log"}
+		}
+		return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]int{"tools_loaded": len(lazy.List())}}
+	}})
+	policies.tool = func(ctx context.Context, name string) (*egress.Policy, error) {
+		if _, err := lazy.wait(ctx); err != nil {
+			return nil, err
+		}
+		info, ok := lazy.Get(name)
+		if !ok {
+			return nil, api.Errorf(api.CodeToolNotFound, "tool %q not found", name)
+		}
+		return toolPolicy(&info.ToolManifest, nil)
+	}
 	srv.RegisterPolicy(policies)
 
 	var listeners []net.Listener

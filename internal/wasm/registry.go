@@ -325,6 +325,9 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 // load returns the entry of one tool, reusing prev when neither the module nor the
 // effective manifest changed. loadMu is held (it only reads r.registered).
 func (r *Registry) load(ctx context.Context, name string, prev *entry) (*entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // shutting down: do not start another compile
+	}
 	path := filepath.Join(r.cfg.Dir, name+".wasm")
 	bin, err := readCapped(path, r.cfg.MaxModuleBytes)
 	if err != nil {
