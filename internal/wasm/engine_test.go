@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"strings"
@@ -421,9 +422,28 @@ func TestEngineOutputForms(t *testing.T) {
 	}
 }
 
+// TestEngineCompilationCache shows the cache is reused on a second start: the first
+// engine writes compiled code to the directory; the second compiles the same module
+// without writing anything (a miss would add an entry or rewrite one).
 func TestEngineCompilationCache(t *testing.T) {
 	dir := t.TempDir()
-	for i := range 2 { // the second engine reads what the first wrote
+	snapshot := func() map[string]string {
+		files, err := readDirRecursive(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, f := range files {
+			st, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[f] = fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+		}
+		return out
+	}
+	var after []map[string]string
+	for i := range 2 {
 		e, err := NewEngine(context.Background(), Config{CacheDir: dir})
 		if err != nil {
 			t.Fatal(err)
@@ -436,13 +456,13 @@ func TestEngineCompilationCache(t *testing.T) {
 		if err := e.Close(context.Background()); err != nil {
 			t.Fatalf("engine %d: close: %v", i, err)
 		}
+		after = append(after, snapshot())
 	}
-	entries, err := readDirRecursive(dir)
-	if err != nil {
-		t.Fatal(err)
+	if len(after[0]) == 0 {
+		t.Fatal("the first start wrote nothing to the compilation cache")
 	}
-	if len(entries) == 0 {
-		t.Fatal("compilation cache directory is empty")
+	if !maps.Equal(after[0], after[1]) {
+		t.Errorf("the second start rewrote the cache (a miss):\nfirst  %v\nsecond %v", after[0], after[1])
 	}
 }
 
