@@ -376,6 +376,9 @@ func pathSegments(u *url.URL) (segs []string, ambiguous bool) {
 
 type errorString string
 
+// errInvalidMethod is the one target error about the method rather than the URL.
+const errInvalidMethod = errorString("invalid method")
+
 func (e errorString) Error() string { return string(e) }
 
 // Decision is what a policy says about one request.
@@ -513,7 +516,7 @@ func newTarget(method string, u *url.URL) (target, error) {
 		t.method = "GET"
 	}
 	if !isToken(t.method) {
-		return t, errorString("invalid method")
+		return t, errInvalidMethod
 	}
 	if t.scheme != "http" && t.scheme != "https" {
 		return t, errorString("only http and https URLs are allowed")
@@ -682,7 +685,7 @@ func parseTarget(method, rawURL string) (*url.URL, target, error) {
 	t, err := newTarget(method, u)
 	if err != nil {
 		field := "url"
-		if err.Error() == "invalid method" {
+		if err == errInvalidMethod {
 			field = "method"
 		}
 		return nil, target{}, invalidField(field, field+": "+err.Error())
