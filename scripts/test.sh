@@ -37,6 +37,10 @@ docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVer
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
   apt_install busybox-static
 fi
+# Image pull tests push to and pull from Debian's docker-registry, run on loopback.
+if ! dpkg -s docker-registry >/dev/null 2>&1; then
+  apt_install docker-registry
+fi
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

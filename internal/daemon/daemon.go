@@ -168,6 +168,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}()
 		redact := func(b []byte) []byte { out, _ := creds.Redact(b); return out }
 		srv.RegisterContainers(containerService{m: mgr, redact: redact}, "")
+		srv.RegisterImages(newImageService(backend.Client(), cfg.Containers.AllowedImages, log), "")
 		policies.container = func(ctx context.Context, id string) (*egress.Policy, error) {
 			rec, err := mgr.Get(ctx, id)
 			if err != nil {
@@ -177,6 +178,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	} else {
 		srv.RegisterContainers(nil, why)
+		srv.RegisterImages(nil, why)
 	}
 	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dockerHealth(mgr, backend, why)})
 
