@@ -325,7 +325,7 @@ func TestRunAndToolsCommands(t *testing.T) {
 		}
 	})
 	// Wait until the server has compiled its tools (slow on a loaded machine).
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		r := clawbox(t, context.Background(), env, "status", "--port", port, "--json")
 		if strings.Contains(r.stdout, `"tools_loaded": 2`) {

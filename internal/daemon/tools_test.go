@@ -61,6 +61,7 @@ func TestToolsEndToEnd(t *testing.T) {
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
+	waitToolsLoaded(t, c, 2)
 
 	res, err := c.Execute(ctx, api.ExecuteRequest{Tool: "echo", Params: json.RawMessage(`{"hello":"world"}`)})
 	if err != nil {
@@ -184,4 +185,24 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// waitToolsLoaded waits until the server has compiled its n tools: the first
+// compile of a Go-built module takes seconds, many more under -race on a loaded
+// machine, which is longer than a client's request timeout.
+func waitToolsLoaded(t *testing.T, c *client.Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		h, err := c.Health(context.Background())
+		if err == nil {
+			if d, ok := h.Components["wasm_engine"].Detail.(map[string]any); ok && d["tools_loaded"] == float64(n) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tools not loaded: %+v %v", n, h, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
