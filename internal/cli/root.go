@@ -166,6 +166,7 @@ Exit codes: 0 success, 1 error reported by the server or the operation,
 		a.toolsCommand(),
 		a.newToolCommand(),
 		a.buildCommand(),
+		a.mcpCommand(),
 	)
 	return root
 }

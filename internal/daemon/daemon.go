@@ -153,35 +153,27 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer gw.Close()
 	policies := policySource{server: cfg.ContainerPolicy.NetworkAllowlist}
 
-	mgr, backend, why, err := startSandboxes(ctx, cfg, instanceID, db, gw, creds, auditW, reg, log)
+	// Container sandboxes: without a reachable Docker the server still serves WASM
+	// tools, answers 503 for containers, and keeps trying to reach the engine.
+	dock := &dockerSide{cfg: cfg, instanceID: instanceID, db: db, gw: gw, creds: creds, sink: auditW, reg: reg, log: log,
+		redact: func(b []byte) []byte { out, _ := creds.Redact(b); return out }}
+	if err := dock.start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		dock.Close(sctx)
+	}()
+	srv.RegisterContainers(dockerContainers{dock}, "")
+	srv.RegisterImages(dockerImages{dock}, "")
+	policies.container = dock.policy
+	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dock.health})
+
+	mcpEP, err := newMCPEndpoint(srv, token, cfg, log)
 	if err != nil {
 		return err
 	}
-	if mgr != nil {
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := mgr.Shutdown(sctx); err != nil {
-				log.Warn("containers: shutdown incomplete", "err", err)
-			}
-			backend.Close()
-		}()
-		redact := func(b []byte) []byte { out, _ := creds.Redact(b); return out }
-		srv.RegisterContainers(containerService{m: mgr, redact: redact}, "")
-		srv.RegisterImages(newImageService(backend.Client(), cfg.Containers.AllowedImages, log), "")
-		policies.container = func(ctx context.Context, id string) (*egress.Policy, error) {
-			rec, err := mgr.Get(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			return egress.Effective(cfg.ContainerPolicy.NetworkAllowlist, rec.Allowlist)
-		}
-	} else {
-		srv.RegisterContainers(nil, why)
-		srv.RegisterImages(nil, why)
-	}
-	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dockerHealth(mgr, backend, why)})
-
 	var lazyEngine *wasm.Engine // set by the loader before lazy.ready closes
 	tm, err := newToolMetrics(reg)
 	if err != nil {
@@ -198,6 +190,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			if r := tools.Load(); r != nil {
 				tm.loaded.Set(float64(len(r.List())))
 			}
+			mcpEP.ToolsChanged()
 		})
 		if err != nil {
 			log.Error("WASM tools disabled", "err", err)
@@ -210,6 +203,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		lazy.svc = toolService{reg: treg, creds: creds, audit: auditW, m: tm, log: log}
 		lazyEngine = eng
 		close(lazy.ready)
+		mcpEP.ToolsChanged()
 		log.Info("WASM tools loaded", "tools", len(treg.List()))
 	}()
 	defer func() {
@@ -244,6 +238,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return toolPolicy(&info.ToolManifest, nil)
 	}
 	srv.RegisterPolicy(policies)
+	mcpEP.Start(ctx)
+	defer mcpEP.Close()
 
 	var listeners []net.Listener
 	defer func() {

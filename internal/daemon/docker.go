@@ -1,0 +1,254 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/egress"
+	"github.com/clawbox/clawbox/internal/sandbox"
+	"github.com/clawbox/clawbox/internal/sandbox/docker"
+	"github.com/clawbox/clawbox/internal/secrets"
+	"github.com/clawbox/clawbox/internal/server"
+	"github.com/clawbox/clawbox/internal/store"
+)
+
+// dockerRetry is how often an unreachable Docker engine is tried again.
+const dockerRetry = 5 * time.Second
+
+// dockerSide owns the container side of the server: the sandbox manager and its
+// Docker backend. When the engine cannot be reached at start, it keeps trying in the
+// background and brings container sandboxes up as soon as it answers; until then
+// their routes answer 503 unavailable with the reason.
+type dockerSide struct {
+	cfg        *config.Config
+	instanceID string
+	db         *store.DB
+	gw         *egress.Gateway
+	creds      *secrets.Store
+	sink       sandbox.AuditSink
+	reg        prometheus.Registerer
+	log        *slog.Logger
+	redact     func([]byte) []byte
+
+	mu      sync.Mutex // guards mgr, backend and why
+	mgr     *sandbox.Manager
+	backend *docker.Backend
+	why     string
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the retry loop has returned
+}
+
+// start tries to bring the sandboxes up now; if Docker does not answer it starts the
+// retry loop. Only a configuration error is returned.
+func (d *dockerSide) start(ctx context.Context) error {
+	d.done = make(chan struct{})
+	mgr, backend, why, err := startSandboxes(ctx, d.cfg, d.instanceID, d.db, d.gw, d.creds, d.sink, d.reg, d.log)
+	if err != nil {
+		close(d.done)
+		return err
+	}
+	if mgr != nil {
+		d.set(mgr, backend, "")
+		close(d.done)
+		return nil
+	}
+	d.set(nil, nil, why)
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	go d.retry(lctx)
+	return nil
+}
+
+func (d *dockerSide) set(mgr *sandbox.Manager, b *docker.Backend, why string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.mgr, d.backend, d.why = mgr, b, why
+}
+
+// current returns the manager and backend, or the reason they are not available.
+func (d *dockerSide) current() (*sandbox.Manager, *docker.Backend, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mgr, d.backend, d.why
+}
+
+func (d *dockerSide) retry(ctx context.Context) {
+	defer close(d.done)
+	t := time.NewTicker(dockerRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		mgr, backend, why, err := startSandboxes(ctx, d.cfg, d.instanceID, d.db, d.gw, d.creds, d.sink, d.reg, d.log)
+		if err != nil {
+			d.log.Error("containers: cannot start the sandbox manager", "err", err)
+			d.set(nil, nil, "the sandbox manager failed to start; see the server log")
+			return
+		}
+		if mgr != nil {
+			d.set(mgr, backend, "")
+			d.log.Info("containers: Docker is reachable again; container sandboxes are available")
+			return
+		}
+		d.set(nil, nil, why)
+	}
+}
+
+// Close stops the retry loop, then shuts the manager down (leaving or killing the
+// running sandboxes as configured) and closes the backend.
+func (d *dockerSide) Close(ctx context.Context) {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	if d.done != nil {
+		<-d.done
+	}
+	mgr, backend, _ := d.current()
+	if mgr != nil {
+		if err := mgr.Shutdown(ctx); err != nil {
+			d.log.Warn("containers: shutdown incomplete", "err", err)
+		}
+		backend.Close()
+	}
+}
+
+func (d *dockerSide) unavailable(why string) error {
+	return api.Errorf(api.CodeUnavailable, "container sandboxes are not available: %s", why)
+}
+
+// containers returns the container service, or 503 with the reason.
+func (d *dockerSide) containers() (containerService, error) {
+	mgr, _, why := d.current()
+	if mgr == nil {
+		return containerService{}, d.unavailable(why)
+	}
+	return containerService{m: mgr, redact: d.redact}, nil
+}
+
+// policy is the effective egress policy of a container sandbox.
+func (d *dockerSide) policy(ctx context.Context, id string) (*egress.Policy, error) {
+	cs, err := d.containers()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := cs.m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return egress.Effective(d.cfg.ContainerPolicy.NetworkAllowlist, rec.Allowlist)
+}
+
+func (d *dockerSide) health(ctx context.Context) api.ComponentHealth {
+	mgr, backend, why := d.current()
+	return dockerHealth(mgr, backend, why)(ctx)
+}
+
+// dockerContainers serves the container routes from whatever dockerSide has now.
+type dockerContainers struct{ d *dockerSide }
+
+var _ server.Sandboxes = dockerContainers{}
+
+func (c dockerContainers) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api.ContainerInfo, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return api.ContainerInfo{}, err
+	}
+	return cs.Spawn(ctx, req)
+}
+
+func (c dockerContainers) Get(ctx context.Context, id string) (api.ContainerInfo, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return api.ContainerInfo{}, err
+	}
+	return cs.Get(ctx, id)
+}
+
+func (c dockerContainers) List(ctx context.Context, status string) ([]api.ContainerInfo, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return nil, err
+	}
+	return cs.List(ctx, status)
+}
+
+func (c dockerContainers) Kill(ctx context.Context, id string) (api.KillResponse, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return api.KillResponse{}, err
+	}
+	return cs.Kill(ctx, id)
+}
+
+func (c dockerContainers) Logs(ctx context.Context, id string) (api.ContainerLogs, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return api.ContainerLogs{}, err
+	}
+	return cs.Logs(ctx, id)
+}
+
+func (c dockerContainers) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	cs, err := c.d.containers()
+	if err != nil {
+		return err
+	}
+	return cs.FollowLogs(ctx, id, stdout, stderr)
+}
+
+func (c dockerContainers) Wait(ctx context.Context, id string) (api.ContainerInfo, error) {
+	cs, err := c.d.containers()
+	if err != nil {
+		return api.ContainerInfo{}, err
+	}
+	return cs.Wait(ctx, id)
+}
+
+// dockerImages serves the image routes from whatever dockerSide has now.
+type dockerImages struct{ d *dockerSide }
+
+var _ server.Images = dockerImages{}
+
+func (i dockerImages) service() (*imageService, error) {
+	_, backend, why := i.d.current()
+	if backend == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "images are not available: %s", why)
+	}
+	return newImageService(backend.Client(), i.d.cfg.Containers.AllowedImages, i.d.log), nil
+}
+
+// Resolve checks that Docker is there (so that a pull is refused with 503 before
+// its stream starts) and the image against the policy.
+func (i dockerImages) Resolve(image string) (string, error) {
+	if _, err := i.service(); err != nil {
+		return "", err
+	}
+	return sandbox.ImageAllowed(image, i.d.cfg.Containers.AllowedImages)
+}
+
+func (i dockerImages) Pull(ctx context.Context, ref string, progress func(api.PullProgress)) (api.PullProgress, error) {
+	s, err := i.service()
+	if err != nil {
+		return api.PullProgress{}, err
+	}
+	return s.Pull(ctx, ref, progress)
+}
+
+func (i dockerImages) List(ctx context.Context) ([]api.Image, error) {
+	s, err := i.service()
+	if err != nil {
+		return nil, err
+	}
+	return s.List(ctx)
+}

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/clawbox/clawbox/client"
+	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/mcp"
+	"github.com/clawbox/clawbox/internal/server"
+	"github.com/clawbox/clawbox/internal/version"
+)
+
+// mcpEndpoint serves MCP over streamable HTTP at /mcp. Its tools call the API through
+// the server's own handler, in process, so they behave exactly like the API (auth,
+// limits, redaction, audit, errors). It owns the goroutine that rebuilds the tool
+// set when the tool registry changes.
+type mcpEndpoint struct {
+	mcp *mcp.Server
+	log *slog.Logger
+
+	kick      chan struct{} // buffered 1: a pending refresh
+	cancel    context.CancelFunc
+	done      chan struct{}
+	startOnce sync.Once
+	closeOnce sync.Once
+}
+
+// newMCPEndpoint registers GET, POST and DELETE /mcp on srv (bearer token required).
+// Call Start once every route is registered, and Close on shutdown.
+func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *slog.Logger) (*mcpEndpoint, error) {
+	backend, err := client.New("http://clawbox.in-process", client.Options{
+		Token:      token,
+		HTTPClient: &http.Client{Transport: inProcess{h: srv.Handler()}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ms, err := mcp.New(mcp.Config{Backend: backend, Templates: cfg.Images.Templates, Version: version.String(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	e := &mcpEndpoint{mcp: ms, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return ms.MCP() }, &sdk.StreamableHTTPOptions{
+		Logger:         log,
+		SessionTimeout: 30 * time.Minute,
+	})
+	serve := func(w http.ResponseWriter, r *http.Request) error {
+		// Streams (GET) last as long as the session: end them when the server stops,
+		// so that graceful shutdown does not wait for MCP clients to hang up.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-srv.Stopping():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		h.ServeHTTP(w, r.WithContext(ctx))
+		return nil
+	}
+	doc := func(summary, describe string) server.Doc {
+		return server.Doc{
+			Summary:  summary,
+			Describe: describe,
+			Tags:     []string{"mcp"},
+			Responses: []server.Response{
+				{Status: 200, ContentType: "text/event-stream", Describe: "MCP messages (or application/json, per the MCP streamable HTTP transport)"},
+			},
+		}
+	}
+	srv.Handle(server.Route{Method: http.MethodPost, Pattern: "/mcp", Auth: server.AuthRequired, Handler: serve,
+		Doc: doc("MCP: send a JSON-RPC message (streamable HTTP)",
+			"The Model Context Protocol over streamable HTTP: clawbox's WASM tools and the sandbox tools. The first POST (initialize) opens a session (Mcp-Session-Id).")})
+	srv.Handle(server.Route{Method: http.MethodGet, Pattern: "/mcp", Auth: server.AuthRequired, Handler: serve,
+		Doc: doc("MCP: open the session's server-to-client stream",
+			"Server-sent events carrying notifications such as notifications/tools/list_changed.")})
+	srv.Handle(server.Route{Method: http.MethodDelete, Pattern: "/mcp", Auth: server.AuthRequired, Handler: serve,
+		Doc: doc("MCP: end a session", "Ends the session named by Mcp-Session-Id.")})
+	return e, nil
+}
+
+// Start runs the refresher: it reads the tool list once (waiting for the tools to
+// load), then again after each ToolsChanged.
+func (e *mcpEndpoint) Start(ctx context.Context) {
+	e.startOnce.Do(func() {
+		ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		e.kick <- struct{}{}
+		go e.run(ctx)
+	})
+}
+
+func (e *mcpEndpoint) run(ctx context.Context) {
+	defer close(e.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kick:
+		}
+		if _, err := e.mcp.Refresh(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("mcp: cannot refresh the tool list", "err", err)
+		}
+	}
+}
+
+// ToolsChanged asks for the MCP tool set to be rebuilt. It never blocks, so it may
+// be called from the tool registry's change callback; changes coalesce.
+func (e *mcpEndpoint) ToolsChanged() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the refresher and ends every MCP session. It is idempotent.
+func (e *mcpEndpoint) Close() {
+	e.closeOnce.Do(func() {
+		e.startOnce.Do(func() { close(e.done) }) // never started: nothing to wait for
+		if e.cancel != nil {
+			e.cancel()
+		}
+		<-e.done
+		for ss := range e.mcp.MCP().Sessions() {
+			ss.Close()
+		}
+	})
+}
+
+// inProcess is an http.RoundTripper that serves each request with the API handler
+// itself, without a network hop.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	r := req.Clone(req.Context())
+	r.RequestURI = req.URL.RequestURI()
+	r.RemoteAddr = "in-process"
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}

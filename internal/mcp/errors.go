@@ -1,0 +1,124 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/clawbox/clawbox/api"
+)
+
+// ErrorResult is the structured content of a failed tool call.
+type ErrorResult struct {
+	// Code is the clawbox API's stable error code (or "unreachable").
+	Code string `json:"code"`
+	// Error is the server's message.
+	Error string `json:"error"`
+	// Next says what to do about it.
+	Next string `json:"next,omitempty"`
+	// Details are the API error's details, if any.
+	Details any `json:"details,omitempty"`
+}
+
+// codeUnreachable is the code of a result when the clawbox server did not answer.
+const codeUnreachable = "unreachable"
+
+// hintContext is what the failed call was about, for a precise hint.
+type hintContext struct {
+	tool      string // a WASM tool call
+	image     string // a spawn
+	container string // a call about one sandbox
+}
+
+// success is a tool result with a short text and a structured value.
+func success(text string, v any) *sdk.CallToolResult {
+	return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}, StructuredContent: v}
+}
+
+// failure is an error result with the code and message chosen here.
+func failure(code, msg string, details any) *sdk.CallToolResult {
+	return resultFor(ErrorResult{Code: code, Error: msg, Details: details})
+}
+
+func resultFor(e ErrorResult) *sdk.CallToolResult {
+	text := fmt.Sprintf("Error (%s): %s", e.Code, e.Error)
+	if e.Next != "" {
+		text += "\nNext: " + e.Next
+	}
+	if e.Details != nil {
+		if b, err := json.Marshal(e.Details); err == nil && string(b) != "null" {
+			text += "\nDetails: " + string(b)
+		}
+	}
+	return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}, StructuredContent: e, IsError: true}
+}
+
+// errorResult turns an error from the backend into a tool result that tells the
+// model what happened and what to do next.
+func errorResult(err error, hc hintContext) *sdk.CallToolResult {
+	return resultFor(describe(err, hc))
+}
+
+// describe classifies err by its API code; the message is the server's, which is
+// chosen to be safe to show.
+func describe(err error, hc hintContext) ErrorResult {
+	ae, ok := api.AsError(err)
+	if !ok {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return ErrorResult{Code: "canceled", Error: "the call was canceled"}
+		case errors.Is(err, context.DeadlineExceeded):
+			return ErrorResult{Code: api.CodeTimeout, Error: "the call did not finish in time", Next: "retry; if it keeps timing out, check the clawbox server's load (clawbox status)"}
+		default:
+			// Transport failures from the Go client (client.ErrUnreachable) and
+			// anything else: the text is the client's, which names the server.
+			return ErrorResult{Code: codeUnreachable, Error: err.Error(),
+				Next: "the clawbox server did not answer: ask the user to start it (clawbox serve) and check `clawbox status`; then retry"}
+		}
+	}
+	r := ErrorResult{Code: ae.Code, Error: ae.Message, Details: ae.Details}
+	switch ae.Code {
+	case api.CodeToolNotFound:
+		r.Next = fmt.Sprintf("tool %q is not loaded on the clawbox server (it may have been removed): list the tools again (tools/list) and use one that exists", hc.tool)
+	case api.CodeImageNotFound:
+		img := orDefault(hc.image, "the server's containers.default_image")
+		r.Next = fmt.Sprintf("image %s is not on the Docker host and clawbox never pulls implicitly: ask the user to run `clawbox image pull %s` (or use an image that is present), then spawn again", img, orDefault(hc.image, "IMAGE"))
+	case api.CodeImageNotAllowed:
+		r.Next = "the image is outside containers.allowed_images of the server's config: use an allowed image (for example one under clawbox/), or ask the user to add it to containers.allowed_images"
+	case api.CodePolicyDenied:
+		r.Next = "the request asks for more than the server's [container_policy] grants (network allowlist, credentials in allowed_credentials): ask for less, or ask the user to change the policy; `clawbox policy check URL` shows which rule decides"
+	case api.CodeBlockedByPolicy, api.CodePrivateAddress:
+		r.Next = "the egress gateway refused the destination under the network allowlist (a rule starting with ! denies and wins; loopback and private addresses are always refused): use an allowed URL; `clawbox policy check URL` shows which rule decides"
+	case api.CodeLeakDetected:
+		r.Next = "the request carried what looks like a secret and was blocked: never put credentials in requests; the gateway injects configured credentials itself"
+	case api.CodeInvalidRequest, api.CodeInvalidJSON:
+		r.Next = "fix the arguments (details name the field, if any) and call again"
+		if hc.tool != "" {
+			r.Next = "fix the arguments to match the tool's input schema (details name the field, if any) and call again"
+		}
+	case api.CodeToolFailed:
+		r.Next = "the tool ran and failed (the message has its exit status and stderr): check the arguments against its input schema and retry with corrected input"
+	case api.CodeTimeout:
+		r.Next = "the call hit its time limit: retry with less work per call"
+	case api.CodeOutputTooLarge:
+		r.Next = "the output exceeded the server's limit: ask for less output (narrower input, pagination) and retry"
+	case api.CodeNotFound:
+		if hc.container != "" {
+			r.Next = fmt.Sprintf("there is no sandbox %q (finished records expire): call sandbox_list to see the current ids", hc.container)
+		}
+	case api.CodeUnavailable:
+		r.Next = "a backend of the clawbox server is unavailable (for container tools: Docker); WASM tools still work. Ask the user to check `clawbox status`"
+	case api.CodeBusy, api.CodeRateLimited:
+		r.Next = "the server is busy: wait a little and retry"
+	case api.CodeResourceExhausted:
+		r.Next = "a capacity limit was reached (such as containers.max_containers): kill sandboxes you no longer need (sandbox_list, sandbox_kill) and retry"
+	case api.CodeAuthRequired:
+		r.Next = "the MCP bridge's API token is wrong: ask the user to check CLAWBOX_AUTH_TOKEN or --token of `clawbox mcp` (the token is in ~/.clawbox/token)"
+	case api.CodeInternal:
+		r.Next = "the clawbox server failed internally (its log has the details under the request id); retry once, then report it to the user"
+	}
+	return r
+}
