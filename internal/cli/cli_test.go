@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 type result struct {
@@ -367,4 +369,25 @@ func TestRunAndToolsCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Loaded 2 tools") {
 		t.Errorf("tools reload: %+v", r)
 	}
+}
+
+// TestEveryCommandHasHelpAndExample walks the real command tree.
+func TestEveryCommandHasHelpAndExample(t *testing.T) {
+	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || (c.Parent() != nil && c.Parent().Name() == "completion") {
+			return
+		}
+		if c.Short == "" {
+			t.Errorf("%s has no short help", c.CommandPath())
+		}
+		if c.Example == "" {
+			t.Errorf("%s has no example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(a.rootCommand())
 }

@@ -19,8 +19,11 @@ func (a *app) credsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "creds",
 		Short: "Manage the credentials the gateway injects (values are never shown)",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Example: `  clawbox creds add github --host api.github.com
+  clawbox creds list
+  clawbox creds rm github`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.credsAddCommand(), a.credsListCommand(), a.credsRmCommand())
 	return cmd

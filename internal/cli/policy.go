@@ -12,10 +12,11 @@ import (
 
 func (a *app) policyCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "policy",
-		Short: "Inspect egress policy",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Use:     "policy",
+		Short:   "Inspect egress policy",
+		Example: "  clawbox policy check https://api.github.com/repos/x/y",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	var req api.PolicyCheckRequest
 	check := &cobra.Command{

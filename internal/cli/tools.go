@@ -90,8 +90,11 @@ func (a *app) toolsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tools",
 		Short: "List, register and reload WASM tools",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Example: `  clawbox tools list
+  clawbox tools register ./greet/manifest.json
+  clawbox tools reload`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	list := &cobra.Command{
 		Use:     "list",
