@@ -56,7 +56,7 @@ func TestServeFirstRunThenClientCommands(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	// Wait until the server answers.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		r := clawbox(t, context.Background(), env, "health", "--port", port)
 		if r.code == 0 {
@@ -191,7 +191,7 @@ func serveDir(t *testing.T, edit func(cfg string) string, prepare ...func(dir st
 		done <- runWithEnv(ctx, []string{"serve", "--port", port}, env, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for clawbox(t, context.Background(), env, "health", "--port", port).code != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("server did not come up")

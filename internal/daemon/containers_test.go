@@ -86,7 +86,7 @@ func apiClient(t *testing.T, cfg *config.Config, addr string) *client.Client {
 // waitFinal waits until a sandbox has left running.
 func waitFinal(t *testing.T, c *client.Client, id string) *api.ContainerInfo {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		info, err := c.Container(context.Background(), id)
 		if err != nil {
@@ -182,7 +182,7 @@ func TestContainerEgressEndToEnd(t *testing.T) {
 
 	// Every decision is in the audit log, without the value.
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		recs, err = c.Audit(ctx, client.AuditQuery{ContainerID: info.ContainerID, Kind: "request"})
 		if err != nil {

@@ -74,7 +74,7 @@ func runDaemonLog(t *testing.T, cfg *config.Config, logw io.Writer) ([]string, f
 	case err := <-done:
 		cancel()
 		t.Fatalf("Run failed before serving: %v", err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(3 * time.Minute):
 		cancel()
 		t.Fatal("Run did not become ready")
 	}

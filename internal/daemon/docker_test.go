@@ -89,7 +89,7 @@ func TestContainersRecoverWhenDockerReturns(t *testing.T) {
 	}
 
 	startRelay(t, sock)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		_, err = c.Containers(ctx, "")
 		if err == nil {
