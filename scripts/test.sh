@@ -58,6 +58,9 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 log "go test -race"
 go test -race -count=1 -timeout 30m ./...
 
+log "fuzz targets, briefly"
+bash scripts/fuzz.sh
+
 log "benchmarks compile and run once"
 go test -run '^$' -bench . -benchtime 1x ./... >/dev/null
 

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		cancel()
 	}
 	code := m.Run()
+	if d, ok := wasmCacheDir(); ok {
+		os.RemoveAll(d)
+	}
 	if dockerErr == nil && imageErr == nil {
 		if err := dockertest.RemoveImage(testImage); err != nil {
 			fmt.Fprintln(os.Stderr, "remove test image:", err)

@@ -92,7 +92,11 @@ func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *s
 func (e *mcpEndpoint) Start(ctx context.Context) {
 	e.startOnce.Do(func() {
 		ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		e.kick <- struct{}{}
+		// A refresh may already be pending (the tools loaded first): never block here.
+		select {
+		case e.kick <- struct{}{}:
+		default:
+		}
 		go e.run(ctx)
 	})
 }

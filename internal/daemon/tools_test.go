@@ -21,13 +21,24 @@ import (
 
 // wasmCache is one compilation cache for the package's tests, so each example tool
 // is compiled once per test run rather than once per server.
-var wasmCache = sync.OnceValue(func() string {
-	d, err := os.MkdirTemp("", "cbcache")
-	if err != nil {
-		panic(err)
-	}
-	return d
-})
+var (
+	wasmCacheOnce sync.Once
+	wasmCachePath string
+)
+
+func wasmCache() string {
+	wasmCacheOnce.Do(func() {
+		d, err := os.MkdirTemp("", "cbcache")
+		if err != nil {
+			panic(err)
+		}
+		wasmCachePath = d
+	})
+	return wasmCachePath
+}
+
+// wasmCacheDir returns the cache directory if a test created it (TestMain removes it).
+func wasmCacheDir() (string, bool) { return wasmCachePath, wasmCachePath != "" }
 
 // installTools copies the named example tools into cfg's tool directory.
 func installTools(t *testing.T, cfg *config.Config, names ...string) {

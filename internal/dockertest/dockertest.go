@@ -73,11 +73,17 @@ func BuildImage(ctx context.Context, ref string) error {
 			return err
 		}
 	}
-	for name, data := range map[string][]byte{"bin/busybox": busybox, "agent": agent} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
+	// agent-suid is a setuid-root copy of the agent: a sandbox running it must stay
+	// its own uid (no-new-privileges).
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"bin/busybox", 0o755, busybox}, {"agent", 0o755, agent}, {"agent-suid", 0o4755, agent}} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
 			return err
 		}
-		if _, err := tw.Write(data); err != nil {
+		if _, err := tw.Write(f.data); err != nil {
 			return err
 		}
 	}

@@ -206,6 +206,10 @@ func (s *Store) Delete(name string) error {
 	if s == nil {
 		return api.Errorf(api.CodeUnavailable, "credential store is not configured (no master key)")
 	}
+	if !nameRE.MatchString(name) {
+		// No entry can have this name: answer without touching the files.
+		return api.Errorf(api.CodeNotFound, "credential not found: not a valid credential name")
+	}
 	err := s.update(func(entries []*entry) ([]*entry, error) {
 		i := slices.IndexFunc(entries, func(x *entry) bool { return x.Name == name })
 		if i < 0 {

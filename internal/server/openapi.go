@@ -25,6 +25,9 @@ func OpenAPIPath(pattern string) string {
 // from the wire types themselves, so the document cannot drift from the code.
 func (s *Server) OpenAPI() (map[string]any, error) {
 	schemas := map[string]any{}
+	// json.RawMessage is documented as what it carries, any JSON value (by default it
+	// would be described as its Go type, an array of integers).
+	rawJSON := map[reflect.Type]*jsonschema.Schema{reflect.TypeFor[json.RawMessage](): {}}
 	ref := func(v any) (map[string]any, error) {
 		t := reflect.TypeOf(v)
 		for t.Kind() == reflect.Pointer {
@@ -35,7 +38,7 @@ func (s *Server) OpenAPI() (map[string]any, error) {
 			return nil, fmt.Errorf("openapi: unnamed type %s", t)
 		}
 		if _, ok := schemas[name]; !ok {
-			sch, err := jsonschema.ForType(t, &jsonschema.ForOptions{IgnoreInvalidTypes: true})
+			sch, err := jsonschema.ForType(t, &jsonschema.ForOptions{IgnoreInvalidTypes: true, TypeSchemas: rawJSON})
 			if err != nil {
 				return nil, err
 			}

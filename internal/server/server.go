@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.mux.Handle("/", http.HandlerFunc(s.noRoute))
-	s.handler = s.middleware(s.mux)
+	s.handler = s.middleware(s.canonicalPaths(s.mux))
 
 	auth := AuthRequired
 	if cfg.PublicHealth {

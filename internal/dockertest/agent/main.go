@@ -5,7 +5,11 @@
 //	agent [-bad-token]                      GET /health, prints "<status> <body>"
 //	agent -proxy URL [-method M] [-body B]  POST /proxy, prints "<status> <body>"
 //	agent -raw JSON                         POST /proxy with JSON as the body
-//	agent -fork N                           start N sleeping children, print "forks=<started>/N"
+//	agent -fork N [-hold]                   start N sleeping children, print "forks=<started>/N"
+//	                                        (with -hold, keep them and wait to be killed)
+//	agent -dial ADDR                        connect to ADDR ("tcp:host:port" or "unix:path"),
+//	                                        print "dial=ok" or "dial=failed"
+//	agent -whoami                           print "euid=<n> uid=<n>" (run from a setuid copy)
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -32,10 +37,20 @@ func main() {
 	raw := flag.String("raw", "", "POST this JSON to /proxy as it is")
 	sock := flag.String("socket", os.Getenv("CLAWBOX_PROXY_SOCKET"), "the door's socket")
 	fork := flag.Int("fork", 0, "start this many sleeping children and report how many started")
+	hold := flag.Bool("hold", false, "with -fork: keep the children and block")
+	dial := flag.String("dial", "", `connect to "tcp:host:port" or "unix:path" and report whether it worked`)
+	whoami := flag.Bool("whoami", false, "print the effective and real uid")
 	flag.Parse()
 
-	if *fork > 0 {
-		forks(*fork)
+	switch {
+	case *fork > 0:
+		forks(*fork, *hold)
+		return
+	case *dial != "":
+		dialOnce(*dial)
+		return
+	case *whoami:
+		fmt.Printf("euid=%d uid=%d\n", os.Geteuid(), os.Getuid())
 		return
 	}
 
@@ -95,9 +110,23 @@ func main() {
 	fmt.Printf("%d %s\n", resp.StatusCode, strings.TrimSpace(string(out)))
 }
 
+// dialOnce connects to a "tcp:host:port" or "unix:path" address with a short
+// timeout and prints the outcome (the error goes to stderr).
+func dialOnce(addr string) {
+	network, a, _ := strings.Cut(addr, ":")
+	c, err := net.DialTimeout(network, a, 3*time.Second)
+	if err != nil {
+		fmt.Println("dial=failed")
+		fmt.Fprintln(os.Stderr, "dial:", err)
+		return
+	}
+	c.Close()
+	fmt.Println("dial=ok")
+}
+
 // forks starts n children (bounded) and reports how many the pids limit let start,
-// then kills them.
-func forks(n int) {
+// then kills them, or with hold keeps them and blocks until killed.
+func forks(n int, hold bool) {
 	var started []*exec.Cmd
 	for i := 0; i < n; i++ {
 		cmd := exec.Command("/bin/sleep", "60")
@@ -107,6 +136,9 @@ func forks(n int) {
 		started = append(started, cmd)
 	}
 	fmt.Printf("forks=%d/%d\n", len(started), n)
+	for hold {
+		time.Sleep(time.Hour)
+	}
 	for _, c := range started {
 		c.Process.Kill()
 		c.Wait()

@@ -164,6 +164,11 @@ func classify(op string, err error) error {
 	if errdefs.IsNotFound(err) {
 		return fmt.Errorf("docker %s: %w: %w", op, errdefs.ErrNotFound, err)
 	}
+	if client.IsErrConnectionFailed(err) {
+		// The engine is down or restarting: API clients see 503 unavailable; the
+		// engine's own text (with the socket path) stays in the chain for logs.
+		return fmt.Errorf("docker %s: %w: %w", op, api.Errorf(api.CodeUnavailable, "the Docker daemon does not answer; try again when it is back"), err)
+	}
 	return fmt.Errorf("docker %s: %w", op, err)
 }
 
@@ -307,7 +312,8 @@ func (b *Backend) dropPending(id string) {
 	}
 }
 
-// Wait blocks until the container is not running and returns its exit.
+// Wait blocks until the container is not running and returns its exit. A container
+// removed by someone else meanwhile is a not-found error, not an exit.
 func (b *Backend) Wait(ctx context.Context, id string) (sandbox.Exit, error) {
 	b.mu.Lock()
 	p := b.pending[id]
@@ -338,8 +344,14 @@ func (b *Backend) Wait(ctx context.Context, id string) (sandbox.Exit, error) {
 		if r.Error != nil && r.Error.Message != "" {
 			b.log.Warn("docker: wait reported an error", "container", id, "err", r.Error.Message)
 		}
-		// The wait response does not say whether the kernel OOM-killed it.
-		if c, err := b.Inspect(ctx, id); err == nil {
+		// The wait response does not say whether the kernel OOM-killed it. A
+		// container removed behind clawbox's back (docker rm -f) also ends the wait
+		// with an exit code: that sandbox is lost, not failed.
+		c, err := b.Inspect(ctx, id)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return sandbox.Exit{}, fmt.Errorf("docker container wait: %w", err)
+		}
+		if err == nil {
 			exit.OOMKilled = c.Exit.OOMKilled
 		}
 		return exit, nil
@@ -426,6 +438,10 @@ func (b *Backend) Inspect(ctx context.Context, id string) (sandbox.Container, er
 	r, err := b.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return sandbox.Container{}, classify("container inspect", err)
+	}
+	if s := r.Container.State; s != nil && s.Status == container.StateRemoving && !s.Running {
+		// Someone else is removing it (docker rm -f kills, then removes): it is gone.
+		return sandbox.Container{}, fmt.Errorf("docker container inspect: %w: container %s is being removed", errdefs.ErrNotFound, id)
 	}
 	c := sandbox.Container{ID: r.Container.ID}
 	if r.Container.Config != nil {

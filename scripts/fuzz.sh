@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every fuzz target briefly (FUZZTIME each, default 10s). The seed corpora in
+# testdata/fuzz also run as plain tests in `go test`; this explores beyond them.
+# A failure leaves its input in the package's testdata/fuzz/<Target>/ to reproduce
+# with `go test -run '^Target$/name' ./pkg`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime="${FUZZTIME:-10s}"
+
+# Each target at a trust boundary: package and function.
+targets=(
+  "./internal/egress FuzzPolicy"               # network allowlist rules and URL matching
+  "./internal/egress FuzzDecodeProxyRequest"   # the door's POST /proxy body (sandbox input)
+  "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
+  "./internal/secrets FuzzScan"                # leak scanning of outbound requests
+  "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses
+  "./internal/config FuzzParse"                # config.toml
+  "./internal/wasm FuzzHostCallRequest"        # host_call requests from WASM guests
+  "./internal/wasm FuzzMemoryMinPages"         # guest module memory declarations
+  "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
+  "./internal/server FuzzDecodeJSON"           # every API request body
+)
+
+# Fail if a fuzz target exists that this list does not run.
+listed=$(printf '%s\n' "${targets[@]}" | awk '{print $2}' | sort)
+found=$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' internal api client toolkit 2>/dev/null | sed 's/^func //' | sort -u)
+missing=$(comm -13 <(echo "$listed") <(echo "$found"))
+if [ -n "$missing" ]; then
+  echo "scripts/fuzz.sh: fuzz targets not listed here: $missing" >&2
+  exit 1
+fi
+
+for t in "${targets[@]}"; do
+  read -r pkg name <<<"$t"
+  printf '\n==> %s %s (%s)\n' "$pkg" "$name" "$fuzztime"
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+done
+echo
+echo "all fuzz targets ran for $fuzztime without a failure"
