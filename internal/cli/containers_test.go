@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clawbox/clawbox/internal/dockertest"
+)
+
+// TestContainerCommands drives spawn, ps, logs, kill and audit end to end against a
+// real server and Docker.
+func TestContainerCommands(t *testing.T) {
+	if err := dockertest.Ping(); err != nil {
+		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
+	}
+	image := dockertest.RandomTag()
+	ctx := context.Background()
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := dockertest.BuildImage(bctx, image); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dockertest.RemoveImage(image) })
+	env, port := serveDir(t, func(cfg string) string {
+		return strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
+			`allowed_images = ["clawbox-test/"]`, 1)
+	})
+
+	r := clawbox(t, ctx, env, "spawn", "--port", port, "--image", image, "--wait", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3")
+	if r.code != ExitError || r.stdout != "hi\n" || !strings.Contains(r.stderr, "oops") || !strings.Contains(r.stderr, "failed (exit code 3)") {
+		t.Errorf("spawn --wait of a failing command: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "spawn", "--port", port, "--image", image, "--json", "--task", "sleeper", "--", "sleep", "300")
+	var info struct {
+		ContainerID string `json:"container_id"`
+		Status      string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil || info.Status != "running" {
+		t.Fatalf("spawn --json: %+v %v", r, err)
+	}
+	id := info.ContainerID
+
+	r = clawbox(t, ctx, env, "ps", "--port", port)
+	if r.code != 0 || !strings.Contains(r.stdout, "CONTAINER ID") || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "sleeper") {
+		t.Errorf("ps: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "ps", "--port", port, "--status", "running", "--json")
+	var list struct {
+		Containers []struct {
+			ContainerID string `json:"container_id"`
+		} `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Containers) != 1 || list.Containers[0].ContainerID != id {
+		t.Errorf("ps --status running --json: %+v %v", r, err)
+	}
+	r = clawbox(t, ctx, env, "ps", "--port", port, "--status", "bogus")
+	if r.code != ExitError || !strings.Contains(r.stderr, "invalid_request") {
+		t.Errorf("ps with a bad status: %+v", r)
+	}
+
+	// Follow the audit log while the sandbox is killed.
+	fctx, fcancel := context.WithCancel(ctx)
+	followed := make(chan result, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		code := runWithEnv(fctx, []string{"audit", "-f", "--port", port, "--json", "--container", id}, env, &out, &errb)
+		followed <- result{code, out.String(), errb.String()}
+	}()
+	r = clawbox(t, ctx, env, "kill", "--port", port, id)
+	if r.code != 0 || r.stdout != id+" killed\n" {
+		t.Errorf("kill: %+v", r)
+	}
+	var fr result
+	deadline := time.After(time.Minute)
+	for {
+		time.Sleep(200 * time.Millisecond)
+		r = clawbox(t, ctx, env, "audit", "--port", port, "--container", id, "--kind", "lifecycle")
+		if strings.Contains(r.stdout, "killed") {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("no killed record: %+v", r)
+		default:
+		}
+	}
+	fcancel()
+	fr = <-followed
+	if fr.code != 0 {
+		t.Errorf("audit -f ended with %+v", fr)
+	}
+	r = clawbox(t, ctx, env, "logs", "--port", port, id)
+	if r.code != 0 {
+		t.Errorf("logs of a killed sandbox: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "kill", "--port", port, "clawbox-nope")
+	if r.code != ExitError || !strings.Contains(r.stderr, "not_found") {
+		t.Errorf("kill of an unknown id: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "logs", "--port", port)
+	if r.code != ExitUsage {
+		t.Errorf("logs without an id: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "spawn", "--port", port, "--image", "alpine:3", "--", "true")
+	if r.code != ExitError || !strings.Contains(r.stderr, "image_not_allowed") {
+		t.Errorf("spawn of a disallowed image: %+v", r)
+	}
+}
+
+// TestNewToolAndBuild scaffolds a Go tool, builds it into a tool directory and checks
+// the installed module and manifest.
+func TestNewToolAndBuild(t *testing.T) {
+	src := t.TempDir()
+	tools := t.TempDir()
+	env := map[string]string{"HOME": t.TempDir()}
+	r := clawbox(t, context.Background(), env, "new-tool", "greet", "--out", src)
+	if r.code != 0 || !strings.Contains(r.stdout, "clawbox build") {
+		t.Fatalf("new-tool: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "new-tool", "greet", "--out", src)
+	if r.code != ExitError || !strings.Contains(r.stderr, "exists") {
+		t.Errorf("new-tool over an existing directory: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "new-tool", "bad/name", "--out", src)
+	if r.code == 0 {
+		t.Errorf("new-tool with a bad name: %+v", r)
+	}
+	r = clawbox(t, context.Background(), env, "build", "--tool-dir", tools, filepath.Join(src, "greet"))
+	if r.code != 0 {
+		t.Fatalf("build: %+v", r)
+	}
+	bin, err := os.ReadFile(filepath.Join(tools, "greet.wasm"))
+	if err != nil || !bytes.HasPrefix(bin, []byte("\x00asm")) {
+		t.Errorf("greet.wasm: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tools, "greet.json")); err != nil {
+		t.Errorf("greet.json: %v", err)
+	}
+}
