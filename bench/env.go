@@ -1,11 +1,8 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -16,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,6 +21,7 @@ import (
 
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/daemon"
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/home"
 	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
@@ -51,71 +48,18 @@ func pingDocker(ctx context.Context, cli *client.Client) error {
 
 // buildAgent compiles ./bench/agent as a static linux binary into dir.
 func buildAgent(ctx context.Context, dir string) (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("the go command is needed to build the bench agent: %w", err)
-	}
 	out := filepath.Join(dir, "agent")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/clawbox/clawbox/bench/agent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build bench agent: %v\n%s", err, b)
-	}
-	return out, nil
+	return out, dockertest.BuildStatic(ctx, "github.com/clawbox/clawbox/bench/agent", out)
 }
 
 // buildImage imports ref: Debian's static busybox (sh, sleep, …) and the agent at
 // /agent, labelled Label=runID. The agent binary is at agentPath.
-func buildImage(ctx context.Context, cli *client.Client, ref, agentPath, runID string) error {
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return fmt.Errorf("%w: install Debian's busybox-static (apt-get install -y busybox-static)", err)
-	}
-	if f, err := elf.NewFile(bytes.NewReader(busybox)); err != nil {
-		return fmt.Errorf("/bin/busybox: %w", err)
-	} else if f.Section(".interp") != nil {
-		return errors.New("/bin/busybox is dynamically linked: install busybox-static instead of busybox")
-	}
+func buildImage(ctx context.Context, ref, agentPath, runID string) error {
 	agent, err := os.ReadFile(agentPath)
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "run", "tmp"} {
-		mode := int64(0o755)
-		if d == "tmp" {
-			mode = 0o1777
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: mode}); err != nil {
-			return err
-		}
-	}
-	for name, data := range map[string][]byte{"bin/busybox": busybox, "agent": agent} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	for _, applet := range []string{"sh", "sleep", "true", "echo", "cat"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	res, err := cli.ImageImport(ctx, client.ImageImportSource{Source: &buf, SourceName: "-"}, ref, client.ImageImportOptions{
-		Changes: []string{"LABEL " + Label + "=" + runID, `CMD ["/bin/sh"]`, "ENV PATH=/bin"},
-	})
-	if err != nil {
-		return fmt.Errorf("import bench image: %w", err)
-	}
-	defer res.Close()
-	_, err = io.Copy(io.Discard, res)
-	return err
+	return dockertest.ImportImage(ctx, ref, []dockertest.File{{Name: "agent", Mode: 0o755, Data: agent}}, Label+"="+runID)
 }
 
 // sweep removes every container labelled Label=runID or made from image (clawbox's

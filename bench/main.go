@@ -290,7 +290,7 @@ func setup(ctx context.Context, progress io.Writer) (*env, func() []string, erro
 		e.image = imageRepo + ":" + e.runID
 		// Registered before the build, so that a half-done import is removed too.
 		undo = append(undo, func() []string { return sweep(e.docker, e.runID, e.image) })
-		if err := buildImage(ctx, e.docker, e.image, e.agentPath, e.runID); err != nil {
+		if err := buildImage(ctx, e.image, e.agentPath, e.runID); err != nil {
 			return fail(err)
 		}
 	}

@@ -49,6 +49,25 @@ func RandomTag() string {
 // BuildImage imports an image named ref holding /bin/busybox (with sh, echo, sleep,
 // cat, … applets) and /agent, labelled Label. Remove it with RemoveImage.
 func BuildImage(ctx context.Context, ref string) error {
+	agent, err := buildAgent(ctx)
+	if err != nil {
+		return err
+	}
+	// agent-suid is a setuid-root copy of the agent: a sandbox running it must stay
+	// its own uid (no-new-privileges).
+	return ImportImage(ctx, ref, []File{{"agent", 0o755, agent}, {"agent-suid", 0o4755, agent}}, Label+"=1")
+}
+
+// File is a file to add to an imported image.
+type File struct {
+	Name string // path inside the image, without a leading slash
+	Mode int64
+	Data []byte
+}
+
+// ImportImage imports an image named ref holding Debian's static /bin/busybox (with
+// sh, echo, sleep, cat, … applets) and files, with the label "key=value" label.
+func ImportImage(ctx context.Context, ref string, files []File, label string) error {
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		return fmt.Errorf("%w: install Debian's busybox-static (apt-get install -y busybox-static)", err)
@@ -57,10 +76,6 @@ func BuildImage(ctx context.Context, ref string) error {
 		return fmt.Errorf("/bin/busybox: %w", err)
 	} else if f.Section(".interp") != nil {
 		return errors.New("/bin/busybox is dynamically linked: install busybox-static instead of busybox")
-	}
-	agent, err := buildAgent(ctx)
-	if err != nil {
-		return err
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -73,17 +88,11 @@ func BuildImage(ctx context.Context, ref string) error {
 			return err
 		}
 	}
-	// agent-suid is a setuid-root copy of the agent: a sandbox running it must stay
-	// its own uid (no-new-privileges).
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"bin/busybox", 0o755, busybox}, {"agent", 0o755, agent}, {"agent-suid", 0o4755, agent}} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+	for _, f := range append([]File{{"bin/busybox", 0o755, busybox}}, files...) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.Name, Mode: f.Mode, Size: int64(len(f.Data))}); err != nil {
 			return err
 		}
-		if _, err := tw.Write(f.data); err != nil {
+		if _, err := tw.Write(f.Data); err != nil {
 			return err
 		}
 	}
@@ -101,7 +110,7 @@ func BuildImage(ctx context.Context, ref string) error {
 	}
 	defer cli.Close()
 	res, err := cli.ImageImport(ctx, client.ImageImportSource{Source: &buf, SourceName: "-"}, ref, client.ImageImportOptions{
-		Changes: []string{"LABEL " + Label + "=1", `CMD ["/bin/sh"]`, "ENV PATH=/bin"},
+		Changes: []string{"LABEL " + label, `CMD ["/bin/sh"]`, "ENV PATH=/bin"},
 	})
 	if err != nil {
 		return fmt.Errorf("import test image: %w", err)
@@ -126,20 +135,28 @@ func RemoveImage(ref string) error {
 
 // buildAgent compiles ./agent as a static linux binary.
 func buildAgent(ctx context.Context) ([]byte, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return nil, fmt.Errorf("the go command is needed to build the test agent: %w", err)
-	}
 	dir, err := os.MkdirTemp("", "clawbox-agent-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "agent")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/clawbox/clawbox/internal/dockertest/agent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build test agent: %v\n%s", err, b)
+	if err := BuildStatic(ctx, "github.com/clawbox/clawbox/internal/dockertest/agent", out); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(out)
+}
+
+// BuildStatic compiles the Go main package pkg as a static linux binary at out.
+func BuildStatic(ctx context.Context, pkg, out string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("the go command is needed to build %s: %w", pkg, err)
+	}
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
 }
