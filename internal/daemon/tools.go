@@ -42,4 +42,3 @@ func startTools(ctx context.Context, cfg *config.Config, db *store.DB, gw *egres
 	}
 	return eng, reg, nil
 }
-
