@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -127,22 +126,22 @@ func (d *dockerSide) unavailable(why string) error {
 	return api.Errorf(api.CodeUnavailable, "container sandboxes are not available: %s", why)
 }
 
-// containers returns the container service, or 503 with the reason.
-func (d *dockerSide) containers() (containerService, error) {
+// manager returns the sandbox manager, or 503 with the reason there is none.
+func (d *dockerSide) manager() (*sandbox.Manager, error) {
 	mgr, _, why := d.current()
 	if mgr == nil {
-		return containerService{}, d.unavailable(why)
+		return nil, d.unavailable(why)
 	}
-	return containerService{m: mgr, redact: d.redact}, nil
+	return mgr, nil
 }
 
 // policy is the effective egress policy of a container sandbox.
 func (d *dockerSide) policy(ctx context.Context, id string) (*egress.Policy, error) {
-	cs, err := d.containers()
+	mgr, err := d.manager()
 	if err != nil {
 		return nil, err
 	}
-	rec, err := cs.m.Get(ctx, id)
+	rec, err := mgr.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -152,67 +151,6 @@ func (d *dockerSide) policy(ctx context.Context, id string) (*egress.Policy, err
 func (d *dockerSide) health(ctx context.Context) api.ComponentHealth {
 	mgr, backend, why := d.current()
 	return dockerHealth(mgr, backend, why)(ctx)
-}
-
-// dockerContainers serves the container routes from whatever dockerSide has now.
-type dockerContainers struct{ d *dockerSide }
-
-var _ server.Sandboxes = dockerContainers{}
-
-func (c dockerContainers) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Spawn(ctx, req)
-}
-
-func (c dockerContainers) Get(ctx context.Context, id string) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Get(ctx, id)
-}
-
-func (c dockerContainers) List(ctx context.Context, status string) ([]api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return nil, err
-	}
-	return cs.List(ctx, status)
-}
-
-func (c dockerContainers) Kill(ctx context.Context, id string) (api.KillResponse, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.KillResponse{}, err
-	}
-	return cs.Kill(ctx, id)
-}
-
-func (c dockerContainers) Logs(ctx context.Context, id string) (api.ContainerLogs, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerLogs{}, err
-	}
-	return cs.Logs(ctx, id)
-}
-
-func (c dockerContainers) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	cs, err := c.d.containers()
-	if err != nil {
-		return err
-	}
-	return cs.FollowLogs(ctx, id, stdout, stderr)
-}
-
-func (c dockerContainers) Wait(ctx context.Context, id string) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Wait(ctx, id)
 }
 
 // dockerImages serves the image routes from whatever dockerSide has now.
