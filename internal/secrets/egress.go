@@ -1,8 +1,6 @@
 package secrets
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/secrets/leak"
 )
 
 // CheckOutbound scans what a sandbox supplied (URL, header names and values, body)
@@ -29,7 +28,10 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 		return e.Placeholder && slices.Contains(grants, e.Name) && e.matches(method, u)
 	}
 	check := func(where string, b []byte) error {
-		f, ok := snap.scan.check(b, allow)
+		f, ok := snap.scan.Check(b, allow)
+		if !ok && where == "the body" {
+			f, ok = snap.scan.CheckJSONStrings(b, allow)
+		}
 		if !ok {
 			return nil
 		}
@@ -55,57 +57,25 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 			}
 		}
 	}
-	if err := check("the body", body); err != nil {
-		return err
-	}
-	// A JSON body can spell a value with \u escapes; check the decoded strings.
-	var err error
-	jsonEscapedStrings(body, func(str []byte) bool {
-		err = check("the body", str)
-		return err == nil
-	})
-	return err
+	return check("the body", body)
 }
 
-// jsonEscapedStrings calls fn with the decoded text of every string in a valid JSON
-// document b that has an escape in it, until fn returns false.
-func jsonEscapedStrings(b []byte, fn func([]byte) bool) {
-	if bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
-		return
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '"' {
-			continue
-		}
-		j := stringEnd(b, i)
-		lit := b[i:j]
-		i = j - 1
-		if bytes.IndexByte(lit, '\\') < 0 {
-			continue
-		}
-		var str string
-		if json.Unmarshal(lit, &str) == nil && !fn([]byte(str)) {
-			return
-		}
-	}
-}
-
-func leakError(snap *snapshot, f finding, where string) error {
+func leakError(snap *snapshot, f leak.Finding, where string) error {
 	enc := ""
-	if f.round > 0 {
+	if f.Round > 0 {
 		enc = ", percent-encoded"
 	}
-	if f.owner < 0 {
-		e := api.Errorf(api.CodeLeakDetected, "%s matches the credential pattern %s%s", where, f.pattern, enc)
-		e.Details = map[string]string{"pattern": f.pattern}
+	if f.Secret < 0 {
+		e := api.Errorf(api.CodeLeakDetected, "%s matches the credential pattern %s%s", where, f.Pattern, enc)
+		e.Details = map[string]string{"pattern": f.Pattern}
 		return e
 	}
-	name := snap.entries[f.owner].Name
+	name := snap.entries[f.Secret].Name
 	var e *api.Error
-	if f.form == formPlaceholder {
+	if f.Form == leak.FormPlaceholder {
 		e = api.Errorf(api.CodeLeakDetected, "%s holds the placeholder of credential %q, which is not granted or not bound to this destination", where, name)
 	} else {
-		e = api.Errorf(api.CodeLeakDetected, "%s holds the value of credential %q (%s%s)", where, name, f.form, enc)
+		e = api.Errorf(api.CodeLeakDetected, "%s holds the value of credential %q (%s%s)", where, name, f.Form, enc)
 	}
 	e.Details = map[string]string{"credential": name}
 	return e
@@ -187,11 +157,18 @@ func swapPlaceholder(req *http.Request, e *entry, ph string) bool {
 	return swapped
 }
 
+// RedactJSON redacts a JSON document value by value (see leak.Scanner.RedactJSON):
+// the result is valid JSON whenever raw is. Invalid JSON is redacted as text and
+// returned with ErrNotJSON.
+func (s *Store) RedactJSON(raw []byte) ([]byte, int, error) {
+	return s.load().scan.RedactJSON(raw)
+}
+
 // Redact returns b with every known value (in every form CheckOutbound knows) and
 // every credential-pattern match replaced by "[REDACTED]", and the number of
 // replacements. b is returned unchanged, not copied, when nothing matched.
 func (s *Store) Redact(b []byte) ([]byte, int) {
-	return s.load().scan.redact(b)
+	return s.load().scan.Redact(b)
 }
 
 // Placeholders returns, for each granted credential in placeholder mode, the

@@ -1,9 +1,10 @@
-package secrets
+package leak
 
 import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"slices"
 )
@@ -16,8 +17,10 @@ const MinSecretLen = 8
 // maxPercentRounds bounds repeated percent-decoding (SPEC 4.4).
 const maxPercentRounds = 10
 
-// redacted is what every hit is replaced with.
-const redacted = "[REDACTED]"
+// Redacted is what every hit is replaced with.
+const Redacted = "[REDACTED]"
+
+const redacted = Redacted
 
 // credentialPattern is one credential regex of the reference (2.16) with the short
 // name a leak error reports and the literals one of which starts every match. Running
@@ -132,22 +135,22 @@ func asciiLower(b []byte) []byte {
 }
 
 // form is how a needle encodes its value.
-type form uint8
+type Form uint8
 
 const (
-	formPlain form = iota
-	formHex
-	formBase64
-	formPlaceholder
+	FormPlain Form = iota
+	FormHex
+	FormBase64
+	FormPlaceholder
 )
 
-func (f form) String() string {
+func (f Form) String() string {
 	switch f {
-	case formHex:
+	case FormHex:
 		return "hex"
-	case formBase64:
+	case FormBase64:
 		return "base64"
-	case formPlaceholder:
+	case FormPlaceholder:
 		return "placeholder"
 	default:
 		return "plain"
@@ -158,7 +161,7 @@ func (f form) String() string {
 type needle struct {
 	pat   []byte
 	owner int // index into scanner.names
-	form  form
+	form  Form
 	// For base64: how many alphabet characters just before and after pat also carry
 	// bits of the value (mixed with neighbouring data); redaction takes them too.
 	extL, extR int
@@ -169,7 +172,7 @@ type needle struct {
 // the hash, then a map from hash to the needles that start with that window. The cost
 // is linear in the text, whatever the number of needles. A scanner is immutable and
 // safe for concurrent use.
-type scanner struct {
+type Scanner struct {
 	names   []string
 	needles []needle
 	w       int
@@ -183,20 +186,22 @@ const (
 	maxWindow = 16
 )
 
-// secretSpec is one credential as the scanner sees it.
-type secretSpec struct {
-	name        string
-	value       string
-	placeholder string // "" when not in placeholder mode
+// Secret is one credential as the scanner sees it. Its index in the slice given to
+// New is the number a Finding reports and allowPlaceholder functions receive.
+type Secret struct {
+	Name        string // for messages; never the value
+	Value       string // scanned for when at least MinSecretLen bytes
+	Placeholder string // "" when the credential is not in placeholder mode
 }
 
-// newScanner precomputes every encoded form of every value long enough to scan.
-func newScanner(specs []secretSpec) *scanner {
-	s := &scanner{byHash: map[uint64][]int{}}
+// New precomputes every encoded form of every value long enough to scan. The
+// Scanner is immutable and safe for concurrent use.
+func New(specs []Secret) *Scanner {
+	s := &Scanner{byHash: map[uint64][]int{}}
 	type key struct {
 		pat   string
 		owner int
-		form  form
+		form  Form
 	}
 	seen := map[key]bool{}
 	add := func(n needle) {
@@ -209,18 +214,18 @@ func newScanner(specs []secretSpec) *scanner {
 	}
 	for _, sp := range specs {
 		owner := len(s.names)
-		s.names = append(s.names, sp.name)
-		if len(sp.placeholder) >= MinSecretLen {
-			add(needle{pat: []byte(sp.placeholder), owner: owner, form: formPlaceholder})
+		s.names = append(s.names, sp.Name)
+		if len(sp.Placeholder) >= MinSecretLen {
+			add(needle{pat: []byte(sp.Placeholder), owner: owner, form: FormPlaceholder})
 		}
-		if len(sp.value) < MinSecretLen {
+		if len(sp.Value) < MinSecretLen {
 			continue
 		}
-		v := []byte(sp.value)
-		add(needle{pat: v, owner: owner, form: formPlain})
+		v := []byte(sp.Value)
+		add(needle{pat: v, owner: owner, form: FormPlain})
 		h := hex.EncodeToString(v)
-		add(needle{pat: []byte(h), owner: owner, form: formHex})
-		add(needle{pat: bytes.ToUpper([]byte(h)), owner: owner, form: formHex})
+		add(needle{pat: []byte(h), owner: owner, form: FormHex})
+		add(needle{pat: bytes.ToUpper([]byte(h)), owner: owner, form: FormHex})
 		for align := range 3 {
 			for _, urlSafe := range []bool{false, true} {
 				add(base64Core(v, align, urlSafe, owner))
@@ -266,7 +271,7 @@ func base64Core(v []byte, align int, urlSafe bool, owner int) needle {
 	return needle{
 		pat:   []byte(full[start:end]),
 		owner: owner,
-		form:  formBase64,
+		form:  FormBase64,
 		extL:  [3]int{0, 1, 1}[align],
 		extR:  [3]int{0, 1, 1}[n%3],
 	}
@@ -284,7 +289,7 @@ func filterIndex(h uint64) uint64 { return (h * 0x9E3779B97F4A7C15) >> 48 }
 
 // find calls fn for every needle occurrence in data, in order of position, until fn
 // returns false.
-func (s *scanner) find(data []byte, fn func(pos int, n *needle) bool) {
+func (s *Scanner) find(data []byte, fn func(pos int, n *needle) bool) {
 	w := s.w
 	if len(s.needles) == 0 || len(data) < w {
 		return
@@ -411,11 +416,11 @@ type span struct{ start, end int }
 // redactSpans returns the sorted, merged ranges of b to redact: every known value in
 // every form (placeholders excluded: they are dummies) and every pattern match, in b
 // and in each percent-decoded reading of it.
-func (s *scanner) redactSpans(b []byte) []span {
+func (s *Scanner) redactSpans(b []byte) []span {
 	var spans []span
 	variants(b, true, func(v *variant) bool {
 		s.find(v.data, func(i int, n *needle) bool {
-			if n.form == formPlaceholder {
+			if n.form == FormPlaceholder {
 				return true
 			}
 			st, en := i, i+len(n.pat)
@@ -425,7 +430,7 @@ func (s *scanner) redactSpans(b []byte) []span {
 			for k := 0; k < n.extR && en < len(v.data) && isBase64Char(v.data[en]); k++ {
 				en++
 			}
-			for k := 0; k < 2 && n.form == formBase64 && en < len(v.data) && v.data[en] == '='; k++ {
+			for k := 0; k < 2 && n.form == FormBase64 && en < len(v.data) && v.data[en] == '='; k++ {
 				en++
 			}
 			a, z := v.origSpan(st, en)
@@ -463,7 +468,7 @@ func mergeSpans(spans []span) []span {
 // number of replacements. If a hit survives (a value that overlaps the replacement
 // text itself), it tries again, and in the end replaces everything: redaction never
 // falls back to the unredacted text.
-func (s *scanner) redact(b []byte) ([]byte, int) {
+func (s *Scanner) Redact(b []byte) ([]byte, int) {
 	total := 0
 	for range 3 {
 		spans := s.redactSpans(b)
@@ -488,29 +493,29 @@ func (s *scanner) redact(b []byte) ([]byte, int) {
 	return []byte(redacted), total + 1
 }
 
-// finding is the first leak the scanner found in outbound content.
-type finding struct {
-	owner   int    // credential index, or -1 for a pattern
-	form    form   // for a credential
-	round   int    // percent-decoding rounds of the variant it was found in
-	pattern string // pattern name, when owner is -1
+// Finding is the first leak the scanner found in outbound content.
+type Finding struct {
+	Secret  int    // credential index, or -1 for a pattern
+	Form    Form   // for a credential
+	Round   int    // percent-decoding rounds of the variant it was found in
+	Pattern string // pattern name, when owner is -1
 }
 
 // check looks for a leak in one piece of outbound content. allowPlaceholder says
 // whether the placeholder of credential owner may be there (granted, and bound to
 // this destination); allowed placeholders are masked before the patterns run, so a
 // dummy "ghp_…" sent where it belongs does not look like a GitHub token.
-func (s *scanner) check(b []byte, allowPlaceholder func(owner int) bool) (finding, bool) {
-	var f finding
+func (s *Scanner) Check(b []byte, allowPlaceholder func(owner int) bool) (Finding, bool) {
+	var f Finding
 	found := false
 	variants(b, false, func(v *variant) bool {
 		var allowed []span
 		s.find(v.data, func(i int, n *needle) bool {
-			if n.form == formPlaceholder && allowPlaceholder(n.owner) {
+			if n.form == FormPlaceholder && allowPlaceholder(n.owner) {
 				allowed = append(allowed, span{i, i + len(n.pat)})
 				return true
 			}
-			f = finding{owner: n.owner, form: n.form, round: v.round}
+			f = Finding{Secret: n.owner, Form: n.form, Round: v.round}
 			found = true
 			return false
 		})
@@ -522,7 +527,7 @@ func (s *scanner) check(b []byte, allowPlaceholder func(owner int) bool) (findin
 			text = maskSpans(v.data, mergeSpans(allowed))
 		}
 		findPatterns(text, func(name string, _, _ int) bool {
-			f = finding{owner: -1, pattern: name, round: v.round}
+			f = Finding{Secret: -1, Pattern: name, Round: v.round}
 			found = true
 			return false
 		})
@@ -542,4 +547,40 @@ func maskSpans(b []byte, spans []span) []byte {
 		prev = sp.end
 	}
 	return append(out, b[prev:]...)
+}
+
+// CheckJSONStrings is Check applied to the decoded text of every string with an
+// escape in it in b, when b is a valid JSON document: a JSON body can spell a value
+// with \u escapes.
+func (s *Scanner) CheckJSONStrings(b []byte, allowPlaceholder func(owner int) bool) (Finding, bool) {
+	var f Finding
+	found := false
+	jsonEscapedStrings(b, func(str []byte) bool {
+		f, found = s.Check(str, allowPlaceholder)
+		return !found
+	})
+	return f, found
+}
+
+// jsonEscapedStrings calls fn with the decoded text of every string in a valid JSON
+// document b that has an escape in it, until fn returns false.
+func jsonEscapedStrings(b []byte, fn func([]byte) bool) {
+	if bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
+		return
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		j := stringEnd(b, i)
+		lit := b[i:j]
+		i = j - 1
+		if bytes.IndexByte(lit, '\\') < 0 {
+			continue
+		}
+		var str string
+		if json.Unmarshal(lit, &str) == nil && !fn([]byte(str)) {
+			return
+		}
+	}
 }
