@@ -23,6 +23,13 @@ const Redacted = "[REDACTED]"
 const redacted = Redacted
 
 // credentialPattern is one credential regex of the reference (2.16) with the short
+// name a leak error reports and the literals one of which starts every match. The
+// assignment and bearer patterns capture their value in their last group: redaction
+// replaces only that group, so "TOKEN=…" keeps "TOKEN=" (the name around a secret is
+// not the secret). The assignment patterns also accept a quote after the key name,
+// so that JSON's "password":"…" is found like password: ….
+//
+// Each pattern has the short
 // name a leak error reports and the literals one of which starts every match. Running
 // the regex only where a literal occurs, anchored there, keeps the scan close to
 // memchr speed on large bodies; the result is the same as FindAllIndex.
@@ -46,13 +53,13 @@ func newPattern(name, expr string, fold bool, keywords ...string) credentialPatt
 
 // credentialPatterns are compiled once and never modified.
 var credentialPatterns = []credentialPattern{
-	newPattern("api_key_assignment", `(?i)(api[_\-]?key|apikey)\s*[:=]\s*['"]?[\w\-]{20,}`, true, "api"),
-	newPattern("secret_assignment", `(?i)(secret|token|password|passwd)\s*[:=]\s*['"]?[\w\-]{16,}`, true, "secret", "token", "passw"),
+	newPattern("api_key_assignment", `(?i)(api[_\-]?key|apikey)['"]?\s*[:=]\s*['"]?([\w\-]{20,})`, true, "api"),
+	newPattern("secret_assignment", `(?i)(secret|token|password|passwd)['"]?\s*[:=]\s*['"]?([\w\-]{16,})`, true, "secret", "token", "passw"),
 	newPattern("openai_key", `sk-[a-zA-Z0-9]{20,}`, false, "sk-"),
 	newPattern("github_pat", `ghp_[a-zA-Z0-9]{36}`, false, "ghp_"),
 	newPattern("github_app_token", `ghs_[a-zA-Z0-9]{36}`, false, "ghs_"),
 	newPattern("slack_token", `xox[bprs]-[a-zA-Z0-9\-]+`, false, "xox"),
-	newPattern("bearer_token", `(?i)bearer\s+[a-zA-Z0-9\-_.]{20,}`, true, "bearer"),
+	newPattern("bearer_token", `(?i)bearer\s+([a-zA-Z0-9\-_.]{20,})`, true, "bearer"),
 }
 
 // patternWindow is how much text an anchored attempt first looks at; a match that
@@ -76,8 +83,8 @@ func findPatterns(text []byte, fn func(name string, start, end int) bool) {
 	var lower []byte
 	for _, p := range credentialPatterns {
 		if slow {
-			for _, m := range p.full.FindAllIndex(text, -1) {
-				if !fn(p.name, m[0], m[1]) {
+			for _, m := range p.full.FindAllSubmatchIndex(text, -1) {
+				if a, z := valueSpan(m); !fn(p.name, a, z) {
 					return
 				}
 			}
@@ -108,19 +115,29 @@ func findPatterns(text []byte, fn func(name string, start, end int) bool) {
 				continue
 			}
 			end := min(len(text), st+patternWindow)
-			m := p.re.FindIndex(text[st:end])
+			m := p.re.FindSubmatchIndex(text[st:end])
 			if m != nil && st+m[1] == end && end < len(text) {
-				m = p.re.FindIndex(text[st:])
+				m = p.re.FindSubmatchIndex(text[st:])
 			}
 			if m == nil {
 				continue
 			}
-			if !fn(p.name, st, st+m[1]) {
+			a, z := valueSpan(m)
+			if !fn(p.name, st+a, st+z) {
 				return
 			}
 			next = st + m[1]
 		}
 	}
+}
+
+// valueSpan returns the part of a match to redact: its last capture group when the
+// pattern has one (the value after a key name or "Bearer"), else the whole match.
+func valueSpan(m []int) (int, int) {
+	if k := len(m); k >= 4 && m[k-2] >= 0 {
+		return m[k-2], m[k-1]
+	}
+	return m[0], m[1]
 }
 
 func asciiLower(b []byte) []byte {
