@@ -33,7 +33,7 @@ func (sc *Scanner) RedactJSON(raw []byte) ([]byte, int, error) {
 	// bytes). Percent-decoding and the regexes cannot tell a token apart from its
 	// surroundings (a token starts with a quote, a digit or a minus), so whatever a
 	// token alone would show, the whole text shows too.
-	rawSpans := sc.redactSpans(raw)
+	rawSpans := sc.redactSpans(raw, Text)
 	if len(rawSpans) == 0 && bytes.IndexByte(raw, '\\') < 0 {
 		return raw, 0, nil
 	}
@@ -82,14 +82,14 @@ func (sc *Scanner) RedactJSON(raw []byte) ([]byte, int, error) {
 	// A hit that crosses token boundaries (a value containing `",` and the like):
 	// replace every token it touches.
 	for range 2 {
-		spans := sc.redactSpans(result)
+		spans := sc.redactSpans(result, Text)
 		if len(spans) == 0 {
 			return result, total, nil
 		}
 		result, toks = replaceTokens(result, toks, spans)
 		total += len(spans)
 	}
-	if len(sc.redactSpans(result)) == 0 {
+	if len(sc.redactSpans(result, Text)) == 0 {
 		return result, total, nil
 	}
 	return []byte(redactedJSON), total + 1, nil
@@ -124,7 +124,7 @@ func (sc *Scanner) redactJSONToken(lit []byte, rawHit bool) ([]byte, int) {
 		return []byte(redactedJSON), n
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(sc.redactSpans(b)) > 0 {
+	if len(sc.redactSpans(b, Text)) > 0 {
 		return []byte(redactedJSON), n
 	}
 	return b, n

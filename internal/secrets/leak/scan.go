@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // MinSecretLen is the shortest value the leak scanner looks for. Shorter values
@@ -14,8 +16,9 @@ import (
 // injected but not scanned for; Store logs a warning naming such a credential.
 const MinSecretLen = 8
 
-// maxPercentRounds bounds repeated percent-decoding (SPEC 4.4).
-const maxPercentRounds = 10
+// maxDecodeRounds bounds repeated decoding (SPEC 4.4: percent-decoding up to 10
+// rounds; backslash escapes are decoded in the same rounds).
+const maxDecodeRounds = 10
 
 // Redacted is what every hit is replaced with.
 const Redacted = "[REDACTED]"
@@ -184,18 +187,30 @@ type needle struct {
 	extL, extR int
 }
 
-// scanner finds every needle in a text in one pass: a Rabin-Karp rolling hash over a
-// window of w bytes (the shortest needle, at most maxWindow), a 64 Ki-bit filter on
-// the hash, then a map from hash to the needles that start with that window. The cost
-// is linear in the text, whatever the number of needles. A scanner is immutable and
-// safe for concurrent use.
-type Scanner struct {
-	names   []string
+// needleSet finds every needle of a set in a text in one pass: a Rabin-Karp rolling
+// hash over a window of w bytes (the shortest needle, at most maxWindow), a 64 Ki-bit
+// filter on the hash, then a map from hash to the needles that start with that window.
+// The cost is linear in the text, whatever the number of needles.
+type needleSet struct {
 	needles []needle
 	w       int
 	pow     uint64 // hashBase^(w-1)
 	filter  []uint64
 	byHash  map[uint64][]int
+}
+
+// Scanner finds and redacts the values it was built with, in every form it knows,
+// and the credential patterns. It is immutable and safe for concurrent use; the zero
+// value and a nil *Scanner know no value and still find the patterns.
+type Scanner struct {
+	names []string
+	// exact holds the case-sensitive forms: plain, hex in both cases, base64 and
+	// placeholders. foldText holds the forms that match in any letter case in any
+	// text (lower-case hex, matched against the lower-cased text: mixed-case hex).
+	// foldName adds the lower-cased plain value and placeholder, for text whose case
+	// the caller or a proxy may have changed (header names, the method).
+	exact, foldText, foldName *needleSet
+	maxLen                    int // longest value or placeholder, in bytes
 }
 
 const (
@@ -214,41 +229,55 @@ type Secret struct {
 // New precomputes every encoded form of every value long enough to scan. The
 // Scanner is immutable and safe for concurrent use.
 func New(specs []Secret) *Scanner {
-	s := &Scanner{byHash: map[uint64][]int{}}
+	s := &Scanner{}
 	type key struct {
+		set   *[]needle
 		pat   string
 		owner int
 		form  Form
 	}
+	var exact, foldText, foldName []needle
 	seen := map[key]bool{}
-	add := func(n needle) {
-		k := key{string(n.pat), n.owner, n.form}
+	add := func(set *[]needle, n needle) {
+		k := key{set, string(n.pat), n.owner, n.form}
 		if len(n.pat) == 0 || seen[k] {
 			return
 		}
 		seen[k] = true
-		s.needles = append(s.needles, n)
+		*set = append(*set, n)
 	}
 	for _, sp := range specs {
 		owner := len(s.names)
 		s.names = append(s.names, sp.Name)
 		if len(sp.Placeholder) >= MinSecretLen {
-			add(needle{pat: []byte(sp.Placeholder), owner: owner, form: FormPlaceholder})
+			s.maxLen = max(s.maxLen, len(sp.Placeholder))
+			add(&exact, needle{pat: []byte(sp.Placeholder), owner: owner, form: FormPlaceholder})
+			add(&foldName, needle{pat: asciiLower([]byte(sp.Placeholder)), owner: owner, form: FormPlaceholder})
 		}
 		if len(sp.Value) < MinSecretLen {
 			continue
 		}
+		s.maxLen = max(s.maxLen, len(sp.Value))
 		v := []byte(sp.Value)
-		add(needle{pat: v, owner: owner, form: FormPlain})
+		add(&exact, needle{pat: v, owner: owner, form: FormPlain})
 		h := hex.EncodeToString(v)
-		add(needle{pat: []byte(h), owner: owner, form: FormHex})
-		add(needle{pat: bytes.ToUpper([]byte(h)), owner: owner, form: FormHex})
+		add(&exact, needle{pat: []byte(h), owner: owner, form: FormHex})
+		add(&exact, needle{pat: bytes.ToUpper([]byte(h)), owner: owner, form: FormHex})
 		for align := range 3 {
 			for _, urlSafe := range []bool{false, true} {
-				add(base64Core(v, align, urlSafe, owner))
+				add(&exact, base64Core(v, align, urlSafe, owner))
 			}
 		}
+		add(&foldText, needle{pat: []byte(h), owner: owner, form: FormHex})
+		add(&foldName, needle{pat: asciiLower(v), owner: owner, form: FormPlain})
 	}
+	foldName = append(foldName, foldText...)
+	s.exact, s.foldText, s.foldName = newNeedleSet(exact), newNeedleSet(foldText), newNeedleSet(foldName)
+	return s
+}
+
+func newNeedleSet(needles []needle) *needleSet {
+	s := &needleSet{needles: needles, byHash: map[uint64][]int{}}
 	if len(s.needles) == 0 {
 		return s
 	}
@@ -306,7 +335,10 @@ func filterIndex(h uint64) uint64 { return (h * 0x9E3779B97F4A7C15) >> 48 }
 
 // find calls fn for every needle occurrence in data, in order of position, until fn
 // returns false.
-func (s *Scanner) find(data []byte, fn func(pos int, n *needle) bool) {
+func (s *needleSet) find(data []byte, fn func(pos int, n *needle) bool) {
+	if s == nil {
+		return
+	}
 	w := s.w
 	if len(s.needles) == 0 || len(data) < w {
 		return
@@ -328,13 +360,15 @@ func (s *Scanner) find(data []byte, fn func(pos int, n *needle) bool) {
 	}
 }
 
-// variant is one way to read a text: the text itself, or it percent-decoded one or
-// more rounds. off maps a byte of the variant to the offset in the original text where
-// the bytes it came from begin (len(data)+1 entries; nil means the identity).
+// variant is one reading of a text: the text itself, or it decoded one or more
+// rounds, possibly with its line breaks removed. off maps a byte of the reading to the
+// offset in the original text where the bytes it came from begin (len(data)+1
+// entries; nil means the identity).
 type variant struct {
-	data  []byte
-	off   []int32
-	round int
+	data    []byte
+	off     []int32
+	round   int  // decoding rounds
+	wrapped bool // CR and LF removed: only encoded forms are looked for
 }
 
 // origSpan maps [i, j) in the variant to the original text.
@@ -345,64 +379,181 @@ func (v *variant) origSpan(i, j int) (int, int) {
 	return int(v.off[i]), int(v.off[j])
 }
 
-// variants calls fn with b and then with each further round of percent-decoding that
-// changes it (at most maxPercentRounds), until fn returns false. withOffsets asks for
-// the offset map (needed to redact; not to detect).
-func variants(b []byte, withOffsets bool, fn func(v *variant) bool) {
-	v := &variant{data: b}
-	if !fn(v) {
-		return
+// origOff returns the original offset of byte i of v (for v.off == nil, i).
+func (v *variant) origOff(i int) int32 {
+	if v.off == nil {
+		return int32(i)
 	}
-	for round := 1; round <= maxPercentRounds; round++ {
-		if bytes.IndexByte(v.data, '%') < 0 {
+	return v.off[i]
+}
+
+// readings calls fn with every reading of b, until fn returns false: b itself, then
+// each further round of decoding that changes it (at most maxDecodeRounds; a round
+// decodes every %XX and every backslash escape, see decodeRound), and after each of
+// these, when it holds a CR or LF, the same text with every CR and LF removed
+// (base64 and hex wrapped into lines, MIME at 76 columns, PEM at 64, with \r\n or
+// \n). The work is bounded: at most 2×(maxDecodeRounds+1) readings, each made in one
+// linear pass, so a body of n bytes costs O(n) time and, with offsets, a few times n
+// bytes of memory, whatever it holds. withOffsets asks for the offset maps (needed to
+// redact; not to detect).
+func readings(b []byte, withOffsets bool, fn func(v *variant) bool) {
+	v := &variant{data: b}
+	for round := 0; ; round++ {
+		if !fn(v) {
 			return
 		}
-		next, ok := percentDecode(v, withOffsets, len(b))
+		if bytes.IndexByte(v.data, '\n') >= 0 || bytes.IndexByte(v.data, '\r') >= 0 {
+			if !fn(stripLines(v, withOffsets, len(b))) {
+				return
+			}
+		}
+		if round == maxDecodeRounds || bytes.IndexByte(v.data, '%') < 0 && bytes.IndexByte(v.data, '\\') < 0 {
+			return
+		}
+		next, ok := decodeRound(v, withOffsets, len(b))
 		if !ok {
 			return
 		}
-		next.round = round
+		next.round = round + 1
 		v = next
-		if !fn(v) {
-			return
+	}
+}
+
+// builder accumulates a reading and its offset map.
+type builder struct {
+	src     *variant
+	out     []byte
+	off     []int32
+	withOff bool
+}
+
+func newBuilder(v *variant, withOffsets bool) *builder {
+	b := &builder{src: v, out: make([]byte, 0, len(v.data)), withOff: withOffsets}
+	if withOffsets {
+		b.off = make([]int32, 0, len(v.data)+1)
+	}
+	return b
+}
+
+// emit appends bytes decoded from the source bytes starting at start.
+func (b *builder) emit(start int, p ...byte) {
+	b.out = append(b.out, p...)
+	if b.withOff {
+		o := b.src.origOff(start)
+		for range p {
+			b.off = append(b.off, o)
 		}
 	}
 }
 
-// percentDecode decodes every %XX of v (either case). ok is false when nothing changed.
-func percentDecode(v *variant, withOffsets bool, origLen int) (*variant, bool) {
-	src := v.data
-	out := make([]byte, 0, len(src))
-	var off []int32
-	if withOffsets {
-		off = make([]int32, 0, len(src)+1)
+func (b *builder) done(origLen int) *variant {
+	if b.withOff {
+		b.off = append(b.off, int32(origLen))
 	}
+	return &variant{data: b.out, off: b.off, round: b.src.round}
+}
+
+// stripLines returns v without its CR and LF bytes.
+func stripLines(v *variant, withOffsets bool, origLen int) *variant {
+	b := newBuilder(v, withOffsets)
+	for i, c := range v.data {
+		if c != '\r' && c != '\n' {
+			b.emit(i, c)
+		}
+	}
+	out := b.done(origLen)
+	out.wrapped = true
+	return out
+}
+
+// decodeRound decodes, in one pass, every %XX (hex digits in either case) and every
+// backslash escape JSON and most languages write: \uXXXX (either case; a surrogate
+// pair becomes one UTF-8 rune, a lone surrogate stays as written), \/ \" \\ \b \f
+// \n \r \t, and \xXX. It does not need valid JSON: an escape is decoded wherever
+// it is, and anything else, an unknown escape included, is kept as it is. A JSON
+// document nested in a JSON string (escaped twice) is read after two rounds. ok is
+// false when nothing changed.
+func decodeRound(v *variant, withOffsets bool, origLen int) (*variant, bool) {
+	src := v.data
+	b := newBuilder(v, withOffsets)
 	changed := false
 	for i := 0; i < len(src); {
-		start := i
-		if src[i] == '%' && i+2 < len(src) && isHex(src[i+1]) && isHex(src[i+2]) {
-			out = append(out, unhex(src[i+1])<<4|unhex(src[i+2]))
+		c := src[i]
+		if c == '%' && i+2 < len(src) && isHex(src[i+1]) && isHex(src[i+2]) {
+			b.emit(i, unhex(src[i+1])<<4|unhex(src[i+2]))
 			i += 3
 			changed = true
-		} else {
-			out = append(out, src[i])
-			i++
+			continue
 		}
-		if withOffsets {
-			if v.off == nil {
-				off = append(off, int32(start))
-			} else {
-				off = append(off, v.off[start])
+		if c == '\\' && i+1 < len(src) {
+			if n, dec := backslashEscape(src[i:]); n > 0 {
+				b.emit(i, dec...)
+				i += n
+				changed = true
+				continue
 			}
 		}
+		b.emit(i, c)
+		i++
 	}
 	if !changed {
 		return nil, false
 	}
-	if withOffsets {
-		off = append(off, int32(origLen))
+	return b.done(origLen), true
+}
+
+// backslashEscape decodes the escape at the start of p (p[0] == '\\'): the number of
+// bytes it spans and what it stands for, or 0.
+func backslashEscape(p []byte) (int, []byte) {
+	switch p[1] {
+	case '/', '"', '\\', '\'':
+		return 2, p[1:2]
+	case 'b':
+		return 2, []byte{'\b'}
+	case 'f':
+		return 2, []byte{'\f'}
+	case 'n':
+		return 2, []byte{'\n'}
+	case 'r':
+		return 2, []byte{'\r'}
+	case 't':
+		return 2, []byte{'\t'}
+	case 'x':
+		if len(p) >= 4 && isHex(p[2]) && isHex(p[3]) {
+			return 4, []byte{unhex(p[2])<<4 | unhex(p[3])}
+		}
+	case 'u':
+		r, ok := hex4(p[2:])
+		if !ok {
+			return 0, nil
+		}
+		if utf16.IsSurrogate(r) {
+			if r < 0xdc00 && len(p) >= 12 && p[6] == '\\' && p[7] == 'u' {
+				if r2, ok := hex4(p[8:]); ok {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						return 12, utf8.AppendRune(nil, dec)
+					}
+				}
+			}
+			return 0, nil
+		}
+		return 6, utf8.AppendRune(nil, r)
 	}
-	return &variant{data: out, off: off}, true
+	return 0, nil
+}
+
+func hex4(p []byte) (rune, bool) {
+	if len(p) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p[:4] {
+		if !isHex(c) {
+			return 0, false
+		}
+		r = r<<4 | rune(unhex(c))
+	}
+	return r, true
 }
 
 func isHex(c byte) bool {
@@ -430,13 +581,79 @@ func isBase64Char(c byte) bool {
 // span is a half-open byte range of the original text.
 type span struct{ start, end int }
 
+// Mode says how the letter case of a text may have changed on its way, which decides
+// which forms match case-insensitively.
+type Mode uint8
+
+const (
+	// Text is content whose bytes arrive as written: bodies, header values, URLs.
+	// Hex and percent-encoding match in any letter case; plain values and base64
+	// exactly.
+	Text Mode = iota
+	// Name is text whose case a client, a proxy or Go's header canonicalisation may
+	// change: header names and the request method. Plain values and placeholders
+	// match in any ASCII letter case too (a value sent as header "X-ghp_…" arrives as
+	// "X-Ghp_…", and a lower-case value as itself).
+	Name
+)
+
+// hasUpper reports whether b holds an ASCII upper-case letter.
+func hasUpper(b []byte) bool {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// needlesIn calls fn for every needle found in reading v (positions in v), in the
+// exact forms and, per mode, the case-folded ones, until fn returns false; it
+// reports whether it ran to the end. A reading with its line breaks removed is only
+// searched for encoded forms (hex, base64).
+func (s *Scanner) needlesIn(v *variant, mode Mode, fn func(i int, n *needle) bool) bool {
+	if s == nil {
+		return true
+	}
+	ok := true
+	s.exact.find(v.data, func(i int, n *needle) bool {
+		if v.wrapped && n.form != FormHex && n.form != FormBase64 {
+			return true
+		}
+		ok = fn(i, n)
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	fold := s.foldText
+	if mode == Name {
+		fold = s.foldName
+	}
+	if fold == nil || len(fold.needles) == 0 || !hasUpper(v.data) {
+		return true
+	}
+	s.fold(fold, v, fn, &ok)
+	return ok
+}
+
+func (s *Scanner) fold(set *needleSet, v *variant, fn func(i int, n *needle) bool, ok *bool) {
+	set.find(asciiLower(v.data), func(i int, n *needle) bool {
+		if v.wrapped && n.form != FormHex {
+			return true
+		}
+		*ok = fn(i, n)
+		return *ok
+	})
+}
+
 // redactSpans returns the sorted, merged ranges of b to redact: every known value in
-// every form (placeholders excluded: they are dummies) and every pattern match, in b
-// and in each percent-decoded reading of it.
-func (s *Scanner) redactSpans(b []byte) []span {
+// every form (placeholders excluded: they are dummies) and every pattern match, in
+// every reading of b.
+func (s *Scanner) redactSpans(b []byte, mode Mode) []span {
 	var spans []span
-	variants(b, true, func(v *variant) bool {
-		s.find(v.data, func(i int, n *needle) bool {
+	readings(b, true, func(v *variant) bool {
+		s.needlesIn(v, mode, func(i int, n *needle) bool {
 			if n.form == FormPlaceholder {
 				return true
 			}
@@ -454,11 +671,13 @@ func (s *Scanner) redactSpans(b []byte) []span {
 			spans = append(spans, span{a, z})
 			return true
 		})
-		findPatterns(v.data, func(_ string, i, j int) bool {
-			a, z := v.origSpan(i, j)
-			spans = append(spans, span{a, z})
-			return true
-		})
+		if !v.wrapped {
+			findPatterns(v.data, func(_ string, i, j int) bool {
+				a, z := v.origSpan(i, j)
+				spans = append(spans, span{a, z})
+				return true
+			})
+		}
 		return true
 	})
 	return mergeSpans(spans)
@@ -481,14 +700,27 @@ func mergeSpans(spans []span) []span {
 	return out
 }
 
-// redact returns b with every span of redactSpans replaced by "[REDACTED]" and the
-// number of replacements. If a hit survives (a value that overlaps the replacement
-// text itself), it tries again, and in the end replaces everything: redaction never
-// falls back to the unredacted text.
-func (s *Scanner) Redact(b []byte) ([]byte, int) {
+// Redact returns b with every known value, in every form the scanner knows (plain;
+// hex in any letter case; base64 standard and URL-safe at any alignment, padded or
+// not, also wrapped into lines; each of these percent-encoded or backslash-escaped,
+// JSON's \uXXXX and \/ included, up to 10 rounds) and every credential-pattern
+// value replaced by "[REDACTED]", and the number of replacements. Only the bytes
+// that encode the value are replaced: the text around it, a key name and its
+// separator included, is kept. b is returned unchanged, not copied, when nothing
+// matched. If a hit survives (a value that overlaps the replacement text itself),
+// it tries again, and in the end replaces everything: redaction never falls back to
+// the unredacted text.
+func (s *Scanner) Redact(b []byte) ([]byte, int) { return s.redact(b, Text) }
+
+// RedactName is Redact for text whose letter case may have changed on its way,
+// such as a response header name: plain values and placeholders match in any ASCII
+// letter case too (Mode Name).
+func (s *Scanner) RedactName(b []byte) ([]byte, int) { return s.redact(b, Name) }
+
+func (s *Scanner) redact(b []byte, mode Mode) ([]byte, int) {
 	total := 0
 	for range 3 {
-		spans := s.redactSpans(b)
+		spans := s.redactSpans(b, mode)
 		if len(spans) == 0 {
 			return b, total
 		}
@@ -504,7 +736,7 @@ func (s *Scanner) Redact(b []byte) ([]byte, int) {
 		b = out.Bytes()
 		total += len(spans)
 	}
-	if len(s.redactSpans(b)) == 0 {
+	if len(s.redactSpans(b, mode)) == 0 {
 		return b, total
 	}
 	return []byte(redacted), total + 1
@@ -512,32 +744,50 @@ func (s *Scanner) Redact(b []byte) ([]byte, int) {
 
 // Finding is the first leak the scanner found in outbound content.
 type Finding struct {
-	Secret  int    // credential index, or -1 for a pattern
-	Form    Form   // for a credential
-	Round   int    // percent-decoding rounds of the variant it was found in
-	Pattern string // pattern name, when owner is -1
+	Secret  int    // index of the Secret given to New, or -1 for a pattern
+	Form    Form   // for a Secret
+	Round   int    // decoding rounds (%XX, backslash escapes) of the reading it was in
+	Wrapped bool   // found once line breaks were removed
+	Folded  bool   // found in a letter case other than the one encoded
+	Pattern string // pattern name, when Secret is -1
 }
 
-// check looks for a leak in one piece of outbound content. allowPlaceholder says
-// whether the placeholder of credential owner may be there (granted, and bound to
-// this destination); allowed placeholders are masked before the patterns run, so a
-// dummy "ghp_…" sent where it belongs does not look like a GitHub token.
-func (s *Scanner) Check(b []byte, allowPlaceholder func(owner int) bool) (Finding, bool) {
+// Check looks for a leak in one piece of outbound content read as Text. It finds
+// everything Redact would redact. allowPlaceholder says whether the placeholder of
+// Secret i may be there (granted, and bound to this destination); allowed
+// placeholders are masked before the patterns run, so a dummy "ghp_…" sent where it
+// belongs does not look like a GitHub token. A nil allowPlaceholder allows none.
+func (s *Scanner) Check(b []byte, allowPlaceholder func(i int) bool) (Finding, bool) {
+	return s.check(b, Text, allowPlaceholder)
+}
+
+// CheckName is Check for a header name or a request method as the caller gave it
+// (before any canonicalisation): plain values and placeholders match in any ASCII
+// letter case too (Mode Name).
+func (s *Scanner) CheckName(b []byte, allowPlaceholder func(i int) bool) (Finding, bool) {
+	return s.check(b, Name, allowPlaceholder)
+}
+
+func (s *Scanner) check(b []byte, mode Mode, allowPlaceholder func(i int) bool) (Finding, bool) {
+	if allowPlaceholder == nil {
+		allowPlaceholder = func(int) bool { return false }
+	}
 	var f Finding
 	found := false
-	variants(b, false, func(v *variant) bool {
+	readings(b, false, func(v *variant) bool {
 		var allowed []span
-		s.find(v.data, func(i int, n *needle) bool {
+		s.needlesIn(v, mode, func(i int, n *needle) bool {
 			if n.form == FormPlaceholder && allowPlaceholder(n.owner) {
 				allowed = append(allowed, span{i, i + len(n.pat)})
 				return true
 			}
-			f = Finding{Secret: n.owner, Form: n.form, Round: v.round}
+			f = Finding{Secret: n.owner, Form: n.form, Round: v.round, Wrapped: v.wrapped,
+				Folded: !bytes.Equal(v.data[i:i+len(n.pat)], n.pat)}
 			found = true
 			return false
 		})
-		if found {
-			return false
+		if found || v.wrapped {
+			return !found
 		}
 		text := v.data
 		if len(allowed) > 0 {
