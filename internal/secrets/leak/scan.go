@@ -75,8 +75,9 @@ const patternWindow = 512
 var unicodeFolds = [][]byte{[]byte("\u212a"), []byte("\u017f")}
 
 // findPatterns calls fn for each non-overlapping match of each credential pattern in
-// text, pattern by pattern, until fn returns false.
-func findPatterns(text []byte, fn func(name string, start, end int) bool) {
+// text, pattern by pattern, until fn returns false, with the whole match and the
+// part to redact (see valueSpan).
+func findPatterns(text []byte, fn func(name string, full, value span) bool) {
 	slow := false
 	for _, u := range unicodeFolds {
 		if bytes.Contains(text, u) {
@@ -87,7 +88,7 @@ func findPatterns(text []byte, fn func(name string, start, end int) bool) {
 	for _, p := range credentialPatterns {
 		if slow {
 			for _, m := range p.full.FindAllSubmatchIndex(text, -1) {
-				if a, z := valueSpan(m); !fn(p.name, a, z) {
+				if a, z := valueSpan(m); !fn(p.name, span{m[0], m[1]}, span{a, z}) {
 					return
 				}
 			}
@@ -126,7 +127,7 @@ func findPatterns(text []byte, fn func(name string, start, end int) bool) {
 				continue
 			}
 			a, z := valueSpan(m)
-			if !fn(p.name, st+a, st+z) {
+			if !fn(p.name, span{st + m[0], st + m[1]}, span{st + a, st + z}) {
 				return
 			}
 			next = st + m[1]
@@ -651,6 +652,14 @@ func (s *Scanner) fold(set *needleSet, v *variant, fn func(i int, n *needle) boo
 // every form (placeholders excluded: they are dummies) and every pattern match, in
 // every reading of b.
 func (s *Scanner) redactSpans(b []byte, mode Mode) []span {
+	return s.spans(b, mode, nil)
+}
+
+// spans is redactSpans that also appends to hold, when not nil, the whole extent of
+// every hit: a pattern's key name and separator as well as its value. A streaming
+// redactor keeps those bytes together, or a value would lose the key that makes it
+// a match.
+func (s *Scanner) spans(b []byte, mode Mode, hold *[]span) []span {
 	var spans []span
 	readings(b, true, func(v *variant) bool {
 		s.needlesIn(v, mode, func(i int, n *needle) bool {
@@ -669,12 +678,19 @@ func (s *Scanner) redactSpans(b []byte, mode Mode) []span {
 			}
 			a, z := v.origSpan(st, en)
 			spans = append(spans, span{a, z})
+			if hold != nil {
+				*hold = append(*hold, span{a, z})
+			}
 			return true
 		})
 		if !v.wrapped {
-			findPatterns(v.data, func(_ string, i, j int) bool {
-				a, z := v.origSpan(i, j)
+			findPatterns(v.data, func(_ string, full, val span) bool {
+				a, z := v.origSpan(val.start, val.end)
 				spans = append(spans, span{a, z})
+				if hold != nil {
+					fa, fz := v.origSpan(full.start, full.end)
+					*hold = append(*hold, span{fa, fz})
+				}
 				return true
 			})
 		}
@@ -793,7 +809,7 @@ func (s *Scanner) check(b []byte, mode Mode, allowPlaceholder func(i int) bool) 
 		if len(allowed) > 0 {
 			text = maskSpans(v.data, mergeSpans(allowed))
 		}
-		findPatterns(text, func(name string, _, _ int) bool {
+		findPatterns(text, func(name string, _, _ span) bool {
 			f = Finding{Secret: -1, Pattern: name, Round: v.round}
 			found = true
 			return false

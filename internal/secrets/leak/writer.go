@@ -3,6 +3,7 @@ package leak
 import (
 	"errors"
 	"io"
+	"slices"
 )
 
 // Streaming redaction.
@@ -103,9 +104,13 @@ func (w *Writer) emit(final bool) {
 		return
 	}
 	cut := len(w.buf) - w.carry
-	spans := w.s.redactSpans(w.buf, w.mode)
-	// A hit that reaches the kept tail may grow with later data: keep it whole.
-	for _, sp := range spans {
+	var hold []span
+	spans := w.s.spans(w.buf, w.mode, &hold)
+	// A hit that reaches the kept tail may grow with later data: keep it whole, a
+	// pattern's key name included. Moving the cut back can only make it cross hits
+	// that start earlier, so one pass from the latest start suffices.
+	slices.SortFunc(hold, func(a, b span) int { return b.start - a.start })
+	for _, sp := range hold {
 		if sp.start < cut && sp.end >= cut {
 			cut = sp.start
 		}
