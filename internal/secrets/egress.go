@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,34 +13,28 @@ import (
 	"github.com/clawbox/clawbox/internal/secrets/leak"
 )
 
-// CheckOutbound scans what a sandbox supplied (URL, header names and values, body)
-// before anything is sent. It returns an *api.Error with code leak_detected when the
-// content holds a known value in any form (plain, percent-encoded up to 10 rounds,
-// base64 standard or URL-safe at any alignment, hex), matches a credential pattern, or
-// holds the placeholder of a credential that is not granted or whose binding does not
-// match this destination. The message names the credential or the pattern and where
-// it was found, never the value, and never a caller-supplied header name.
+// CheckOutbound scans what a sandbox supplied (method, URL, header names and
+// values, body) before anything is sent. It returns an *api.Error with code
+// leak_detected when the content holds a known value in any form leak.Scanner knows
+// (plain; hex in any case; base64 standard or URL-safe at any alignment, also
+// wrapped into lines; any of these percent-encoded or backslash-escaped up to 10
+// rounds), matches a credential pattern, or holds the placeholder of a credential
+// that is not granted or whose binding does not match this destination. Header
+// names and the method are matched case-insensitively (CheckName), so a value
+// survives no canonicalisation. The message names the credential or the pattern
+// and where it was found, never the value, and never a caller-supplied header name.
+//
+// Callers that see the request before Go canonicalises it (the door, WASM
+// http_request) should also pass the header names and the method exactly as the
+// caller wrote them to CheckHeaderNames and CheckMethod, and the request target as
+// written to CheckURL.
 func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header http.Header, body []byte) error {
-	snap := s.load()
-	if method == "" {
-		method = http.MethodGet
-	}
-	allow := func(owner int) bool {
-		e := snap.entries[owner]
-		return e.Placeholder && slices.Contains(grants, e.Name) && e.matches(method, u)
-	}
-	check := func(where string, b []byte) error {
-		f, ok := snap.scan.Check(b, allow)
-		if !ok && where == "the body" {
-			f, ok = snap.scan.CheckJSONStrings(b, allow)
-		}
-		if !ok {
-			return nil
-		}
-		return leakError(snap, f, where)
+	c := s.checker(grants, method, u)
+	if err := c.name("the method", method); err != nil {
+		return err
 	}
 	if u != nil {
-		if err := check("the URL", []byte(u.String())); err != nil {
+		if err := c.text("the URL", []byte(u.String())); err != nil {
 			return err
 		}
 	}
@@ -48,22 +44,106 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if err := check("a header name", []byte(k)); err != nil {
+		if err := c.name("a header name", k); err != nil {
 			return err
 		}
 		for _, v := range header[k] {
-			if err := check("a header value", []byte(v)); err != nil {
+			if err := c.text("a header value", []byte(v)); err != nil {
 				return err
 			}
 		}
 	}
-	return check("the body", body)
+	return c.body(body)
+}
+
+// CheckHeaderNames scans header names exactly as the caller sent them, before any
+// canonicalisation, case-insensitively (leak.Scanner.CheckName). grants, method and
+// u decide, as in CheckOutbound, whether a placeholder may appear. It returns nil or
+// a leak_detected *api.Error that never quotes a name.
+func (s *Store) CheckHeaderNames(grants []string, method string, u *url.URL, names []string) error {
+	c := s.checker(grants, method, u)
+	for _, n := range names {
+		if err := c.name("a header name", n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckMethod scans a request method exactly as the caller sent it,
+// case-insensitively. A method can carry no placeholder legitimately. It returns nil
+// or a leak_detected *api.Error; callers must not write the method to the audit log
+// or anywhere else before it passed.
+func (s *Store) CheckMethod(method string) error {
+	return s.checker(nil, method, nil).name("the method", method)
+}
+
+// CheckURL scans a request target as the caller wrote it (raw: before parsing, so
+// nothing a parser normalises is missed), in the forms CheckOutbound knows. grants,
+// method and u (the parsed destination, for placeholder bindings; may be nil) are as
+// in CheckOutbound.
+func (s *Store) CheckURL(grants []string, method string, u *url.URL, raw string) error {
+	return s.checker(grants, method, u).text("the URL", []byte(raw))
+}
+
+// CheckBody scans a request body: as text in every form, and when it is a JSON
+// document, each string with escapes decoded. grants, method and u are as in
+// CheckOutbound.
+func (s *Store) CheckBody(grants []string, method string, u *url.URL, body []byte) error {
+	return s.checker(grants, method, u).body(body)
+}
+
+// checker scans outbound content for one request.
+type checker struct {
+	snap  *snapshot
+	allow func(i int) bool
+}
+
+func (s *Store) checker(grants []string, method string, u *url.URL) checker {
+	snap := s.load()
+	if method == "" {
+		method = http.MethodGet
+	}
+	return checker{snap: snap, allow: func(i int) bool {
+		e := snap.entries[i]
+		return u != nil && e.Placeholder && slices.Contains(grants, e.Name) && e.matches(method, u)
+	}}
+}
+
+func (c checker) text(where string, b []byte) error {
+	if f, ok := c.snap.scan.Check(b, c.allow); ok {
+		return leakError(c.snap, f, where)
+	}
+	return nil
+}
+
+func (c checker) name(where, n string) error {
+	if f, ok := c.snap.scan.CheckName([]byte(n), c.allow); ok {
+		return leakError(c.snap, f, where)
+	}
+	return nil
+}
+
+func (c checker) body(b []byte) error {
+	if err := c.text("the body", b); err != nil {
+		return err
+	}
+	if f, ok := c.snap.scan.CheckJSONStrings(b, c.allow); ok {
+		return leakError(c.snap, f, "the body")
+	}
+	return nil
 }
 
 func leakError(snap *snapshot, f leak.Finding, where string) error {
 	enc := ""
 	if f.Round > 0 {
-		enc = ", percent-encoded"
+		enc = ", decoded from %- or \\-escapes"
+	}
+	if f.Wrapped {
+		enc += ", wrapped into lines"
+	}
+	if f.Folded {
+		enc += ", in another letter case"
 	}
 	if f.Secret < 0 {
 		e := api.Errorf(api.CodeLeakDetected, "%s matches the credential pattern %s%s", where, f.Pattern, enc)
@@ -164,11 +244,77 @@ func (s *Store) RedactJSON(raw []byte) ([]byte, int, error) {
 	return s.load().scan.RedactJSON(raw)
 }
 
-// Redact returns b with every known value (in every form CheckOutbound knows) and
-// every credential-pattern match replaced by "[REDACTED]", and the number of
-// replacements. b is returned unchanged, not copied, when nothing matched.
+// Redact returns b with every known value (in every form CheckOutbound knows,
+// JSON string escapes included) and every credential-pattern value replaced by
+// "[REDACTED]", and the number of replacements. Only the bytes that encode the value
+// are replaced; the text around it (a key name, its separator) is kept. b is
+// returned unchanged, not copied, when nothing matched.
 func (s *Store) Redact(b []byte) ([]byte, int) {
 	return s.load().scan.Redact(b)
+}
+
+// RedactName is Redact for text whose letter case may have changed, such as a
+// header name (an upstream lower-casing a value it puts into a name): plain values
+// match in any ASCII case.
+func (s *Store) RedactName(b []byte) ([]byte, int) {
+	return s.load().scan.RedactName(b)
+}
+
+// RedactHeader returns a copy of h, as an upstream sent it, that is safe to hand a
+// sandbox: names redacted with RedactName (the brackets dropped, so that the name
+// stays a valid header token: "X-REDACTED"), values with Redact. Values of names
+// that become equal are kept, in order. h is not modified.
+func (s *Store) RedactHeader(h http.Header) (http.Header, int) {
+	scan := s.load().scan
+	out := make(http.Header, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	total := 0
+	for _, k := range keys {
+		name := k
+		if r, n := scan.RedactName([]byte(k)); n > 0 {
+			name = strings.NewReplacer("[", "", "]", "").Replace(string(r))
+			total += n
+		}
+		for _, v := range h[k] {
+			if r, n := scan.Redact([]byte(v)); n > 0 {
+				v = string(r)
+				total += n
+			}
+			out[name] = append(out[name], v)
+		}
+	}
+	return out, total
+}
+
+// RedactBody redacts a response body for a sandbox: a JSON body (contentType
+// application/json or */*+json) with RedactJSON, so it stays valid JSON, anything
+// else (and JSON that does not parse) with Redact.
+func (s *Store) RedactBody(contentType string, body []byte) ([]byte, int) {
+	if isJSONType(contentType) {
+		out, n, _ := s.load().scan.RedactJSON(body)
+		return out, n
+	}
+	return s.Redact(body)
+}
+
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// NewRedactWriter returns a streaming redactor into w (leak.Writer): what is written
+// comes out as Redact would give the whole stream, a secret split across writes
+// included. Close it to flush the held tail. It uses the credential set current at
+// the call.
+func (s *Store) NewRedactWriter(w io.Writer) *leak.Writer {
+	return s.load().scan.NewWriter(w)
 }
 
 // Placeholders returns, for each granted credential in placeholder mode, the

@@ -631,15 +631,21 @@ func (s *Scanner) needlesIn(v *variant, mode Mode, fn func(i int, n *needle) boo
 	if mode == Name {
 		fold = s.foldName
 	}
-	if fold == nil || len(fold.needles) == 0 || !hasUpper(v.data) {
+	if fold == nil || len(fold.needles) == 0 {
 		return true
 	}
-	s.fold(fold, v, fn, &ok)
+	lower := v.data
+	if hasUpper(v.data) {
+		lower = asciiLower(v.data)
+	} else if mode == Text {
+		return true // lower-case hex was matched exactly
+	}
+	s.fold(fold, v, lower, fn, &ok)
 	return ok
 }
 
-func (s *Scanner) fold(set *needleSet, v *variant, fn func(i int, n *needle) bool, ok *bool) {
-	set.find(asciiLower(v.data), func(i int, n *needle) bool {
+func (s *Scanner) fold(set *needleSet, v *variant, lower []byte, fn func(i int, n *needle) bool, ok *bool) {
+	set.find(lower, func(i int, n *needle) bool {
 		if v.wrapped && n.form != FormHex {
 			return true
 		}
