@@ -98,10 +98,6 @@ func (t toolHTTP) Do(ctx context.Context, call wasm.CallInfo, req wasm.HTTPReque
 	if err != nil {
 		return wasm.HTTPResponse{}, err
 	}
-	h := http.Header{}
-	for k, v := range req.Headers {
-		h.Set(k, v)
-	}
 	resp, err := t.gw.Do(ctx, egress.Call{
 		Tool:      call.Tool,
 		Policy:    p,
@@ -109,7 +105,7 @@ func (t toolHTTP) Do(ctx context.Context, call wasm.CallInfo, req wasm.HTTPReque
 		RequestID: call.RequestID,
 		Method:    req.Method,
 		URL:       req.URL,
-		Header:    h,
+		Headers:   req.Headers, // as the tool wrote them: the gateway scans the raw names
 		Body:      req.Body,
 	})
 	if err != nil {

@@ -145,7 +145,7 @@ func newTarget(method string, u *url.URL) (target, error) {
 	if t.method == "" {
 		t.method = "GET"
 	}
-	if !isToken(t.method) {
+	if len(t.method) > MaxMethodLen || !isToken(t.method) {
 		return t, errInvalidMethod
 	}
 	if t.scheme != "http" && t.scheme != "https" {
