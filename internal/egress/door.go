@@ -54,11 +54,11 @@ type Door struct {
 
 	// mu guards closing and active. A handler joins inflight only under mu and only
 	// while closing is false, so inflight.Add never races with the Wait in Close.
-	mu       sync.Mutex
-	closing  bool
-	active   int            // POST /proxy requests being served, at most MaxConcurrentPerDoor
-	inflight sync.WaitGroup // handlers still running
-	served   chan struct{}  // closed when Serve has returned
+	mu        sync.Mutex
+	closing   bool
+	active    int            // POST /proxy requests being served, at most MaxConcurrentPerDoor
+	inflight  sync.WaitGroup // handlers still running
+	served    chan struct{}  // closed when Serve has returned
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -124,14 +124,14 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxResponseBytes    = 1 << 20
-	DefaultMaxRequestBytes     = 10 << 20
-	DefaultTimeout             = 30 * time.Second
-	DefaultConnectTimeout      = 10 * time.Second
-	DefaultRatePerSecond       = 10
-	DefaultRateBurst           = 50
-	DefaultRateIdle            = 10 * time.Minute
-	DefaultDoorShutdownTimeout = 5 * time.Second
+	DefaultMaxResponseBytes     = 1 << 20
+	DefaultMaxRequestBytes      = 10 << 20
+	DefaultTimeout              = 30 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultRatePerSecond        = 10
+	DefaultRateBurst            = 50
+	DefaultRateIdle             = 10 * time.Minute
+	DefaultDoorShutdownTimeout  = 5 * time.Second
 	DefaultMaxConcurrentPerDoor = 8
 	DefaultRefusalsPerSecond    = 1
 	DefaultRefusalBurst         = 20
