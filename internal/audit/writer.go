@@ -73,7 +73,7 @@ type Config struct {
 	// (default 256 MiB; negative: no bound).
 	IndexMaxBytes int64
 	// RetentionEvery is how often the writer applies MaxAge and IndexMaxBytes
-	// (default 10 minutes; it also runs once at start).
+	// (default 10 minutes, the first time one interval after New).
 	RetentionEvery time.Duration
 }
 
@@ -369,7 +369,6 @@ func (w *Writer) run() {
 	defer aggTick.Stop()
 	retTick := time.NewTicker(w.cfg.RetentionEvery)
 	defer retTick.Stop()
-	w.retain()
 	for {
 		// Once Close has been called, only the drain remains.
 		select {
