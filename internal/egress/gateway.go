@@ -337,9 +337,7 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 	if refused(rec.Decision) {
 		g.refusals.allow(callerKey(c), g.now())
 	}
-	rec.Method = g.redactString(rec.Method)
-	rec.URL = g.redactString(rec.URL)
-	rec.Host = g.redactString(rec.Host)
+	g.redactRecord(c, &rec)
 	rec.Reason = g.redactString(rec.Reason)
 	rec.Error = g.redactString(rec.Error)
 	kind := callerContainer
@@ -685,4 +683,42 @@ func isFieldError(err error, field string) bool {
 	}
 	d, ok := e.Details.(map[string]any)
 	return ok && d["field"] == field
+}
+
+// redactRecord redacts what rec took from the caller. The method and the URL are
+// recorded normalised (upper case, host lower case); a secret the caller wrote in
+// another case is found in what the caller wrote, and then the field is recorded
+// from that, redacted.
+func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
+	s := g.cfg.Secrets
+	if s == nil {
+		return
+	}
+	// tainted are normalised forms of what held a secret; error texts repeat them.
+	var tainted []string
+	for _, m := range caseForms(c.Method) {
+		if _, n := s.Redact([]byte(m)); n > 0 {
+			tainted = append(tainted, rec.Method, strings.ToUpper(c.Method))
+			rec.Method = "[REDACTED]"
+			break
+		}
+	}
+	if _, n := s.Redact([]byte(c.URL)); n > 0 {
+		tainted = append(tainted, rec.URL, rec.Host)
+		if orig, err := url.Parse(c.URL); err == nil {
+			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
+		} else {
+			rec.URL, rec.Host = "", ""
+		}
+	}
+	for _, t := range tainted {
+		if t == "" || t == "[REDACTED]" {
+			continue
+		}
+		rec.Error = strings.ReplaceAll(rec.Error, t, "[REDACTED]")
+		rec.Reason = strings.ReplaceAll(rec.Reason, t, "[REDACTED]")
+	}
+	rec.Method = g.redactString(rec.Method)
+	rec.URL = g.redactString(rec.URL)
+	rec.Host = g.redactString(rec.Host)
 }

@@ -43,21 +43,29 @@ func TestDoorScansWhatTheCallerSent(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
+		code string // default leak_detected
 	}{
-		{"header name as written", `{"url": "` + env.base + `/", "headers": {"X-` + testSecret + `": "1"}}`},
-		{"method", `{"url": "` + env.base + `/", "method": "` + testSecret + `"}`},
+		{"header name as written", `{"url": "` + env.base + `/", "headers": {"X-` + testSecret + `": "1"}}`, ""},
+		{"method", `{"url": "` + env.base + `/", "method": "` + testSecret + `"}`, ""},
+		// Refused by the policy before the leak scan: the record must not hold the
+		// method or host upper- or lower-cased either.
+		{"method to a refused URL", `{"url": "https://refused.example/", "method": "` + testSecret + `"}`, api.CodeBlockedByPolicy},
+		{"host of a refused URL", `{"url": "https://` + testSecret + `.example/"}`, api.CodeBlockedByPolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var e api.Error
 			resp := env.call(t, "POST", "/proxy", bearerHeader, tt.body, &e)
-			if resp.StatusCode != http.StatusForbidden || e.Code != api.CodeLeakDetected {
+			if tt.code == "" {
+				tt.code = api.CodeLeakDetected
+			}
+			if resp.StatusCode != http.StatusForbidden || e.Code != tt.code {
 				t.Fatalf("HTTP %d %+v, want 403 leak_detected", resp.StatusCode, e)
 			}
 			if n := hits.Load(); n != 0 {
 				t.Fatalf("upstream got %d requests", n)
 			}
-			if rec := env.audit.last(t); rec.Decision != audit.DecisionLeak {
+			if rec := env.audit.last(t); tt.code == api.CodeLeakDetected && rec.Decision != audit.DecisionLeak {
 				t.Fatalf("audited %q, want leak", rec.Decision)
 			}
 			if recordHolds(t, env.audit.all(), testSecret) {
