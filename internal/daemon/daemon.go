@@ -116,9 +116,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	auditW, err := audit.New(audit.Config{
-		Dir:      cfg.Logging.AuditDir,
-		MaxBytes: cfg.Logging.AuditMaxBytes,
-		MaxFiles: cfg.Logging.AuditKeepFiles,
+		Dir:             cfg.Logging.AuditDir,
+		MaxBytes:        cfg.Logging.AuditMaxBytes,
+		MaxFiles:        cfg.Logging.AuditKeepFiles,
+		RefusalBudget:   cfg.Audit.RefusalBudget,
+		AggregateWindow: cfg.Audit.AggregateWindow,
+		MaxAge:          cfg.Audit.MaxAge,
+		IndexMaxBytes:   cfg.Audit.IndexMaxBytes,
+		RetentionEvery:  cfg.Audit.RetentionInterval,
 	}, audit.Deps{Index: db, Logger: log, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("logging.audit_dir: %w", err)

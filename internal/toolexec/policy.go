@@ -64,10 +64,6 @@ func (t HTTP) Do(ctx context.Context, call wasm.CallInfo, req wasm.HTTPRequest) 
 	if err != nil {
 		return wasm.HTTPResponse{}, err
 	}
-	h := http.Header{}
-	for k, v := range req.Headers {
-		h.Set(k, v)
-	}
 	resp, err := t.Gateway.Do(ctx, egress.Call{
 		Tool:      call.Tool,
 		Policy:    p,
@@ -75,7 +71,7 @@ func (t HTTP) Do(ctx context.Context, call wasm.CallInfo, req wasm.HTTPRequest) 
 		RequestID: call.RequestID,
 		Method:    req.Method,
 		URL:       req.URL,
-		Header:    h,
+		Headers:   req.Headers, // as the tool wrote them: the gateway scans the raw names
 		Body:      req.Body,
 	})
 	if err != nil {
