@@ -17,7 +17,7 @@ targets=(
   "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses
   "./internal/config FuzzParse"                # config.toml
   "./internal/wasm FuzzHostCallRequest"        # host_call requests from WASM guests
-  "./internal/wasm FuzzMemoryMinPages"         # guest module memory declarations
+  "./internal/wasm FuzzInspectModule"          # guest module structure (limits before compiling)
   "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
   "./internal/server FuzzDecodeJSON"           # every API request body
 )

@@ -54,6 +54,23 @@ max_host_calls = 100
 watch_tools = true
 # wazero's compilation cache.
 cache_dir = "{{HOME}}/cache"
+# Limits on a tool's module, checked before compiling it (beyond one: the tool is
+# refused with module_limit_exceeded naming the key). Defaults are about ten times
+# what a large Go-built tool needs. Sizes in bytes.
+max_module_bytes = 67108864
+max_module_functions = 100000
+max_function_locals = 10000
+max_module_locals = 1000000
+max_function_bytes = 1048576
+max_code_bytes = 33554432
+max_data_bytes = 16777216
+# Initial table elements of all tables, and the size of the element section.
+max_table_elements = 200000
+max_module_imports = 1000
+max_module_exports = 1000
+# One compilation's time limit, and modules compiled at once (each uses every CPU).
+compile_timeout_ms = 120000
+max_concurrent_compiles = 1
 
 [proxy]
 # Upstream response body cap (the response says truncated), request body cap.
