@@ -97,6 +97,8 @@ const (
 	CodeRateLimited         = "rate_limited"           // 429
 	CodeUpstreamError       = "upstream_error"         // 502
 	CodeUpstreamTimeout     = "upstream_timeout"       // 504
+	CodeHostNotAllowed      = "host_not_allowed"       // 421: the Host header does not name this server (server.allowed_hosts)
+	CodeOriginNotAllowed    = "origin_not_allowed"     // 403: a browser Origin that is not the server's own (server.allowed_origins)
 )
 
 type codeInfo struct {
@@ -133,6 +135,8 @@ var catalogue = map[string]codeInfo{
 	CodeRateLimited:         {http.StatusTooManyRequests, errdefs.ErrResourceExhausted},
 	CodeUpstreamError:       {http.StatusBadGateway, errdefs.ErrUnavailable},
 	CodeUpstreamTimeout:     {http.StatusGatewayTimeout, context.DeadlineExceeded},
+	CodeHostNotAllowed:      {http.StatusMisdirectedRequest, errdefs.ErrPermissionDenied},
+	CodeOriginNotAllowed:    {http.StatusForbidden, errdefs.ErrPermissionDenied},
 }
 
 // Codes returns every stable error code (for documentation and tests).

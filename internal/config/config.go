@@ -55,6 +55,14 @@ type Server struct {
 	PublicMetrics bool `toml:"public_metrics"`
 	// ShutdownTimeout bounds graceful shutdown. Default "10s".
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// AllowedHosts are Host names ("name" for any port, "name:port") the API answers
+	// to besides localhost, 127.0.0.1, [::1] and the address a connection arrived at
+	// (other names are refused, 421 host_not_allowed, against DNS rebinding). Default [].
+	AllowedHosts []string `toml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://host[:port]") allowed besides the
+	// server's own; requests with any other Origin are refused (403
+	// origin_not_allowed). Default [].
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // Sandbox is the [sandbox] table: WASM tools.
@@ -273,6 +281,8 @@ func Default(home string) Config {
 			PublicHealth:            true,
 			PublicMetrics:           true,
 			ShutdownTimeout:         10 * time.Second,
+			AllowedHosts:            []string{},
+			AllowedOrigins:          []string{},
 		},
 		Sandbox: Sandbox{
 			ToolDir:          p("tools"),

@@ -98,6 +98,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"bad policy", "[container_policy]\nallowed_policies = [\"root\"]\n", []string{"container_policy.allowed_policies[0]"}},
 		{"template without image", "[images.templates.x]\ndescription = \"d\"\n", []string{"images.templates.x.image"}},
 		{"template unknown key", "[images.templates.x]\nimage = \"alpine\"\nallowlist = []\n", []string{"images.templates.x.allowlist"}},
+		{"allowed host url", "[server]\nallowed_hosts = [\"http://x\"]\n", []string{"server.allowed_hosts[0]"}},
+		{"allowed origin path", "[server]\nallowed_origins = [\"https://x/app\"]\n", []string{"server.allowed_origins[0]"}},
 		{"module locals zero", "[sandbox]\nmax_function_locals = 0\n", []string{"sandbox.max_function_locals"}},
 		{"module bytes huge", "[sandbox]\nmax_module_bytes = 9999999999\n", []string{"sandbox.max_module_bytes"}},
 		{"compile timeout", "[sandbox]\ncompile_timeout_ms = -1\n", []string{"sandbox.compile_timeout_ms"}},

@@ -34,6 +34,13 @@ public_health = true
 public_metrics = true
 # How long a graceful shutdown may take.
 shutdown_timeout = "10s"
+# Host names the API answers to besides localhost, 127.0.0.1, [::1] and the address
+# a connection arrived at: "name" (any port) or "name:port". Other names are refused
+# (421 host_not_allowed), so a DNS-rebinding web page cannot read the API.
+allowed_hosts = []
+# Browser origins allowed besides the server's own, e.g. ["https://ui.example"];
+# a request with any other Origin header is refused (403 origin_not_allowed).
+allowed_origins = []
 
 [sandbox]
 # WASM tools: <name>.wasm with an optional <name>.json manifest.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -238,6 +239,17 @@ func (c *Config) Validate() error {
 	positive("server.max_body_bytes", s.MaxBodyBytes)
 	if s.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout", "must be a positive duration such as \"10s\", got %s", s.ShutdownTimeout)
+	}
+
+	for i, h := range s.AllowedHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, " /@?#") || strings.Contains(h, "://") {
+			bad(fmt.Sprintf("server.allowed_hosts[%d]", i), "%q is not a host name with an optional port, such as \"clawbox.internal:9800\"", s.AllowedHosts[i])
+		}
+	}
+	for i, o := range s.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q is not an origin such as \"https://ui.example\"", o)
+		}
 	}
 
 	sb := c.Sandbox
