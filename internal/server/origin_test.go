@@ -132,11 +132,11 @@ func TestHostCheckIPv6Listener(t *testing.T) {
 	t.Cleanup(ts.Close)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	for host, want := range map[string]int{
-		"[::1]:" + port:            200,
+		"[::1]:" + port:             200,
 		"[0:0:0:0:0:0:0:1]:" + port: 200,
-		"localhost:" + port:        200,
-		"[fe80::1]:" + port:        421,
-		"evil.example:" + port:     421,
+		"localhost:" + port:         200,
+		"[fe80::1]:" + port:         421,
+		"evil.example:" + port:      421,
 	} {
 		status, e := browserRequest(t, ts.Client(), ts.URL, "/health", host, "")
 		if (want == 200) != (status == 200) {
