@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -98,6 +99,9 @@ func (p *auditPrinter) print(r api.AuditRecord) error {
 		what = fmt.Sprintf("%s %s %s", r.Decision, r.Method, r.URL)
 		if r.Status != 0 {
 			what += fmt.Sprintf(" -> %d", r.Status)
+		}
+		if len(r.Credentials) > 0 {
+			what += " credentials=" + strings.Join(r.Credentials, ",")
 		}
 		if r.Reason != "" {
 			what += " (" + r.Reason + ")"

@@ -1,12 +1,10 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +15,6 @@ import (
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
-	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 )
 
@@ -114,126 +111,6 @@ func (c credentialEnv) CredentialEnv(_ string, names []string) (map[string]strin
 		return nil, err
 	}
 	return env, nil
-}
-
-// containerService is the HTTP routes' view of the manager: wire types, with every
-// log redacted of known secrets.
-type containerService struct {
-	m      *sandbox.Manager
-	redact func([]byte) []byte
-}
-
-var _ server.Sandboxes = containerService{}
-
-func (c containerService) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api.ContainerInfo, error) {
-	rec, err := c.m.Spawn(ctx, req)
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return rec.Info(), nil
-}
-
-func (c containerService) Get(ctx context.Context, id string) (api.ContainerInfo, error) {
-	rec, err := c.m.Get(ctx, id)
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return rec.Info(), nil
-}
-
-func (c containerService) List(ctx context.Context, status string) ([]api.ContainerInfo, error) {
-	recs, err := c.m.List(ctx, status)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.ContainerInfo, len(recs))
-	for i, r := range recs {
-		out[i] = r.Info()
-	}
-	return out, nil
-}
-
-func (c containerService) Kill(ctx context.Context, id string) (api.KillResponse, error) {
-	rec, err := c.m.Kill(ctx, id)
-	if err != nil {
-		return api.KillResponse{}, err
-	}
-	res := rec.KillResponse()
-	if res.Output != nil {
-		out := string(c.redact([]byte(*res.Output)))
-		res.Output = &out
-	}
-	return res, nil
-}
-
-func (c containerService) Logs(ctx context.Context, id string) (api.ContainerLogs, error) {
-	rec, err := c.m.Logs(ctx, id)
-	if err != nil {
-		return api.ContainerLogs{}, err
-	}
-	l := rec.LogsInfo()
-	l.Stdout = string(c.redact([]byte(l.Stdout)))
-	l.Stderr = string(c.redact([]byte(l.Stderr)))
-	return l, nil
-}
-
-func (c containerService) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	out := &lineRedactor{w: stdout, redact: c.redact}
-	errw := &lineRedactor{w: stderr, redact: c.redact}
-	err := c.m.FollowLogs(ctx, id, out, errw)
-	out.Flush()
-	errw.Flush()
-	return err
-}
-
-func (c containerService) Wait(ctx context.Context, id string) (api.ContainerInfo, error) {
-	rec, err := c.m.Wait(ctx, id)
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return rec.Info(), nil
-}
-
-// lineRedactor passes output on a line at a time, redacted, so that a secret is
-// never split across two writes and missed. A line longer than maxLine is passed
-// on in maxLine pieces.
-type lineRedactor struct {
-	mu     sync.Mutex
-	w      io.Writer
-	redact func([]byte) []byte
-	buf    []byte
-}
-
-const maxLine = 64 << 10
-
-func (l *lineRedactor) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, b...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			if len(l.buf) < maxLine {
-				return len(b), nil
-			}
-			i = maxLine - 1
-		}
-		line := l.buf[:i+1]
-		if _, err := l.w.Write(l.redact(line)); err != nil {
-			return 0, err
-		}
-		l.buf = l.buf[i+1:]
-	}
-}
-
-// Flush writes what is left of an unterminated last line.
-func (l *lineRedactor) Flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buf) > 0 {
-		l.w.Write(l.redact(l.buf))
-		l.buf = nil
-	}
 }
 
 // dockerHealth reports whether the engine answers, and how many sandboxes run.

@@ -28,6 +28,8 @@ import (
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/egress"
+	"github.com/clawbox/clawbox/internal/sandbox"
+	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
@@ -167,8 +169,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer cancel()
 		dock.Close(sctx)
 	}()
-	srv.RegisterContainers(dockerContainers{dock}, "")
-	srv.RegisterImages(dockerImages{dock}, "")
+	srv.RegisterContainers(sandbox.NewService(dock.manager, dock.redact))
+	srv.RegisterImages(docker.NewImages(docker.ImagesConfig{
+		Backend: dock.engine, Allowed: cfg.Containers.AllowedImages, Logger: log, RequestID: server.RequestID,
+	}))
 	policies.container = dock.policy
 	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dock.health})
 

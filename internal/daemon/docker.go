@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
-	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 )
 
@@ -127,22 +125,22 @@ func (d *dockerSide) unavailable(why string) error {
 	return api.Errorf(api.CodeUnavailable, "container sandboxes are not available: %s", why)
 }
 
-// containers returns the container service, or 503 with the reason.
-func (d *dockerSide) containers() (containerService, error) {
+// manager returns the sandbox manager, or 503 with the reason there is none.
+func (d *dockerSide) manager() (*sandbox.Manager, error) {
 	mgr, _, why := d.current()
 	if mgr == nil {
-		return containerService{}, d.unavailable(why)
+		return nil, d.unavailable(why)
 	}
-	return containerService{m: mgr, redact: d.redact}, nil
+	return mgr, nil
 }
 
 // policy is the effective egress policy of a container sandbox.
 func (d *dockerSide) policy(ctx context.Context, id string) (*egress.Policy, error) {
-	cs, err := d.containers()
+	mgr, err := d.manager()
 	if err != nil {
 		return nil, err
 	}
-	rec, err := cs.m.Get(ctx, id)
+	rec, err := mgr.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -154,101 +152,11 @@ func (d *dockerSide) health(ctx context.Context) api.ComponentHealth {
 	return dockerHealth(mgr, backend, why)(ctx)
 }
 
-// dockerContainers serves the container routes from whatever dockerSide has now.
-type dockerContainers struct{ d *dockerSide }
-
-var _ server.Sandboxes = dockerContainers{}
-
-func (c dockerContainers) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Spawn(ctx, req)
-}
-
-func (c dockerContainers) Get(ctx context.Context, id string) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Get(ctx, id)
-}
-
-func (c dockerContainers) List(ctx context.Context, status string) ([]api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return nil, err
-	}
-	return cs.List(ctx, status)
-}
-
-func (c dockerContainers) Kill(ctx context.Context, id string) (api.KillResponse, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.KillResponse{}, err
-	}
-	return cs.Kill(ctx, id)
-}
-
-func (c dockerContainers) Logs(ctx context.Context, id string) (api.ContainerLogs, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerLogs{}, err
-	}
-	return cs.Logs(ctx, id)
-}
-
-func (c dockerContainers) FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	cs, err := c.d.containers()
-	if err != nil {
-		return err
-	}
-	return cs.FollowLogs(ctx, id, stdout, stderr)
-}
-
-func (c dockerContainers) Wait(ctx context.Context, id string) (api.ContainerInfo, error) {
-	cs, err := c.d.containers()
-	if err != nil {
-		return api.ContainerInfo{}, err
-	}
-	return cs.Wait(ctx, id)
-}
-
-// dockerImages serves the image routes from whatever dockerSide has now.
-type dockerImages struct{ d *dockerSide }
-
-var _ server.Images = dockerImages{}
-
-func (i dockerImages) service() (*imageService, error) {
-	_, backend, why := i.d.current()
-	if backend == nil {
+// engine returns the Docker backend, or 503 with the reason there is none.
+func (d *dockerSide) engine() (*docker.Backend, error) {
+	_, b, why := d.current()
+	if b == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "images are not available: %s", why)
 	}
-	return newImageService(backend.Client(), i.d.cfg.Containers.AllowedImages, i.d.log), nil
-}
-
-// Resolve checks that Docker is there (so that a pull is refused with 503 before
-// its stream starts) and the image against the policy.
-func (i dockerImages) Resolve(image string) (string, error) {
-	if _, err := i.service(); err != nil {
-		return "", err
-	}
-	return sandbox.ImageAllowed(image, i.d.cfg.Containers.AllowedImages)
-}
-
-func (i dockerImages) Pull(ctx context.Context, ref string, progress func(api.PullProgress)) (api.PullProgress, error) {
-	s, err := i.service()
-	if err != nil {
-		return api.PullProgress{}, err
-	}
-	return s.Pull(ctx, ref, progress)
-}
-
-func (i dockerImages) List(ctx context.Context) ([]api.Image, error) {
-	s, err := i.service()
-	if err != nil {
-		return nil, err
-	}
-	return s.List(ctx)
+	return b, nil
 }

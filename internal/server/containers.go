@@ -24,25 +24,15 @@ type Sandboxes interface {
 	Wait(ctx context.Context, id string) (api.ContainerInfo, error)
 }
 
-// RegisterContainers adds the container sandbox routes. A nil service (no Docker)
-// answers 503 unavailable with the reason.
-func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
-	get := func() (Sandboxes, error) {
-		if svc == nil {
-			return nil, api.Errorf(api.CodeUnavailable, "container sandboxes are not available: %s", whyUnavailable)
-		}
-		return svc, nil
-	}
+// RegisterContainers adds the container sandbox routes. When no sandboxes can run
+// (no Docker), svc answers 503 unavailable with the reason.
+func (s *Server) RegisterContainers(svc Sandboxes) {
 	s.Handle(Route{Method: http.MethodPost, Pattern: "/containers/spawn", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		sb, err := get()
-		if err != nil {
-			return err
-		}
 		var req api.ContainerSpawnRequest
 		if err := DecodeJSON(r, &req); err != nil {
 			return err
 		}
-		info, err := sb.Spawn(r.Context(), req)
+		info, err := svc.Spawn(r.Context(), req)
 		if err != nil {
 			return err
 		}
@@ -57,10 +47,6 @@ func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
 		Responses: []Response{{Status: 201, Body: api.ContainerInfo{}}},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/containers", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		sb, err := get()
-		if err != nil {
-			return err
-		}
 		status := r.URL.Query().Get("status")
 		switch status {
 		case "", api.ContainerStatusCreating, api.ContainerStatusRunning, api.ContainerStatusCompleted, api.ContainerStatusFailed,
@@ -68,7 +54,7 @@ func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
 		default:
 			return fieldError("status", "status must be one of creating, running, completed, failed, timed_out, killed, lost; got %q", status)
 		}
-		list, err := sb.List(r.Context(), status)
+		list, err := svc.List(r.Context(), status)
 		if err != nil {
 			return err
 		}
@@ -84,11 +70,7 @@ func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
 		Responses: []Response{{Status: 200, Body: api.ContainerList{}}},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/containers/{id}", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		sb, err := get()
-		if err != nil {
-			return err
-		}
-		info, err := sb.Get(r.Context(), r.PathValue("id"))
+		info, err := svc.Get(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -100,11 +82,7 @@ func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
 		Responses: []Response{{Status: 200, Body: api.ContainerInfo{}}},
 	}})
 	s.Handle(Route{Method: http.MethodDelete, Pattern: "/containers/{id}", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		sb, err := get()
-		if err != nil {
-			return err
-		}
-		res, err := sb.Kill(r.Context(), r.PathValue("id"))
+		res, err := svc.Kill(r.Context(), r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -116,21 +94,17 @@ func (s *Server) RegisterContainers(svc Sandboxes, whyUnavailable string) {
 		Responses: []Response{{Status: 200, Body: api.KillResponse{}}},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/containers/{id}/logs", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		sb, err := get()
-		if err != nil {
-			return err
-		}
 		id := r.PathValue("id")
 		switch r.URL.Query().Get("follow") {
 		case "", "false", "0":
-			logs, err := sb.Logs(r.Context(), id)
+			logs, err := svc.Logs(r.Context(), id)
 			if err != nil {
 				return err
 			}
 			writeJSON(w, http.StatusOK, logs)
 			return nil
 		case "true", "1":
-			return s.followLogs(w, r, sb, id)
+			return s.followLogs(w, r, svc, id)
 		default:
 			return fieldError("follow", "follow must be true or false")
 		}

@@ -22,20 +22,10 @@ type Images interface {
 	List(ctx context.Context) ([]api.Image, error)
 }
 
-// RegisterImages adds POST /images/pull and GET /images. A nil service (no Docker)
-// answers 503 unavailable with the reason.
-func (s *Server) RegisterImages(svc Images, whyUnavailable string) {
-	get := func() (Images, error) {
-		if svc == nil {
-			return nil, api.Errorf(api.CodeUnavailable, "images are not available: %s", whyUnavailable)
-		}
-		return svc, nil
-	}
+// RegisterImages adds POST /images/pull and GET /images. When there is no engine
+// (no Docker), svc answers 503 unavailable with the reason.
+func (s *Server) RegisterImages(svc Images) {
 	s.Handle(Route{Method: http.MethodPost, Pattern: "/images/pull", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		im, err := get()
-		if err != nil {
-			return err
-		}
 		var req api.ImagePullRequest
 		if err := DecodeJSON(r, &req); err != nil {
 			return err
@@ -43,14 +33,14 @@ func (s *Server) RegisterImages(svc Images, whyUnavailable string) {
 		if req.Image == "" {
 			return fieldError("image", "image is required")
 		}
-		ref, err := im.Resolve(req.Image)
+		ref, err := svc.Resolve(req.Image)
 		if err != nil {
 			if e, ok := api.AsError(err); ok && e.Code == api.CodeInvalidRequest && e.Details == nil {
 				return fieldError("image", "%s", e.Message)
 			}
 			return err
 		}
-		return s.streamPull(w, r, im, ref)
+		return s.streamPull(w, r, svc, ref)
 	}, Doc: Doc{
 		Summary: "Pull an allowed image, streaming progress",
 		Describe: "The image must be allowed by containers.allowed_images (403 image_not_allowed otherwise; " +
@@ -65,11 +55,7 @@ func (s *Server) RegisterImages(svc Images, whyUnavailable string) {
 		},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/images", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		im, err := get()
-		if err != nil {
-			return err
-		}
-		list, err := im.List(r.Context())
+		list, err := svc.List(r.Context())
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ type fakeImages struct {
 	frames  []api.PullProgress
 	pullErr error
 	list    []api.Image
+	down    error // every call fails with it (no engine)
 
 	mu     sync.Mutex
 	pulled []string
@@ -27,6 +28,8 @@ type fakeImages struct {
 
 func (f *fakeImages) Resolve(image string) (string, error) {
 	switch {
+	case f.down != nil:
+		return "", f.down
 	case strings.ContainsAny(image, " A"):
 		return "", api.Errorf(api.CodeInvalidRequest, "image %q is not a valid image reference", image)
 	case !strings.HasPrefix(image, "ok/"):
@@ -48,7 +51,7 @@ func (f *fakeImages) Pull(ctx context.Context, ref string, progress func(api.Pul
 	return api.PullProgress{Done: true, Image: ref, ImageID: "sha256:abc", Digest: "ok/x@sha256:def"}, nil
 }
 
-func (f *fakeImages) List(ctx context.Context) ([]api.Image, error) { return f.list, nil }
+func (f *fakeImages) List(ctx context.Context) ([]api.Image, error) { return f.list, f.down }
 
 func (f *fakeImages) pulls() []string {
 	f.mu.Lock()
@@ -101,7 +104,7 @@ func TestImagePullRoute(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &lockedBuffer{}
 			s, _ := newTestServer(t, Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-			s.RegisterImages(tc.svc, "")
+			s.RegisterImages(tc.svc)
 			ts := start(t, s)
 			r := do(t, ts, "POST", "/images/pull", testToken, "application/json", tc.body)
 			if r.status != tc.status {
@@ -157,7 +160,7 @@ func TestImagePullRoute(t *testing.T) {
 
 func TestImageRoutesUnavailable(t *testing.T) {
 	s, _ := newTestServer(t, Config{})
-	s.RegisterImages(nil, "Docker is not reachable: no socket")
+	s.RegisterImages(&fakeImages{down: api.Errorf(api.CodeUnavailable, "images are not available: Docker is not reachable: no socket")})
 	ts := start(t, s)
 	for _, rq := range []struct{ method, path, body string }{
 		{"POST", "/images/pull", `{"image":"alpine"}`},
@@ -175,7 +178,7 @@ func TestImageRoutesUnavailable(t *testing.T) {
 
 func TestImageListRoute(t *testing.T) {
 	s, _ := newTestServer(t, Config{})
-	s.RegisterImages(&fakeImages{}, "")
+	s.RegisterImages(&fakeImages{})
 	ts := start(t, s)
 	r := do(t, ts, "GET", "/images", testToken, "", "")
 	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"images":[]}` {

@@ -109,9 +109,6 @@ func New(opts Options) (*Backend, error) {
 	return b, nil
 }
 
-// Client returns the Engine API client (for image pulls and tests).
-func (b *Backend) Client() *client.Client { return b.cli }
-
 // Connect pings the engine and negotiates the API version now rather than lazily on
 // the first call, so an unreachable or too old engine is a clear error at start.
 func (b *Backend) Connect(ctx context.Context) error {

@@ -106,7 +106,7 @@ func TestHardenedConfigApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.backend.Client().ContainerInspect(ctx, rec.ContainerID, client.ContainerInspectOptions{})
+	r, err := e.backend.cli.ContainerInspect(ctx, rec.ContainerID, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
