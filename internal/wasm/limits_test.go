@@ -260,3 +260,24 @@ func TestRegistrySkipsModulesOverLimits(t *testing.T) {
 		t.Fatalf("failed = %+v, want the bomb with module_limit_exceeded", resp.Failed)
 	}
 }
+
+// Registering a manifest recompiles the tool: when the module no longer loads with
+// it (here: a memory limit below what the module needs at start), Register says so
+// with the code instead of answering "registered" for a tool that is gone.
+func TestRegisterReportsAToolThatNoLongerLoads(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "guest.wasm"), guests.command)
+	r := newTestRegistry(t, RegistryConfig{Engine: newTestEngine(t, Config{}), Dir: dir})
+	if _, ok := r.Get("guest"); !ok {
+		t.Fatal("guest not loaded")
+	}
+	m := &api.ToolManifest{Tool: api.ToolMeta{Name: "guest", Description: "d"}, Resources: &api.ToolResourceConfig{DefaultMemoryMB: 1}}
+	_, err := r.Register(ctx, m)
+	if ae, ok := api.AsError(err); !ok || ae.Code != api.CodeModuleLimitExceeded || !strings.Contains(ae.Message, "did not load") {
+		t.Fatalf("err = %v, want module_limit_exceeded saying the tool did not load", err)
+	}
+	if _, ok := r.Get("guest"); ok {
+		t.Fatal("guest still listed")
+	}
+}
