@@ -185,4 +185,7 @@ type ToolLoadError struct {
 	Name  string `json:"name"`
 	File  string `json:"file"`
 	Error string `json:"error"`
+	// Code is the stable code of the failure when it has one (module_limit_exceeded,
+	// invalid_module).
+	Code string `json:"code,omitempty"`
 }

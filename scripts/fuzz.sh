@@ -17,9 +17,12 @@ targets=(
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
   "./internal/secrets FuzzScan"                # leak scanning of outbound requests
   "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses
+  "./internal/secrets/leak FuzzDecodeRound"    # one round of decoding encoded forms
+  "./internal/secrets/leak FuzzWriter"         # the streaming redactor across write cuts
+  "./internal/secrets/leak FuzzCheckName"      # raw header names and methods
   "./internal/config FuzzParse"                # config.toml
   "./internal/wasm FuzzHostCallRequest"        # host_call requests from WASM guests
-  "./internal/wasm FuzzMemoryMinPages"         # guest module memory declarations
+  "./internal/wasm FuzzInspectModule"          # guest module structure (limits before compiling)
   "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
   "./internal/server FuzzDecodeJSON"           # every API request body
 )

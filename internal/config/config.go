@@ -56,6 +56,14 @@ type Server struct {
 	PublicMetrics bool `toml:"public_metrics"`
 	// ShutdownTimeout bounds graceful shutdown. Default "10s".
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// AllowedHosts are Host names ("name" for any port, "name:port") the API answers
+	// to besides localhost, 127.0.0.1, [::1] and the address a connection arrived at
+	// (other names are refused, 421 host_not_allowed, against DNS rebinding). Default [].
+	AllowedHosts []string `toml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://host[:port]") allowed besides the
+	// server's own; requests with any other Origin are refused (403
+	// origin_not_allowed). Default [].
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // Sandbox is the [sandbox] table: WASM tools.
@@ -81,6 +89,34 @@ type Sandbox struct {
 	WatchTools bool `toml:"watch_tools"`
 	// CacheDir holds wazero's compilation cache. Default "~/.clawbox/cache".
 	CacheDir string `toml:"cache_dir"`
+
+	// Limits on a tool's module, checked before it is compiled (a module over one is
+	// refused with module_limit_exceeded, naming the key). The defaults are ten times
+	// what a large Go-built tool needs.
+
+	// MaxModuleBytes caps a .wasm file. Default 67108864 (64 MiB).
+	MaxModuleBytes int64 `toml:"max_module_bytes"`
+	// MaxModuleFunctions caps the functions a module defines. Default 100000.
+	MaxModuleFunctions int `toml:"max_module_functions"`
+	// MaxFunctionLocals caps the locals of one function. Default 10000.
+	MaxFunctionLocals int `toml:"max_function_locals"`
+	// MaxModuleLocals caps the locals of all functions together. Default 1000000.
+	MaxModuleLocals int `toml:"max_module_locals"`
+	// MaxFunctionBytes caps one function body. Default 1048576.
+	MaxFunctionBytes int `toml:"max_function_bytes"`
+	// MaxCodeBytes caps the code section. Default 33554432.
+	MaxCodeBytes int `toml:"max_code_bytes"`
+	// MaxDataBytes caps the data section. Default 16777216.
+	MaxDataBytes int `toml:"max_data_bytes"`
+	// MaxTableElements caps the tables' initial elements and the element section. Default 200000.
+	MaxTableElements int `toml:"max_table_elements"`
+	// MaxModuleImports and MaxModuleExports cap those sections. Default 1000 each.
+	MaxModuleImports int `toml:"max_module_imports"`
+	MaxModuleExports int `toml:"max_module_exports"`
+	// CompileTimeoutMS bounds one module's compilation (checked between functions). Default 120000.
+	CompileTimeoutMS int64 `toml:"compile_timeout_ms"`
+	// MaxConcurrentCompiles bounds modules compiled at once; each uses every CPU. Default 1.
+	MaxConcurrentCompiles int `toml:"max_concurrent_compiles"`
 }
 
 // Proxy is the [proxy] table: the egress gateway.
@@ -274,6 +310,8 @@ func Default(home string) Config {
 			PublicHealth:            true,
 			PublicMetrics:           true,
 			ShutdownTimeout:         10 * time.Second,
+			AllowedHosts:            []string{},
+			AllowedOrigins:          []string{},
 		},
 		Sandbox: Sandbox{
 			ToolDir:          p("tools"),
@@ -286,6 +324,19 @@ func Default(home string) Config {
 			MaxHostCalls:     100,
 			WatchTools:       true,
 			CacheDir:         p("cache"),
+
+			MaxModuleBytes:        64 << 20,
+			MaxModuleFunctions:    100_000,
+			MaxFunctionLocals:     10_000,
+			MaxModuleLocals:       1_000_000,
+			MaxFunctionBytes:      1 << 20,
+			MaxCodeBytes:          32 << 20,
+			MaxDataBytes:          16 << 20,
+			MaxTableElements:      200_000,
+			MaxModuleImports:      1_000,
+			MaxModuleExports:      1_000,
+			CompileTimeoutMS:      120_000,
+			MaxConcurrentCompiles: 1,
 		},
 		Proxy: Proxy{
 			MaxResponseBytes:     1 << 20,

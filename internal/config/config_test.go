@@ -111,6 +111,11 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"audit age", "[audit]\nmax_age = \"-1h\"\n", []string{"audit.max_age"}},
 		{"audit budget", "[audit]\nrefusal_budget = 0\n", []string{"audit.refusal_budget"}},
 		{"audit unknown key", "[audit]\nmax_files = 3\n", []string{"audit.max_files"}},
+		{"allowed host url", "[server]\nallowed_hosts = [\"http://x\"]\n", []string{"server.allowed_hosts[0]"}},
+		{"allowed origin path", "[server]\nallowed_origins = [\"https://x/app\"]\n", []string{"server.allowed_origins[0]"}},
+		{"module locals zero", "[sandbox]\nmax_function_locals = 0\n", []string{"sandbox.max_function_locals"}},
+		{"module bytes huge", "[sandbox]\nmax_module_bytes = 9999999999\n", []string{"sandbox.max_module_bytes"}},
+		{"compile timeout", "[sandbox]\ncompile_timeout_ms = -1\n", []string{"sandbox.compile_timeout_ms"}},
 		{"language", "[tools]\ndefault_language = \"rust\"\n", []string{"tools.default_language"}},
 	}
 	for _, tc := range cases {

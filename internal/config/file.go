@@ -34,6 +34,13 @@ public_health = true
 public_metrics = true
 # How long a graceful shutdown may take.
 shutdown_timeout = "10s"
+# Host names the API answers to besides localhost, 127.0.0.1, [::1] and the address
+# a connection arrived at: "name" (any port) or "name:port". Other names are refused
+# (421 host_not_allowed), so a DNS-rebinding web page cannot read the API.
+allowed_hosts = []
+# Browser origins allowed besides the server's own, e.g. ["https://ui.example"];
+# a request with any other Origin header is refused (403 origin_not_allowed).
+allowed_origins = []
 
 [sandbox]
 # WASM tools: <name>.wasm with an optional <name>.json manifest.
@@ -54,6 +61,23 @@ max_host_calls = 100
 watch_tools = true
 # wazero's compilation cache.
 cache_dir = "{{HOME}}/cache"
+# Limits on a tool's module, checked before compiling it (beyond one: the tool is
+# refused with module_limit_exceeded naming the key). Defaults are about ten times
+# what a large Go-built tool needs. Sizes in bytes.
+max_module_bytes = 67108864
+max_module_functions = 100000
+max_function_locals = 10000
+max_module_locals = 1000000
+max_function_bytes = 1048576
+max_code_bytes = 33554432
+max_data_bytes = 16777216
+# Initial table elements of all tables, and the size of the element section.
+max_table_elements = 200000
+max_module_imports = 1000
+max_module_exports = 1000
+# One compilation's time limit, and modules compiled at once (each uses every CPU).
+compile_timeout_ms = 120000
+max_concurrent_compiles = 1
 
 [proxy]
 # Upstream response body cap (the response says truncated), request body cap.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -240,6 +241,17 @@ func (c *Config) Validate() error {
 		bad("server.shutdown_timeout", "must be a positive duration such as \"10s\", got %s", s.ShutdownTimeout)
 	}
 
+	for i, h := range s.AllowedHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, " /@?#") || strings.Contains(h, "://") {
+			bad(fmt.Sprintf("server.allowed_hosts[%d]", i), "%q is not a host name with an optional port, such as \"clawbox.internal:9800\"", s.AllowedHosts[i])
+		}
+	}
+	for i, o := range s.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q is not an origin such as \"https://ui.example\"", o)
+		}
+	}
+
 	sb := c.Sandbox
 	if sb.ToolDir == "" {
 		bad("sandbox.tool_dir", "must not be empty")
@@ -256,6 +268,25 @@ func (c *Config) Validate() error {
 	positive("sandbox.max_output_bytes", sb.MaxOutputBytes)
 	positive("sandbox.max_stderr_bytes", sb.MaxStderrBytes)
 	positive("sandbox.max_host_calls", int64(sb.MaxHostCalls))
+	positive("sandbox.max_module_bytes", sb.MaxModuleBytes)
+	if sb.MaxModuleBytes > 1<<30 {
+		bad("sandbox.max_module_bytes", "must be at most 1073741824 (1 GiB), got %d", sb.MaxModuleBytes)
+	}
+	for key, v := range map[string]int{
+		"sandbox.max_module_functions":    sb.MaxModuleFunctions,
+		"sandbox.max_function_locals":     sb.MaxFunctionLocals,
+		"sandbox.max_module_locals":       sb.MaxModuleLocals,
+		"sandbox.max_function_bytes":      sb.MaxFunctionBytes,
+		"sandbox.max_code_bytes":          sb.MaxCodeBytes,
+		"sandbox.max_data_bytes":          sb.MaxDataBytes,
+		"sandbox.max_table_elements":      sb.MaxTableElements,
+		"sandbox.max_module_imports":      sb.MaxModuleImports,
+		"sandbox.max_module_exports":      sb.MaxModuleExports,
+		"sandbox.max_concurrent_compiles": sb.MaxConcurrentCompiles,
+	} {
+		positive(key, int64(v))
+	}
+	positive("sandbox.compile_timeout_ms", sb.CompileTimeoutMS)
 
 	p := c.Proxy
 	positive("proxy.max_response_bytes", p.MaxResponseBytes)

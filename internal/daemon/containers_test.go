@@ -21,6 +21,7 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/dockertest"
 )
 
 // upstream is a loopback HTTPS server standing for a real API. It records the
@@ -108,11 +109,16 @@ func waitFinal(t *testing.T, c *client.Client, id string) *api.ContainerInfo {
 // sent where its binding does not match is a leak, a disallowed port is blocked, and
 // every decision is audited.
 func TestContainerEgressEndToEnd(t *testing.T) {
+	dockertest.ForEachRuntime(t, testContainerEgressEndToEnd)
+}
+
+func testContainerEgressEndToEnd(t *testing.T, rt dockertest.Runtime) {
 	requireDocker(t)
 	up := newUpstream(t)
 	cfg := containerConfig(t, up)
 	cfg.Logging.Level = "debug"
 	var serverLog syncBuffer
+	useRuntime(cfg, rt)
 	addrs, stop := runDaemonLog(t, cfg, &serverLog)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()

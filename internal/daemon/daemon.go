@@ -98,15 +98,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	srv, err := server.New(server.Config{
-		Token:         token,
-		MaxBodyBytes:  cfg.Server.MaxBodyBytes,
-		PublicHealth:  cfg.Server.PublicHealth,
-		PublicMetrics: cfg.Server.PublicMetrics,
-		MaxConcurrent: cfg.Server.MaxConcurrentExecutions,
-		MaxQueued:     cfg.Server.MaxQueuedExecutions,
-		Version:       version.String(),
-		Logger:        log,
-		Registry:      reg,
+		Token:          token,
+		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
+		PublicHealth:   cfg.Server.PublicHealth,
+		PublicMetrics:  cfg.Server.PublicMetrics,
+		AllowedHosts:   cfg.Server.AllowedHosts,
+		AllowedOrigins: cfg.Server.AllowedOrigins,
+		MaxConcurrent:  cfg.Server.MaxConcurrentExecutions,
+		MaxQueued:      cfg.Server.MaxQueuedExecutions,
+		Version:        version.String(),
+		Logger:         log,
+		Registry:       reg,
 		Health: []server.HealthCheck{
 			{Name: "store", Check: storeHealth(db)},
 		},

@@ -22,19 +22,33 @@ func startTools(ctx context.Context, cfg *config.Config, db *store.DB, gw *egres
 		MaxOutputBytes: cfg.Sandbox.MaxOutputBytes,
 		MaxStderrBytes: cfg.Sandbox.MaxStderrBytes,
 		MaxHostCalls:   cfg.Sandbox.MaxHostCalls,
-		HTTP:           toolexec.HTTP{Gateway: gw},
-		Logger:         log,
+		Modules: wasm.ModuleLimits{
+			MaxFunctions:      cfg.Sandbox.MaxModuleFunctions,
+			MaxFunctionLocals: cfg.Sandbox.MaxFunctionLocals,
+			MaxLocals:         cfg.Sandbox.MaxModuleLocals,
+			MaxFunctionBytes:  cfg.Sandbox.MaxFunctionBytes,
+			MaxCodeBytes:      cfg.Sandbox.MaxCodeBytes,
+			MaxDataBytes:      cfg.Sandbox.MaxDataBytes,
+			MaxTableElements:  cfg.Sandbox.MaxTableElements,
+			MaxImports:        cfg.Sandbox.MaxModuleImports,
+			MaxExports:        cfg.Sandbox.MaxModuleExports,
+		},
+		MaxConcurrentCompiles: cfg.Sandbox.MaxConcurrentCompiles,
+		CompileTimeout:        msDuration(cfg.Sandbox.CompileTimeoutMS),
+		HTTP:                  toolexec.HTTP{Gateway: gw},
+		Logger:                log,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: WASM engine: %w", err)
 	}
 	reg, err := wasm.NewRegistry(ctx, wasm.RegistryConfig{
-		Engine:   eng,
-		Dir:      cfg.Sandbox.ToolDir,
-		Store:    db,
-		Watch:    cfg.Sandbox.WatchTools,
-		OnChange: onChange,
-		Logger:   log,
+		Engine:         eng,
+		Dir:            cfg.Sandbox.ToolDir,
+		MaxModuleBytes: cfg.Sandbox.MaxModuleBytes,
+		Store:          db,
+		Watch:          cfg.Sandbox.WatchTools,
+		OnChange:       onChange,
+		Logger:         log,
 	})
 	if err != nil {
 		eng.Close(context.WithoutCancel(ctx))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ type Engine struct {
 	log   *slog.Logger
 	rt    wazero.Runtime
 	cache wazero.CompilationCache
+
+	compiling chan struct{} // a slot per compilation allowed at once
 
 	ctx    context.Context // canceled by Close; parent of the pools' work
 	cancel context.CancelFunc
@@ -71,7 +74,11 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		return fail(err)
 	}
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Engine{cfg: cfg, log: cfg.Logger, rt: rt, cache: cache, ctx: ectx, cancel: cancel}, nil
+	return &Engine{
+		cfg: cfg, log: cfg.Logger, rt: rt, cache: cache,
+		compiling: make(chan struct{}, cfg.MaxConcurrentCompiles),
+		ctx:       ectx, cancel: cancel,
+	}, nil
 }
 
 // Close stops every pool, closes all modules and instances and the runtime. It is
@@ -118,6 +125,11 @@ func (m *Module) Manifest() *api.ToolManifest { return m.manifest }
 // Compile compiles a tool. manifest may be nil (a deny-all default is used). The
 // module must import only WASI preview 1 and the clawbox host functions and export
 // either _initialize and clawbox_run (reactor) or _start (command).
+//
+// Before wazero sees it, the module's structure is checked against the configured
+// ModuleLimits: a module over one is refused with module_limit_exceeded (details
+// name the limit), one that cannot be read with invalid_module. Compilations then
+// wait for one of MaxConcurrentCompiles slots and are bounded by CompileTimeout.
 func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest) (*Module, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -125,12 +137,21 @@ func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest 
 	if manifest == nil {
 		manifest = DefaultManifest(name)
 	}
-	compiled, err := e.rt.CompileModule(ctx, bin)
+	lim := e.cfg.toolLimits(manifest)
+	shape, err := inspectModule(bin, e.cfg.Modules)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: %w", name, err)
+	}
+	if shape.memoryMinPages > lim.memoryPages {
+		return nil, fmt.Errorf("tool %s: %w", name, limitError("sandbox.max_memory_mb", uint64(shape.memoryMinPages/16), int(lim.memoryPages/16),
+			fmt.Sprintf("needs %d MiB of memory at start", shape.memoryMinPages/16)))
+	}
+	compiled, err := e.compile(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
-	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: e.cfg.toolLimits(manifest)}
-	if err := m.check(bin); err != nil {
+	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: lim}
+	if err := m.check(); err != nil {
 		compiled.Close(ctx)
 		return nil, fmt.Errorf("tool %s: %w", name, err)
 	}
@@ -140,8 +161,36 @@ func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest 
 	return m, nil
 }
 
-// check validates the module's imports, exports and memory against the ABI.
-func (m *Module) check(bin []byte) error {
+// compile compiles bin in a compilation slot, under CompileTimeout.
+func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, error) {
+	select {
+	case e.compiling <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-e.ctx.Done():
+		return nil, errors.New("the wasm engine is closed")
+	}
+	defer func() { <-e.compiling }()
+	cctx, cancel := context.WithTimeoutCause(ctx, e.cfg.CompileTimeout, errCompileTimeout)
+	defer cancel()
+	// With more than one worker wazero checks the context between functions; a
+	// single-worker compilation would not notice the deadline at all.
+	cctx = experimental.WithCompilationWorkers(cctx, max(2, runtime.GOMAXPROCS(0)))
+	compiled, err := e.rt.CompileModule(cctx, bin)
+	if err != nil && errors.Is(context.Cause(cctx), errCompileTimeout) {
+		return nil, &api.Error{
+			Code:    api.CodeModuleLimitExceeded,
+			Message: fmt.Sprintf("compiling the module took longer than %s (sandbox.compile_timeout_ms)", e.cfg.CompileTimeout),
+			Details: map[string]any{"limit": "sandbox.compile_timeout_ms", "max": e.cfg.CompileTimeout.Milliseconds()},
+		}
+	}
+	return compiled, err
+}
+
+var errCompileTimeout = errors.New("compile timeout")
+
+// check validates the module's imports and exports against the ABI.
+func (m *Module) check() error {
 	for _, imp := range m.compiled.ImportedFunctions() {
 		mod, fn, _ := imp.Import()
 		switch {
@@ -173,13 +222,6 @@ func (m *Module) check(bin []byte) error {
 	case isFunc("_start"):
 	default:
 		return errors.New("exports neither _start nor _initialize with clawbox_run")
-	}
-	pages, err := memoryMinPages(bin)
-	if err != nil {
-		return err
-	}
-	if pages > m.lim.memoryPages {
-		return fmt.Errorf("needs %d MiB of memory at start, over its limit of %d MiB", pages/16, m.lim.memoryPages/16)
 	}
 	return nil
 }
