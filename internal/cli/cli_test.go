@@ -368,6 +368,24 @@ func TestRunAndToolsCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"fuel_consumed": 0`) {
 		t.Errorf("run --json: %+v", r)
 	}
+	// A reference client's request: capabilities.resources with memory_mb and fuel.
+	tok, err := os.ReadFile(filepath.Join(env["CLAWBOX_HOME"], "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/execute", strings.NewReader(
+		`{"tool":"echo","params":{"a":1},"capabilities":{"resources":{"memory_mb":16,"fuel":1000000,"timeout_ms":600000}}}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"a":1`) {
+		t.Errorf("reference-style POST /execute: %d %s", resp.StatusCode, body)
+	}
 	r = clawbox(t, context.Background(), env, "run", "--port", port, "nope")
 	if r.code != ExitError || !strings.Contains(r.stderr, "tool_not_found") {
 		t.Errorf("run of an unknown tool: %+v", r)
