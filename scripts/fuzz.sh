@@ -12,6 +12,8 @@ fuzztime="${FUZZTIME:-10s}"
 targets=(
   "./internal/egress FuzzPolicy"               # network allowlist rules and URL matching
   "./internal/egress FuzzDecodeProxyRequest"   # the door's POST /proxy body (sandbox input)
+  "./internal/egress FuzzUnquoteInPlace"       # the door's in-place JSON string decoder
+  "./internal/egress FuzzBase64DecodeInPlace"  # the door's in-place base64 decoder
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
   "./internal/secrets FuzzScan"                # leak scanning of outbound requests
   "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses

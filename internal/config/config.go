@@ -19,6 +19,7 @@ type Config struct {
 	Credentials     Credentials     `toml:"credentials"`
 	Logging         Logging         `toml:"logging"`
 	Store           Store           `toml:"store"`
+	Audit           Audit           `toml:"audit"`
 	Containers      Containers      `toml:"containers"`
 	ContainerPolicy ContainerPolicy `toml:"container_policy"`
 	Tools           Tools           `toml:"tools"`
@@ -92,6 +93,9 @@ type Proxy struct {
 	DefaultTimeoutMS int64 `toml:"default_timeout_ms"`
 	// RateLimit is the per-sandbox (or per-tool) request rate.
 	RateLimit RateLimit `toml:"rate_limit"`
+	// MaxConcurrentPerDoor bounds the requests one container's door serves at once;
+	// one more is refused with 429 rate_limited before its body is read. Default 8.
+	MaxConcurrentPerDoor int `toml:"max_concurrent_per_door"`
 	// AllowPrivateCIDRs opens specific special-purpose ranges on purpose (for example
 	// "127.0.0.0/8" for a loopback upstream in tests). Default [].
 	AllowPrivateCIDRs []string `toml:"allow_private_cidrs"`
@@ -107,6 +111,13 @@ type RateLimit struct {
 	RequestsPerSecond float64 `toml:"requests_per_second"`
 	// Burst is how many requests may go at once. Default 50.
 	Burst int `toml:"burst"`
+	// RefusalsPerSecond is the sustained rate of refused requests (policy, leak,
+	// invalid input) a sandbox or tool may cause; once RefusalBurst is spent, every
+	// request of it is refused with 429 rate_limited until the budget refills.
+	// Default 1.
+	RefusalsPerSecond float64 `toml:"refusals_per_second"`
+	// RefusalBurst is the refusal budget's bucket size. Default 20.
+	RefusalBurst int `toml:"refusal_burst"`
 }
 
 // Credentials is the [credentials] table: the encrypted credential store.
@@ -130,6 +141,24 @@ type Logging struct {
 	AuditMaxBytes int64 `toml:"audit_max_bytes"`
 	// AuditKeepFiles is how many rotated audit files are kept. Default 5.
 	AuditKeepFiles int `toml:"audit_keep_files"`
+}
+
+// Audit is the [audit] table: what keeps the audit log and its index bounded.
+type Audit struct {
+	// MaxAge is how long audit records are kept, in the rotated files and in the
+	// index. Default "720h" (30 days).
+	MaxAge time.Duration `toml:"max_age"`
+	// IndexMaxBytes bounds the records in the index (state.db); past it the oldest
+	// refusals are deleted first, then the oldest records. Default 268435456.
+	IndexMaxBytes int64 `toml:"index_max_bytes"`
+	// RetentionInterval is how often MaxAge and IndexMaxBytes are applied. Default "10m".
+	RetentionInterval time.Duration `toml:"retention_interval"`
+	// RefusalBudget is how many records of refused requests one sandbox or tool gets
+	// per AggregateWindow; the rest are written as one record per decision with a
+	// count. Default 20.
+	RefusalBudget int `toml:"refusal_budget"`
+	// AggregateWindow is the window of RefusalBudget. Default "1m".
+	AggregateWindow time.Duration `toml:"aggregate_window"`
 }
 
 // Store is the [store] table.
@@ -259,12 +288,13 @@ func Default(home string) Config {
 			CacheDir:         p("cache"),
 		},
 		Proxy: Proxy{
-			MaxResponseBytes:  1 << 20,
-			MaxRequestBytes:   10 << 20,
-			DefaultTimeoutMS:  30_000,
-			RateLimit:         RateLimit{RequestsPerSecond: 10, Burst: 50},
-			AllowPrivateCIDRs: []string{},
-			Hosts:             map[string][]string{},
+			MaxResponseBytes:     1 << 20,
+			MaxRequestBytes:      10 << 20,
+			DefaultTimeoutMS:     30_000,
+			RateLimit:            RateLimit{RequestsPerSecond: 10, Burst: 50, RefusalsPerSecond: 1, RefusalBurst: 20},
+			MaxConcurrentPerDoor: 8,
+			AllowPrivateCIDRs:    []string{},
+			Hosts:                map[string][]string{},
 		},
 		Credentials: Credentials{
 			StorePath: p("credentials.enc"),
@@ -278,6 +308,13 @@ func Default(home string) Config {
 			AuditKeepFiles: 5,
 		},
 		Store: Store{Path: p("state.db")},
+		Audit: Audit{
+			MaxAge:            720 * time.Hour,
+			IndexMaxBytes:     256 << 20,
+			RetentionInterval: 10 * time.Minute,
+			RefusalBudget:     20,
+			AggregateWindow:   time.Minute,
+		},
 		Containers: Containers{
 			MaxContainers:    10,
 			WorkspaceRoot:    p("workspaces"),

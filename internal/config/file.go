@@ -65,11 +65,19 @@ default_timeout_ms = 30000
 allow_private_cidrs = []
 # Upstream TLS: a PEM CA added to the system roots.
 upstream_ca_file = ""
+# Requests one container's door serves at once; one more gets 429 rate_limited
+# before its body is read (with max_request_bytes, this bounds a sandbox's memory).
+max_concurrent_per_door = 8
 
 [proxy.rate_limit]
 # Per sandbox or tool: sustained requests per second, and burst.
 requests_per_second = 10.0
 burst = 50
+# Per sandbox or tool: refused requests (policy, leak, invalid input) per second,
+# and burst. Once spent, every request of that caller gets 429 rate_limited,
+# before its body is read, until the budget refills.
+refusals_per_second = 1.0
+refusal_burst = 20
 
 [proxy.hosts]
 # Names resolved without DNS, e.g. upstream = ["127.0.0.1"].
@@ -88,6 +96,18 @@ level = "info"
 audit_dir = "{{HOME}}/audit"
 audit_max_bytes = 10485760
 audit_keep_files = 5
+
+[audit]
+# How long audit records are kept (rotated files and the index in state.db).
+max_age = "720h"
+# Size bound of the index's records; past it the oldest refusals go first.
+index_max_bytes = 268435456
+# How often max_age and index_max_bytes are applied.
+retention_interval = "10m"
+# Records of refused requests one sandbox or tool gets per window; the rest become
+# one record per decision with a "count" when the window ends.
+refusal_budget = 20
+aggregate_window = "1m"
 
 [store]
 # The SQLite state file.

@@ -265,6 +265,11 @@ func (c *Config) Validate() error {
 		bad("proxy.rate_limit.requests_per_second", "must be a positive number, got %v", p.RateLimit.RequestsPerSecond)
 	}
 	positive("proxy.rate_limit.burst", int64(p.RateLimit.Burst))
+	positive("proxy.max_concurrent_per_door", int64(p.MaxConcurrentPerDoor))
+	if !(p.RateLimit.RefusalsPerSecond > 0) || math.IsInf(p.RateLimit.RefusalsPerSecond, 0) {
+		bad("proxy.rate_limit.refusals_per_second", "must be a positive number, got %v", p.RateLimit.RefusalsPerSecond)
+	}
+	positive("proxy.rate_limit.refusal_burst", int64(p.RateLimit.RefusalBurst))
 	for i, cidr := range p.AllowPrivateCIDRs {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			bad(fmt.Sprintf("proxy.allow_private_cidrs[%d]", i), "%q is not a CIDR prefix such as \"127.0.0.0/8\"", cidr)
@@ -295,6 +300,14 @@ func (c *Config) Validate() error {
 	}
 	positive("logging.audit_max_bytes", c.Logging.AuditMaxBytes)
 	positive("logging.audit_keep_files", int64(c.Logging.AuditKeepFiles))
+	a := c.Audit
+	for key, d := range map[string]time.Duration{"audit.max_age": a.MaxAge, "audit.retention_interval": a.RetentionInterval, "audit.aggregate_window": a.AggregateWindow} {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as \"10m\", got %s", d)
+		}
+	}
+	positive("audit.index_max_bytes", a.IndexMaxBytes)
+	positive("audit.refusal_budget", int64(a.RefusalBudget))
 
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")

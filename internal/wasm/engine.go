@@ -437,8 +437,27 @@ func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tai
 		details["memory_limit_mb"] = m.lim.memoryPages / 16
 		msg += fmt.Sprintf(" after exceeding its memory limit of %d MiB", m.lim.memoryPages/16)
 	}
-	return &api.Error{Code: api.CodeToolFailed, Message: msg, Details: details}
+	te := &ToolError{API: &api.Error{Code: api.CodeToolFailed, Message: msg, Details: details}}
+	if exitCode >= 0 {
+		c := int(exitCode)
+		te.ExitCode = &c
+	}
+	return te
 }
+
+// ToolError is how a tool run fails: an *api.Error with code tool_failed (its
+// details carry the stderr tail, and the exit code or the trap, for the client),
+// with the exit code typed for whoever records it.
+type ToolError struct {
+	API *api.Error
+	// ExitCode is the tool's exit code; nil when it trapped instead of exiting.
+	ExitCode *int
+}
+
+func (e *ToolError) Error() string { return e.API.Error() }
+
+// Unwrap lets api.AsError find the wire error.
+func (e *ToolError) Unwrap() error { return e.API }
 
 // parseOutput returns stdout as JSON: itself when it is JSON, else a JSON string.
 func parseOutput(out []byte) json.RawMessage {

@@ -149,6 +149,13 @@ func TestEngineFailures(t *testing.T) {
 				if tc.check != nil {
 					tc.check(t, ae)
 				}
+				// The exit code reaches the audit record typed, not through details.
+				if d, ok := ae.Details.(map[string]any); ok && d["exit_code"] != nil {
+					var te *ToolError
+					if !errors.As(err, &te) || te.ExitCode == nil || int64(*te.ExitCode) != d["exit_code"] {
+						t.Errorf("exit code %v in details, typed %+v", d["exit_code"], te)
+					}
+				}
 			})
 		}
 	}
@@ -382,6 +389,9 @@ func TestEngineRawModules(t *testing.T) {
 		}
 		if d := ae.Details.(map[string]any); d["trap"] == nil || d["exit_code"] != nil {
 			t.Fatalf("details %v: want a trap and no exit code", d)
+		}
+		if te, ok := err.(*ToolError); !ok || te.ExitCode != nil {
+			t.Fatalf("a trap is a ToolError without an exit code: %#v", err)
 		}
 	})
 	for _, tc := range []struct {
