@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/uuid"
@@ -169,130 +168,6 @@ func ensureBaseDir(dir string) error {
 		return fmt.Errorf("proxies dir: %w", err)
 	}
 	return nil
-}
-
-// plan is a validated spawn request.
-type plan struct {
-	policy      Policy
-	image       string
-	env         map[string]string
-	allowlist   []string
-	credentials []string
-	memoryMB    int64
-	cpuShares   int64
-	nanoCPUs    int64
-	timeout     time.Duration
-	logLimit    int64
-}
-
-func invalid(field, format string, args ...any) error {
-	return &api.Error{Code: api.CodeInvalidRequest, Message: fmt.Sprintf(format, args...), Details: map[string]string{"field": field}}
-}
-
-// validate checks a request against the server policy and fills in defaults.
-func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
-	p := &plan{}
-	if strings.TrimSpace(req.Task) == "" {
-		return nil, invalid("task", "task is required")
-	}
-	if len(req.Task) > 64<<10 {
-		return nil, invalid("task", "task is longer than 64 KiB")
-	}
-	switch pol := strings.ToLower(req.Policy); pol {
-	case "", api.SandboxPolicyContainer:
-		p.policy = PolicyContainer
-	case api.SandboxPolicyContainerDirect:
-		p.policy = PolicyContainerDirect
-	case api.SandboxPolicyWasmOnly:
-		return nil, invalid("policy", "policy %q does not run containers", req.Policy)
-	default:
-		return nil, invalid("policy", "unknown policy %q", req.Policy)
-	}
-	if !slices.ContainsFunc(m.cfg.AllowedPolicies, func(a string) bool { return strings.EqualFold(a, string(p.policy)) }) {
-		return nil, api.Errorf(api.CodePolicyDenied, "sandbox policy %q is not allowed by container_policy.allowed_policies", p.policy)
-	}
-	image := req.Image
-	if image == "" {
-		image = m.cfg.DefaultImage
-	}
-	img, err := ImageAllowed(image, m.cfg.AllowedImages)
-	if err != nil {
-		return nil, err
-	}
-	p.image = img
-	if err := CheckEnv(req.Env); err != nil {
-		return nil, err
-	}
-	p.env = req.Env
-	caps := req.Capabilities
-	if caps == nil {
-		caps = &api.ContainerCapabilities{}
-	}
-	for _, c := range caps.Credentials {
-		if !slices.Contains(m.cfg.AllowedCredentials, c) {
-			return nil, api.Errorf(api.CodePolicyDenied, "credential %q is not allowed by container_policy.allowed_credentials", c)
-		}
-	}
-	if p.policy == PolicyContainerDirect && (len(caps.Credentials) > 0 || caps.Network != nil) {
-		return nil, invalid("capabilities", "policy container_direct has no egress door: network and credentials cannot be requested")
-	}
-	p.credentials = slices.Compact(slices.Sorted(slices.Values(caps.Credentials)))
-	if caps.Network != nil {
-		p.allowlist = append([]string{}, caps.Network.Allowlist...)
-	}
-	r := caps.Resources
-	if r == nil {
-		r = &api.ContainerResources{}
-	}
-	p.memoryMB = m.cfg.DefaultMemoryMB
-	if r.MemoryMB != nil {
-		switch v := *r.MemoryMB; {
-		case v > m.cfg.MaxMemoryMB:
-			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is above the server maximum %d (containers.max_memory_mb)", v, m.cfg.MaxMemoryMB)
-		case v < minMemoryMB:
-			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d", v, minMemoryMB)
-		}
-		p.memoryMB = *r.MemoryMB
-	}
-	p.cpuShares = m.cfg.DefaultCPUShares
-	if r.CPUShares != nil {
-		switch v := *r.CPUShares; {
-		case v > m.cfg.MaxCPUShares:
-			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is above the server maximum %d (containers.max_cpu_shares)", v, m.cfg.MaxCPUShares)
-		case v < minCPUShares:
-			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is below the minimum %d", v, minCPUShares)
-		}
-		p.cpuShares = *r.CPUShares
-	}
-	if r.CPUs != nil {
-		switch v := *r.CPUs; {
-		case v > m.cfg.MaxCPUs:
-			return nil, invalid("capabilities.resources.cpus", "cpus %g is above the server maximum %g (containers.max_cpus)", v, m.cfg.MaxCPUs)
-		case v < 0 || v != v:
-			return nil, invalid("capabilities.resources.cpus", "cpus must not be negative")
-		}
-		p.nanoCPUs = int64(*r.CPUs * 1e9)
-	}
-	p.timeout = m.cfg.DefaultTimeout
-	if r.TimeoutMS != nil {
-		v := *r.TimeoutMS
-		if v <= 0 {
-			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms must be positive")
-		}
-		if max := m.cfg.MaxTimeout.Milliseconds(); v > max {
-			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms %d is above the server maximum %d (containers.max_timeout_ms)", v, max)
-		}
-		p.timeout = time.Duration(v) * time.Millisecond
-	}
-	p.logLimit = m.cfg.MaxLogBytes
-	if r.MaxOutputBytes != nil {
-		v := *r.MaxOutputBytes
-		if v < 0 || v > m.cfg.MaxLogBytes {
-			return nil, invalid("capabilities.resources.max_output_bytes", "max_output_bytes %d must be between 0 and the server maximum %d (containers.max_log_bytes)", v, m.cfg.MaxLogBytes)
-		}
-		p.logLimit = v
-	}
-	return p, nil
 }
 
 // Spawn validates req, then creates the record, token, socket directory and door,
