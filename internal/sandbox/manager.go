@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/uuid"
@@ -37,6 +38,9 @@ type Options struct {
 	Audit AuditSink
 	// Credentials provides env placeholders for granted credentials; nil: none.
 	Credentials CredentialEnv
+	// Redactor removes known secrets from container logs before they are stored
+	// or returned; nil: logs are kept as written.
+	Redactor Redactor
 	// Clock; nil: the real clock.
 	Clock Clock
 	// Logger; nil: slog.Default().
@@ -55,6 +59,7 @@ type Manager struct {
 	doors   DoorOpener
 	audit   AuditSink
 	creds   CredentialEnv
+	redact  Redactor
 	clock   Clock
 	log     *slog.Logger
 	metrics *metrics
@@ -81,10 +86,18 @@ type live struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed once finished (or detached at shutdown)
 
-	mu        sync.Mutex // guards rec, door, finishing
+	mu        sync.Mutex // guards rec, door, finishing, timer
 	rec       *Record
 	door      io.Closer
 	finishing bool
+	// timer fires at rec.Deadline; the monitor arms it, Extend replaces it and
+	// tells the monitor through rearm.
+	timer Timer
+	rearm chan struct{} // capacity 1
+}
+
+func newLive(rec *Record) *live {
+	return &live{id: rec.ID, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{}), rearm: make(chan struct{}, 1)}
 }
 
 func (l *live) authenticate(token string) bool {
@@ -117,6 +130,7 @@ func New(opts Options) (*Manager, error) {
 		doors:   opts.Doors,
 		audit:   opts.Audit,
 		creds:   opts.Credentials,
+		redact:  opts.Redactor,
 		clock:   opts.Clock,
 		log:     opts.Logger,
 		metrics: met,
@@ -199,12 +213,13 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 		Allowlist:   p.allowlist,
 		Credentials: p.credentials,
 		LogLimit:    p.logLimit,
+		Labels:      p.labels,
 	}
 	var token string
 	if p.policy == PolicyContainer {
 		token, rec.TokenHash = newToken()
 	}
-	l := &live{id: id, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{})}
+	l := newLive(rec)
 
 	// Undo stack: run in reverse on failure.
 	var undo []func()
@@ -255,7 +270,7 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 	}
 
 	spec := Spec{
-		ID: id, Task: req.Task, Image: p.image, Policy: p.policy, Command: req.Command,
+		ID: id, Task: req.Task, Labels: p.labels, Image: p.image, Policy: p.policy, Command: req.Command,
 		Instance: m.cfg.InstanceID, User: m.cfg.User,
 		MemoryBytes: p.memoryMB << 20, CPUShares: p.cpuShares, NanoCPUs: p.nanoCPUs,
 		PidsLimit: m.cfg.PidsLimit, TmpfsMB: m.cfg.TmpfsSizeMB, Nofile: m.cfg.Nofile,
@@ -384,9 +399,16 @@ func (m *Manager) Get(ctx context.Context, id string) (*Record, error) {
 // List returns the records, newest first (ties by id), filtered by status when it is
 // not "" (an unknown status is 400 invalid_request).
 func (m *Manager) List(ctx context.Context, status string) ([]*Record, error) {
+	return m.Find(ctx, api.ContainerFilter{Status: status})
+}
+
+// Find returns the records matching f, newest first (ties by id): in f.Status when
+// it is not "" (an unknown status is 400 invalid_request), carrying every label of
+// f.Labels.
+func (m *Manager) Find(ctx context.Context, f api.ContainerFilter) ([]*Record, error) {
 	var st Status
-	if status != "" {
-		s, err := ParseStatus(status)
+	if f.Status != "" {
+		s, err := ParseStatus(f.Status)
 		if err != nil {
 			return nil, err
 		}
@@ -395,6 +417,9 @@ func (m *Manager) List(ctx context.Context, status string) ([]*Record, error) {
 	recs, err := m.store.ListSandboxes(ctx, st)
 	if err != nil {
 		return nil, err
+	}
+	if len(f.Labels) > 0 {
+		recs = slices.DeleteFunc(recs, func(r *Record) bool { return !matchLabels(r.Labels, f.Labels) })
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
@@ -428,14 +453,121 @@ func (m *Manager) Kill(ctx context.Context, id string) (*Record, error) {
 	return rec, err
 }
 
-// Logs returns a sandbox's record with its kept logs (empty while it runs: use
-// FollowLogs for those).
+// Logs returns a sandbox's record with its logs: for a running sandbox what it has
+// written so far, otherwise what was kept when it finished. Both are capped at the
+// sandbox's log limit and redacted.
 func (m *Manager) Logs(ctx context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		if rec := l.snapshot(); rec.Status == StatusRunning {
+			logs, err := m.collectLogs(ctx, rec)
+			switch {
+			case err == nil:
+				rec.Logs = logs
+				return rec, nil
+			case !errors.Is(err, errdefs.ErrNotFound):
+				return nil, fmt.Errorf("sandbox %s: logs: %w", id, err)
+			}
+			// The container went away meanwhile: its final record has the logs.
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return m.storedLogs(ctx, id)
+}
+
+func (m *Manager) storedLogs(ctx context.Context, id string) (*Record, error) {
 	rec, err := m.store.GetSandbox(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, notFound(id)
 	}
 	return rec, err
+}
+
+// redactMargin is how much output is read beyond a log cap, so that a secret
+// straddling the cap is still recognised and redacted before the cut.
+const redactMargin = 64 << 10
+
+// collectLogs reads a container's output so far, redacts it and caps each stream at
+// the sandbox's log limit.
+func (m *Manager) collectLogs(ctx context.Context, rec *Record) (Logs, error) {
+	limit := rec.LogLimit
+	if limit <= 0 {
+		limit = m.cfg.MaxLogBytes
+	}
+	stdout, stderr := &cappedBuffer{limit: limit + redactMargin}, &cappedBuffer{limit: limit + redactMargin}
+	err := m.backend.Logs(ctx, rec.ContainerID, false, stdout, stderr)
+	var logs Logs
+	var t1, t2 bool
+	logs.Stdout, t1 = m.capRedacted(stdout, limit)
+	logs.Stderr, t2 = m.capRedacted(stderr, limit)
+	logs.Truncated = t1 || t2
+	return logs, err
+}
+
+func (m *Manager) capRedacted(c *cappedBuffer, limit int64) ([]byte, bool) {
+	b, truncated := c.bytes()
+	if m.redact != nil {
+		b, _ = m.redact.Redact(b)
+	}
+	if int64(len(b)) > limit {
+		b, truncated = b[:limit], true
+	}
+	return b, truncated
+}
+
+// Extend sets a running sandbox's deadline to timeout from now (shorter or longer
+// than before; at most containers.max_timeout_ms), persists it and returns the
+// record. An unknown id is 404 not_found; a sandbox that is not running (still
+// being created, finishing or finished) is 409 conflict.
+func (m *Manager) Extend(ctx context.Context, id string, timeoutMS int64) (*Record, error) {
+	d, err := m.checkTimeout("timeout_ms", timeoutMS)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l == nil {
+		rec, err := m.storedLogs(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return nil, api.Errorf(api.CodeConflict, "sandbox %q is %s, not running: its deadline cannot change", id, rec.Status)
+	}
+	l.mu.Lock()
+	if l.finishing || l.rec.Status != StatusRunning {
+		st := l.rec.Status
+		if l.finishing {
+			st = "finishing"
+		}
+		l.mu.Unlock()
+		return nil, api.Errorf(api.CodeConflict, "sandbox %q is %s, not running: its deadline cannot change", id, st)
+	}
+	rec := l.rec.clone()
+	rec.Deadline = m.clock.Now().Add(d).UTC()
+	if err := m.store.UpdateSandbox(ctx, rec, StatusRunning); err != nil {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("sandbox %s: record deadline: %w", id, err)
+	}
+	l.rec = rec.clone()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = m.clock.NewTimer(d)
+	}
+	l.mu.Unlock()
+	select {
+	case l.rearm <- struct{}{}:
+	default:
+	}
+	m.event(rec, "deadline_set", "deadline "+rec.Deadline.Format(time.RFC3339Nano))
+	m.log.Info("sandbox deadline set", "sandbox", id, "deadline", rec.Deadline)
+	return rec, nil
 }
 
 // FollowLogs streams a running sandbox's output, demultiplexed, until it stops or ctx
@@ -454,7 +586,7 @@ func (m *Manager) FollowLogs(ctx context.Context, id string, stdout, stderr io.W
 			return fmt.Errorf("sandbox %s: follow logs: %w", id, err)
 		}
 	}
-	rec, err := m.Logs(ctx, id)
+	rec, err := m.storedLogs(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -527,5 +659,5 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Record, error) {
 			return nil, ctx.Err()
 		}
 	}
-	return m.Logs(ctx, id)
+	return m.storedLogs(ctx, id)
 }

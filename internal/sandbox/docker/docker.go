@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -197,14 +198,27 @@ const (
 	logMaxFiles = "1"
 )
 
+// tmpfsOptions are /tmp's mount options. mode=1777: without it the tmpfs takes the
+// image's /tmp mode, and in an image whose /tmp is 0755 root the sandbox user has
+// nowhere to write.
+func tmpfsOptions(sizeMB int) string {
+	return "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(sizeMB) + "m,mode=1777"
+}
+
 // createOptions builds the hardened container configuration of SPEC 2.1 for spec.
 func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
-	labels := map[string]string{
-		sandbox.LabelContainerID: spec.ID,
-		sandbox.LabelTask:        truncateLabel(spec.Task, maxTaskLabel),
-		sandbox.LabelPolicy:      string(spec.Policy),
-		sandbox.LabelInstance:    spec.Instance,
+	// The caller's labels first, clawbox's own after: a user label can never stand
+	// in for one of clawbox's (the manager also refuses keys starting "clawbox.").
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		if !strings.HasPrefix(strings.ToLower(k), "clawbox.") {
+			labels[k] = v
+		}
 	}
+	labels[sandbox.LabelContainerID] = spec.ID
+	labels[sandbox.LabelTask] = truncateLabel(spec.Task, maxTaskLabel)
+	labels[sandbox.LabelPolicy] = string(spec.Policy)
+	labels[sandbox.LabelInstance] = spec.Instance
 	pids := spec.PidsLimit
 	init := true
 	hc := &container.HostConfig{
@@ -212,7 +226,7 @@ func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges:true"},
-		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(spec.TmpfsMB) + "m"},
+		Tmpfs:          map[string]string{"/tmp": tmpfsOptions(spec.TmpfsMB)},
 		Init:           &init,
 		Runtime:        spec.Runtime,
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}},
