@@ -29,11 +29,11 @@ const (
 // Spec is everything a Backend needs to create and start one hardened container.
 // The Manager fills it from the config and the request; a backend applies every field.
 type Spec struct {
-	ID       string // sandbox id, used as the container name
-	Task     string // for the (truncated) task label
+	ID   string // sandbox id, used as the container name
+	Task string // for the (truncated) task label
 	// Labels are the caller's labels, put on the container beside clawbox's own
 	// (validated: none starts with "clawbox.").
-	Labels map[string]string
+	Labels   map[string]string
 	Image    string
 	Policy   Policy
 	Command  []string

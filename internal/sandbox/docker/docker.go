@@ -198,11 +198,25 @@ const (
 	logMaxFiles = "1"
 )
 
-// tmpfsOptions are /tmp's mount options. mode=1777: without it the tmpfs takes the
-// image's /tmp mode, and in an image whose /tmp is 0755 root the sandbox user has
-// nowhere to write.
-func tmpfsOptions(sizeMB int) string {
-	return "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(sizeMB) + "m,mode=1777"
+// tmpfsOptions are /tmp's mount options for a workload running as user ("uid:gid").
+// mode=1777 makes /tmp writable for everyone; but runc before 1.2 chmods a tmpfs
+// back to the image directory's mode after mounting it, so in an image whose /tmp is
+// 0755 root the sandbox user would still have nowhere to write: the tmpfs is also
+// owned by the sandbox user (uid=, gid=), which no chmod undoes.
+func tmpfsOptions(sizeMB int, user string) string {
+	opts := "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(sizeMB) + "m,mode=1777"
+	uid, gid, _ := strings.Cut(user, ":")
+	if isDigits(uid) {
+		opts += ",uid=" + uid
+		if isDigits(gid) {
+			opts += ",gid=" + gid
+		}
+	}
+	return opts
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // createOptions builds the hardened container configuration of SPEC 2.1 for spec.
@@ -226,7 +240,7 @@ func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges:true"},
-		Tmpfs:          map[string]string{"/tmp": tmpfsOptions(spec.TmpfsMB)},
+		Tmpfs:          map[string]string{"/tmp": tmpfsOptions(spec.TmpfsMB, spec.User)},
 		Init:           &init,
 		Runtime:        spec.Runtime,
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}},

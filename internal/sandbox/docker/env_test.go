@@ -102,6 +102,9 @@ type envOptions struct {
 	killOnShutdown bool
 	fakeClock      bool
 	retention      time.Duration
+	redactor       sandbox.Redactor
+	// wrap, when set, puts a test wrapper around the real backend.
+	wrap func(*Backend) sandbox.Backend
 }
 
 // newEnv starts a Manager over the real daemon for world w.
@@ -129,11 +132,15 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 			Retention:      o.retention,
 		},
 		Backend:    b,
+		Redactor:   o.redactor,
 		Store:      db,
 		Doors:      e.doors,
 		Audit:      e.audit,
 		Logger:     testLogger(),
 		Registerer: e.reg,
+	}
+	if o.wrap != nil {
+		opts.Backend = o.wrap(b)
 	}
 	if o.fakeClock {
 		e.clock = sandboxtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
