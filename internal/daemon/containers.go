@@ -78,6 +78,10 @@ func startSandboxes(ctx context.Context, cfg *config.Config, instanceID string, 
 	if creds != nil {
 		opts.Credentials = credentialEnv{creds}
 	}
+	// Logs are redacted before they are stored (issue 14 item 9). A nil
+	// *secrets.Store is a valid redactor: it still replaces credential-pattern
+	// values (no master key, nothing stored), so it is passed as it is.
+	opts.Redactor = creds
 	m, err := sandbox.New(opts)
 	if err != nil {
 		b.Close()
