@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
+	"time"
 
 	"github.com/clawbox/clawbox/api"
 )
@@ -31,6 +33,40 @@ func (c *Client) Containers(ctx context.Context, status string) ([]api.Container
 		return nil, err
 	}
 	return out.Containers, nil
+}
+
+// ListContainers lists container sandboxes, newest first, that match f: in
+// f.Status when not empty, carrying every label of f.Labels.
+func (c *Client) ListContainers(ctx context.Context, f api.ContainerFilter) ([]api.ContainerInfo, error) {
+	v := url.Values{}
+	if f.Status != "" {
+		v.Set("status", f.Status)
+	}
+	keys := make([]string, 0, len(f.Labels))
+	for k := range f.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v.Add("label", k+"="+f.Labels[k])
+	}
+	var out api.ContainerList
+	if err := c.do(ctx, http.MethodGet, withQuery("/containers", v), nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Containers, nil
+}
+
+// Extend sets a running sandbox's deadline to d from now (shorter or longer than
+// before; at most the server's containers.max_timeout_ms) and returns the record.
+// A sandbox that is no longer running is 409 conflict.
+func (c *Client) Extend(ctx context.Context, id string, d time.Duration) (*api.ContainerInfo, error) {
+	ms := d.Milliseconds()
+	var out api.ContainerInfo
+	if err := c.do(ctx, http.MethodPatch, "/containers/"+url.PathEscape(id), api.ContainerUpdateRequest{TimeoutMS: &ms}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Container returns one container sandbox.

@@ -18,6 +18,7 @@ func (a *app) spawnCommand() *cobra.Command {
 	var (
 		image, task, policy string
 		envs, allow, creds  []string
+		labels              []string
 		noNetwork, wait     bool
 		timeout             time.Duration
 		memoryMB            int64
@@ -34,7 +35,8 @@ Images are never pulled by spawn: pull them first with 'clawbox image pull'.
 With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if not.`,
 		Example: `  clawbox spawn --image alpine -- sh -c 'echo hello; cat /run/clawbox/token | wc -c'
   clawbox spawn --image python:3.12-slim --allow api.github.com --cred GITHUB --timeout 10m -- python3 agent.py
-  clawbox spawn researcher --task "summarise the issue tracker" --wait`,
+  clawbox spawn researcher --task "summarise the issue tracker" --wait
+  clawbox spawn --image alpine --label team=infra --label run=42 -- sleep 60`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
 			var command []string
@@ -104,6 +106,16 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 				}
 				req.Env = env
 			}
+			for _, kv := range labels {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usageErrorf("--label %q: want KEY=VALUE", kv)
+				}
+				if req.Labels == nil {
+					req.Labels = map[string]string{}
+				}
+				req.Labels[k] = v
+			}
 			switch {
 			case noNetwork:
 				caps.Network = &api.ContainerNetwork{Allowlist: []string{}}
@@ -156,6 +168,7 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 	f.StringArrayVarP(&envs, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringArrayVar(&allow, "allow", nil, "egress rule narrowing the server's allowlist (repeatable)")
 	f.BoolVar(&noNetwork, "no-network", false, "no egress at all")
+	f.StringArrayVar(&labels, "label", nil, "label KEY=VALUE shown in ps and selectable with ps --filter label=KEY=VALUE (repeatable)")
 	f.StringArrayVar(&creds, "cred", nil, "credential name to request (repeatable)")
 	f.DurationVar(&timeout, "timeout", 0, "lifetime, e.g. 10m (default containers.default_timeout_ms)")
 	f.Int64Var(&memoryMB, "memory", 0, "memory limit in MiB (default containers.default_memory_mb)")
@@ -202,18 +215,39 @@ func (a *app) follow(cmd *cobra.Command, c *client.Client, id string) error {
 
 func (a *app) psCommand() *cobra.Command {
 	var status string
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List container sandboxes, newest first",
 		Example: `  clawbox ps
-  clawbox ps --status running --json`,
+  clawbox ps --status running --json
+  clawbox ps --filter label=team=infra --filter status=running`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.newClient(true)
 			if err != nil {
 				return err
 			}
-			list, err := c.Containers(cmd.Context(), status)
+			f := api.ContainerFilter{Status: status}
+			for _, fl := range filters {
+				k, v, ok := strings.Cut(fl, "=")
+				switch {
+				case ok && k == "status":
+					f.Status = v
+				case ok && k == "label":
+					lk, lv, ok := strings.Cut(v, "=")
+					if !ok {
+						return usageErrorf("--filter %q: want label=KEY=VALUE", fl)
+					}
+					if f.Labels == nil {
+						f.Labels = map[string]string{}
+					}
+					f.Labels[lk] = lv
+				default:
+					return usageErrorf("--filter %q: want label=KEY=VALUE or status=STATUS", fl)
+				}
+			}
+			list, err := c.ListContainers(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -224,21 +258,75 @@ func (a *app) psCommand() *cobra.Command {
 				return writeJSONOut(a.stdout, api.ContainerList{Containers: list})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER ID\tSTATUS\tIMAGE\tCREATED\tTASK")
+			fmt.Fprintln(tw, "CONTAINER ID\tSTATUS\tIMAGE\tCREATED\tLABELS\tTASK")
 			now := time.Now()
 			for _, s := range list {
 				st := s.Status
 				if s.ExitCode != nil && s.Status != api.ContainerStatusCompleted {
 					st += fmt.Sprintf(" (%d)", *s.ExitCode)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\n", s.ContainerID, st, s.Image,
-					now.Sub(s.CreatedAt).Round(time.Second), truncate(s.TaskSummary, 50))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\n", s.ContainerID, st, s.Image,
+					now.Sub(s.CreatedAt).Round(time.Second), labelList(s.Labels), truncate(s.TaskSummary, 50))
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only sandboxes in this status (creating, running, completed, failed, timed_out, killed, lost)")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "label=KEY=VALUE or status=STATUS (repeatable; all must match)")
 	return cmd
+}
+
+// labelList is labels as k=v,k=v sorted by key, or "-" when there are none.
+func labelList(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	kv := make([]string, 0, len(labels))
+	for k, v := range labels {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
+
+func (a *app) extendCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "extend CONTAINER_ID DURATION",
+		Short: "Set a running sandbox's deadline to DURATION from now",
+		Long: `extend sets a running sandbox's deadline to DURATION from now (shorter or longer than
+before, at most containers.max_timeout_ms). A sandbox that is no longer running cannot change.`,
+		Example: `  clawbox extend clawbox-0d6f... 10m
+  clawbox extend clawbox-0d6f... 90s --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErrorf("extend takes CONTAINER_ID DURATION, e.g. clawbox extend clawbox-0d6f... 10m")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := time.ParseDuration(args[1])
+			if err != nil || d <= 0 {
+				return usageErrorf("DURATION %q: want a positive duration such as 10m or 90s", args[1])
+			}
+			c, err := a.newClient(true)
+			if err != nil {
+				return err
+			}
+			info, err := c.Extend(cmd.Context(), args[0], d)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return writeJSONOut(a.stdout, info)
+			}
+			if info.Deadline != nil {
+				fmt.Fprintf(a.stdout, "%s deadline %s\n", info.ContainerID, info.Deadline.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(a.stdout, info.ContainerID)
+			}
+			return nil
+		},
+	}
 }
 
 func truncate(s string, n int) string {

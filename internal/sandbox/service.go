@@ -52,13 +52,18 @@ func (s *Service) Get(ctx context.Context, id string) (api.ContainerInfo, error)
 	return rec.Info(), nil
 }
 
-// List returns the sandboxes, optionally of one status.
-func (s *Service) List(ctx context.Context, status string) ([]api.ContainerInfo, error) {
+// List returns the sandboxes, optionally of one status, carrying every label of
+// the "key=value" selectors.
+func (s *Service) List(ctx context.Context, status string, selectors []string) ([]api.ContainerInfo, error) {
+	labels, err := ParseLabelSelector(selectors)
+	if err != nil {
+		return nil, err
+	}
 	m, err := s.current()
 	if err != nil {
 		return nil, err
 	}
-	recs, err := m.List(ctx, status)
+	recs, err := m.Find(ctx, api.ContainerFilter{Status: status, Labels: labels})
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +72,19 @@ func (s *Service) List(ctx context.Context, status string) ([]api.ContainerInfo,
 		out[i] = r.Info()
 	}
 	return out, nil
+}
+
+// Extend sets a running sandbox's deadline to timeoutMS from now.
+func (s *Service) Extend(ctx context.Context, id string, timeoutMS int64) (api.ContainerInfo, error) {
+	m, err := s.current()
+	if err != nil {
+		return api.ContainerInfo{}, err
+	}
+	rec, err := m.Extend(ctx, id, timeoutMS)
+	if err != nil {
+		return api.ContainerInfo{}, err
+	}
+	return rec.Info(), nil
 }
 
 // Kill stops a sandbox and returns its final state with its output, redacted.

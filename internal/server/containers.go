@@ -15,7 +15,11 @@ import (
 type Sandboxes interface {
 	Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api.ContainerInfo, error)
 	Get(ctx context.Context, id string) (api.ContainerInfo, error)
-	List(ctx context.Context, status string) ([]api.ContainerInfo, error)
+	// List returns the sandboxes in status (all when "") carrying every label of
+	// the selectors ("k=v" each; a bad one is 400 invalid_request naming label).
+	List(ctx context.Context, status string, labels []string) ([]api.ContainerInfo, error)
+	// Extend sets a running sandbox's deadline to timeoutMS from now.
+	Extend(ctx context.Context, id string, timeoutMS int64) (api.ContainerInfo, error)
 	Kill(ctx context.Context, id string) (api.KillResponse, error)
 	Logs(ctx context.Context, id string) (api.ContainerLogs, error)
 	// FollowLogs writes a sandbox's output as it comes until it stops or ctx ends.
@@ -54,7 +58,7 @@ func (s *Server) RegisterContainers(svc Sandboxes) {
 		default:
 			return fieldError("status", "status must be one of creating, running, completed, failed, timed_out, killed, lost; got %q", status)
 		}
-		list, err := svc.List(r.Context(), status)
+		list, err := svc.List(r.Context(), status, r.URL.Query()["label"])
 		if err != nil {
 			return err
 		}
@@ -64,10 +68,35 @@ func (s *Server) RegisterContainers(svc Sandboxes) {
 		writeJSON(w, http.StatusOK, api.ContainerList{Containers: list})
 		return nil
 	}, Doc: Doc{
-		Summary:   "List container sandboxes, newest first",
-		Tags:      []string{"containers"},
-		Query:     []Param{{Name: "status", Describe: "only sandboxes in this status"}},
+		Summary: "List container sandboxes, newest first",
+		Tags:    []string{"containers"},
+		Query: []Param{
+			{Name: "status", Describe: "only sandboxes in this status"},
+			{Name: "label", Describe: "only sandboxes carrying this label, as key=value; repeatable (all must match)"},
+		},
 		Responses: []Response{{Status: 200, Body: api.ContainerList{}}},
+	}})
+	s.Handle(Route{Method: http.MethodPatch, Pattern: "/containers/{id}", Handler: func(w http.ResponseWriter, r *http.Request) error {
+		var req api.ContainerUpdateRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		if req.TimeoutMS == nil {
+			return fieldError("timeout_ms", "timeout_ms is required, e.g. {\"timeout_ms\": 600000}")
+		}
+		info, err := svc.Extend(r.Context(), r.PathValue("id"), *req.TimeoutMS)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, info)
+		return nil
+	}, Doc: Doc{
+		Summary: "Set a running sandbox's deadline",
+		Describe: "timeout_ms from now, shorter or longer than before, at most containers.max_timeout_ms (400 naming " +
+			"timeout_ms above it). 409 conflict when the sandbox is no longer running. Audited as deadline_set.",
+		Tags:      []string{"containers"},
+		Request:   api.ContainerUpdateRequest{},
+		Responses: []Response{{Status: 200, Body: api.ContainerInfo{}}},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/containers/{id}", Handler: func(w http.ResponseWriter, r *http.Request) error {
 		info, err := svc.Get(r.Context(), r.PathValue("id"))
