@@ -226,7 +226,7 @@ func checkMCP(t *testing.T, s *mcpSession, cfg *config.Config, c *client.Client)
 
 	t.Run("containers", func(t *testing.T) {
 		requireDocker(t)
-		res, st := callTool(t, s, "sandbox_spawn", map[string]any{"image": testImage, "command": []string{"sh", "-c", "echo from-mcp; sleep 600"}, "task": "mcp test"})
+		res, st := callTool(t, s, "sandbox_spawn", map[string]any{"image": testImage, "command": []string{"sh", "-c", "echo from-mcp; sleep 600"}, "task": "mcp test", "labels": map[string]string{"via": "mcp"}})
 		if res.IsError {
 			t.Fatalf("spawn: %s", text(res))
 		}
@@ -239,6 +239,24 @@ func checkMCP(t *testing.T, s *mcpSession, cfg *config.Config, c *client.Client)
 		res, st = callTool(t, s, "sandbox_list", map[string]any{"status": "running"})
 		if res.IsError || !strings.Contains(text(res), id) {
 			t.Errorf("list: %v %q", st, text(res))
+		}
+		res, st = callTool(t, s, "sandbox_list", map[string]any{"label": map[string]string{"via": "mcp"}})
+		if res.IsError || !strings.Contains(text(res), id) {
+			t.Errorf("list label via=mcp: %v %q", st, text(res))
+		}
+		res, st = callTool(t, s, "sandbox_list", map[string]any{"label": map[string]string{"via": "cli"}})
+		if res.IsError || strings.Contains(text(res), id) {
+			t.Errorf("list label via=cli: %v %q", st, text(res))
+		}
+		// Logs of the running sandbox show what it has printed so far (issue 12 item 1).
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			res, st = callTool(t, s, "sandbox_logs", map[string]any{"container_id": id})
+			if !res.IsError && st["status"] == api.ContainerStatusRunning && st["stdout"] == "from-mcp\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("logs while running: %v %q", st, text(res))
+			}
 		}
 		res, st = callTool(t, s, "sandbox_kill", map[string]any{"container_id": id})
 		if res.IsError || st["status"] != api.ContainerStatusKilled {

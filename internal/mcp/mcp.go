@@ -32,7 +32,7 @@ type Backend interface {
 	Tools(ctx context.Context) ([]api.ToolInfo, error)
 	Execute(ctx context.Context, req api.ExecuteRequest) (*api.ExecuteResponse, error)
 	Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*api.ContainerInfo, error)
-	Containers(ctx context.Context, status string) ([]api.ContainerInfo, error)
+	ListContainers(ctx context.Context, f api.ContainerFilter) ([]api.ContainerInfo, error)
 	Container(ctx context.Context, id string) (*api.ContainerInfo, error)
 	Kill(ctx context.Context, id string) (*api.KillResponse, error)
 	Logs(ctx context.Context, id string) (*api.ContainerLogs, error)

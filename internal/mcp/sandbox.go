@@ -32,6 +32,7 @@ type SpawnArgs struct {
 	Credentials      []string          `json:"credentials,omitempty" jsonschema:"names of stored credentials the gateway may inject for this sandbox"`
 	TimeoutMS        int64             `json:"timeout_ms,omitempty" jsonschema:"lifetime in milliseconds; the sandbox is stopped when it expires"`
 	MemoryMB         int64             `json:"memory_mb,omitempty" jsonschema:"memory limit in MiB"`
+	Labels           map[string]string `json:"labels,omitempty" jsonschema:"your own key/value tags, shown in sandbox_list and selectable with its label filter"`
 }
 
 // IDArgs name one sandbox.
@@ -41,7 +42,8 @@ type IDArgs struct {
 
 // ListArgs are the arguments of sandbox_list.
 type ListArgs struct {
-	Status string `json:"status,omitempty" jsonschema:"only sandboxes with this status: creating, running, completed, failed, timed_out, killed or lost"`
+	Status string            `json:"status,omitempty" jsonschema:"only sandboxes with this status: creating, running, completed, failed, timed_out, killed or lost"`
+	Label  map[string]string `json:"label,omitempty" jsonschema:"only sandboxes carrying every one of these labels (key: value)"`
 }
 
 // LogsResult is the structured result of sandbox_logs.
@@ -125,7 +127,7 @@ func (s *Server) addSandboxTools() {
 		Description: "List container sandboxes, newest first, with their status, image, task and deadline.",
 		Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true},
 	}, func(ctx context.Context, _ *sdk.CallToolRequest, in ListArgs) (*sdk.CallToolResult, any, error) {
-		list, err := b.Containers(ctx, in.Status)
+		list, err := b.ListContainers(ctx, api.ContainerFilter{Status: in.Status, Labels: in.Label})
 		if err != nil {
 			return errorResult(err, hintContext{}), nil, nil
 		}
@@ -194,6 +196,9 @@ func (s *Server) spawnRequest(in SpawnArgs) (api.ContainerSpawnRequest, string) 
 	}
 	if len(in.Command) > 0 {
 		req.Command = in.Command
+	}
+	if len(in.Labels) > 0 {
+		req.Labels = in.Labels
 	}
 	if in.Task != "" {
 		req.Task = in.Task
