@@ -36,7 +36,7 @@ func TestContainerCommands(t *testing.T) {
 	if r.code != ExitError || r.stdout != "hi\n" || !strings.Contains(r.stderr, "oops") || !strings.Contains(r.stderr, "failed (exit code 3)") {
 		t.Errorf("spawn --wait of a failing command: %+v", r)
 	}
-	r = clawbox(t, ctx, env, "spawn", "--port", port, "--image", image, "--json", "--task", "sleeper", "--", "sleep", "300")
+	r = clawbox(t, ctx, env, "spawn", "--port", port, "--image", image, "--json", "--task", "sleeper", "--label", "team=infra", "--", "sh", "-c", "echo sleeping; exec sleep 300")
 	var info struct {
 		ContainerID string `json:"container_id"`
 		Status      string `json:"status"`
@@ -58,6 +58,36 @@ func TestContainerCommands(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Containers) != 1 || list.Containers[0].ContainerID != id {
 		t.Errorf("ps --status running --json: %+v %v", r, err)
+	}
+	r = clawbox(t, ctx, env, "ps", "--port", port, "--filter", "label=team=infra", "--filter", "status=running")
+	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "team=infra") {
+		t.Errorf("ps --filter label=team=infra: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "ps", "--port", port, "--filter", "label=team=web")
+	if r.code != 0 || strings.Contains(r.stdout, id) {
+		t.Errorf("ps --filter label=team=web: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "ps", "--port", port, "--filter", "color=red")
+	if r.code != ExitUsage {
+		t.Errorf("ps --filter color=red: %+v", r)
+	}
+	// Logs of the running sandbox: what it printed so far.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		r = clawbox(t, ctx, env, "logs", "--port", port, id)
+		if r.code == 0 && strings.Contains(r.stdout, "sleeping") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of the running sandbox: %+v", r)
+		}
+	}
+	r = clawbox(t, ctx, env, "extend", "--port", port, id, "10m")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, id+" deadline ") {
+		t.Errorf("extend: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "extend", "--port", port, id, "soon")
+	if r.code != ExitUsage {
+		t.Errorf("extend with a bad duration: %+v", r)
 	}
 	r = clawbox(t, ctx, env, "ps", "--port", port, "--status", "bogus")
 	if r.code != ExitError || !strings.Contains(r.stderr, "invalid_request") {
@@ -98,6 +128,10 @@ func TestContainerCommands(t *testing.T) {
 	r = clawbox(t, ctx, env, "logs", "--port", port, id)
 	if r.code != 0 {
 		t.Errorf("logs of a killed sandbox: %+v", r)
+	}
+	r = clawbox(t, ctx, env, "extend", "--port", port, id, "10m")
+	if r.code != ExitError || !strings.Contains(r.stderr, "conflict") {
+		t.Errorf("extend of a killed sandbox: %+v", r)
 	}
 	r = clawbox(t, ctx, env, "kill", "--port", port, "clawbox-nope")
 	if r.code != ExitError || !strings.Contains(r.stderr, "not_found") {
