@@ -40,5 +40,7 @@ func ExampleClient_Wait() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(info.Status, *info.ExitCode)
+	if info.ExitCode != nil {
+		fmt.Println(info.Status, *info.ExitCode)
+	}
 }
