@@ -22,6 +22,7 @@ import (
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // upstream is a loopback HTTPS server standing for a real API. It records the
@@ -184,17 +185,13 @@ func testContainerEgressEndToEnd(t *testing.T, rt dockertest.Runtime) {
 
 	// Every decision is in the audit log, without the value.
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, poll.Server, "4 request audit records", func() (bool, error) {
 		recs, err = c.Audit(ctx, client.AuditQuery{ContainerID: info.ContainerID, Kind: "request"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(recs) >= 4, fmt.Errorf("%d records", len(recs))
+	})
 	decisions := map[api.AuditDecision]int{}
 	for _, r := range recs {
 		decisions[r.Decision]++

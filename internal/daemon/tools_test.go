@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/poll"
 	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
 
@@ -144,14 +144,14 @@ func TestToolsEndToEnd(t *testing.T) {
 
 	// Audit: executions and the tool's requests, without the value.
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(time.Minute)
-	for {
-		recs, _ = c.Audit(ctx, client.AuditQuery{Tool: "http_request"})
-		if len(recs) >= 6 || time.Now().After(deadline) {
-			break
+	poll.Until(t, poll.Server, "6 audit records of http_request", func() (bool, error) {
+		var err error
+		recs, err = c.Audit(ctx, client.AuditQuery{Tool: "http_request"})
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(recs) >= 6, fmt.Errorf("%d records", len(recs))
+	})
 	kinds := map[string]int{}
 	for _, r := range recs {
 		kinds[string(r.Kind)+"/"+string(r.Decision)]++
@@ -211,17 +211,14 @@ func grepLines(s, sub string) string {
 // machine, which is longer than a client's request timeout.
 func waitToolsLoaded(t *testing.T, c *client.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	poll.Until(t, poll.Slow, fmt.Sprintf("%d tools to load", n), func() (bool, error) {
 		h, err := c.Health(context.Background())
-		if err == nil {
-			if d, ok := h.Components["wasm_engine"].Detail.(map[string]any); ok && d["tools_loaded"] == float64(n) {
-				return
-			}
+		if err != nil {
+			return false, err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tools not loaded: %+v %v", n, h, err)
+		if d, ok := h.Components["wasm_engine"].Detail.(map[string]any); ok && d["tools_loaded"] == float64(n) {
+			return true, nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Errorf("health: %+v", h)
+	})
 }
