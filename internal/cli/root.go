@@ -242,8 +242,13 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 		}
 		token = t
 	}
-	return client.New(base, client.Options{Token: token})
+	// A command's own work (a tool run, a reload that recompiles, a spawn on a busy
+	// engine) can take minutes on a loaded machine; Ctrl-C still stops it at once.
+	return client.New(base, client.Options{Token: token, Timeout: cliTimeout})
 }
+
+// cliTimeout bounds one API call of a client command.
+const cliTimeout = 10 * time.Minute
 
 // probeUnreachable asks the server's public /health without a token and returns the
 // client's unreachable error when nothing answers there, nil otherwise.
