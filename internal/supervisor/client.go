@@ -370,16 +370,19 @@ func (c *Client) RemoveFile(ctx context.Context, path string, recursive bool) er
 
 // Process is one running exec.
 type Process struct {
-	mu      sync.Mutex // guards pw writes and closed
-	pw      *io.PipeWriter
-	closed  bool
-	resp    *http.Response
-	cancel  context.CancelFunc
-	stdout  io.Writer
-	stderr  io.Writer
-	max     int64
-	start   time.Time
-	timeout time.Duration
+	mu     sync.Mutex // guards pw writes and closed
+	pw     *io.PipeWriter
+	closed bool
+	resp   *http.Response
+	cancel context.CancelFunc
+	stdout io.Writer
+	stderr io.Writer
+	max    int64
+	start  time.Time
+	done   chan struct{}
+	ready  chan struct{} // closed once the request and req.Stdin are queued
+	res    ExecResult
+	err    error
 }
 
 // ExecSlack is how long past its own timeout an exec may take before the
@@ -408,13 +411,15 @@ func (c *Client) Start(ctx context.Context, req ExecRequest, stdout, stderr io.W
 	}
 	pr, pw := io.Pipe()
 	p := &Process{pw: pw, cancel: cancel, stdout: stdout, stderr: stderr, max: req.MaxOutputBytes, start: time.Now()}
+	p.ready = make(chan struct{})
 	go func() {
 		// Frames are written into the pipe as the transport reads it.
+		defer close(p.ready)
 		if err := WriteFrame(pw, FrameRequest, b); err != nil {
 			return
 		}
 		if len(req.Stdin) > 0 {
-			_ = p.write(req.Stdin)
+			_ = p.writeLocked(req.Stdin)
 		}
 	}()
 	resp, err := c.do(ctx, http.MethodPost, "/v1/exec", nil, pr)
@@ -431,12 +436,22 @@ func (c *Client) Start(ctx context.Context, req ExecRequest, stdout, stderr io.W
 		return nil, err
 	}
 	p.resp = resp
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.res, p.err = p.pump()
+	}()
 	return p, nil
 }
 
 func (p *Process) write(b []byte) error {
+	<-p.ready
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.writeLocked(b)
+}
+
+func (p *Process) writeLocked(b []byte) error {
 	if p.closed {
 		return errors.New("stdin closed")
 	}
@@ -460,6 +475,7 @@ func (p *Process) Write(b []byte) (int, error) {
 
 // CloseStdin sends end of input (^D with a TTY).
 func (p *Process) CloseStdin() error {
+	<-p.ready
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -471,14 +487,21 @@ func (p *Process) CloseStdin() error {
 
 // Resize changes the TTY's window size.
 func (p *Process) Resize(rows, cols uint16) error {
+	<-p.ready
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return WriteFrame(p.pw, FrameResize, []byte{byte(rows >> 8), byte(rows), byte(cols >> 8), byte(cols)})
 }
 
-// Wait copies output until the exit frame and returns the result. The
-// duration is measured here, and output beyond the cap is a protocol error.
+// Wait waits for the exit frame and returns the result. Output is copied to
+// the writers as it arrives, from Start on. The duration is measured here,
+// and output beyond the cap is a protocol error.
 func (p *Process) Wait() (ExecResult, error) {
+	<-p.done
+	return p.res, p.err
+}
+
+func (p *Process) pump() (ExecResult, error) {
 	defer p.cancel()
 	defer p.resp.Body.Close()
 	defer p.pw.Close()

@@ -101,7 +101,7 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		cmd, err := s.command(s.Main, s.Env, "")
 		if err == nil {
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 			mainDone, err = s.start(cmd)
 		}
 		if err != nil {
