@@ -56,6 +56,11 @@ type AuditRecord struct {
 
 	// Gap records: how many records were dropped before this one.
 	Dropped int64 `json:"dropped,omitempty"`
+
+	// Aggregated refusals: a refusal record with Count set stands for Count refused
+	// requests of its sandbox or tool with this decision, past the audit's refusal
+	// budget in one window; its other fields are those of the last of them.
+	Count int64 `json:"count,omitempty"`
 }
 
 // AuditList is the body of GET /audit: newest first.

@@ -69,32 +69,36 @@ func AsError(err error) (*Error, bool) {
 
 // Stable error codes. Each has exactly one HTTP status and one errdefs class.
 const (
-	CodeInvalidJSON       = "invalid_json"           // 400: the body is not valid JSON
-	CodeInvalidRequest    = "invalid_request"        // 400: valid JSON of the wrong shape or value; details name the field
-	CodeAuthRequired      = "auth_required"          // 401: missing or wrong bearer token on the main API
-	CodeUnauthorized      = "unauthorized"           // 401: missing or wrong sandbox token at an egress door
-	CodeNotFound          = "not_found"              // 404: unknown route or object
-	CodeMethodNotAllowed  = "method_not_allowed"     // 405
-	CodeConflict          = "conflict"               // 409: the object already exists
-	CodeTooLarge          = "request_too_large"      // 413: request body over the limit
-	CodeUnsupportedMedia  = "unsupported_media_type" // 415: body is not application/json
-	CodeInternal          = "internal_error"         // 500: our own fault; details are in the server log
-	CodeBusy              = "busy"                   // 503: concurrency queue full, see Retry-After
-	CodeUnavailable       = "unavailable"            // 503: a backend (Docker, the credential store) is not available
-	CodeImageNotAllowed   = "image_not_allowed"      // 403
-	CodePolicyDenied      = "policy_denied"          // 403
-	CodeImageNotFound     = "image_not_found"        // 400
-	CodeResourceExhausted = "resource_exhausted"     // 429: a capacity limit (max_containers) is reached
-	CodeToolNotFound      = "tool_not_found"         // 404
-	CodeTimeout           = "timeout"                // 408
-	CodeOutputTooLarge    = "output_too_large"       // 413
-	CodeToolFailed        = "tool_failed"            // 422
-	CodeBlockedByPolicy   = "blocked_by_policy"      // 403
-	CodeLeakDetected      = "leak_detected"          // 403
-	CodePrivateAddress    = "private_address"        // 403
-	CodeRateLimited       = "rate_limited"           // 429
-	CodeUpstreamError     = "upstream_error"         // 502
-	CodeUpstreamTimeout   = "upstream_timeout"       // 504
+	CodeInvalidJSON         = "invalid_json"           // 400: the body is not valid JSON
+	CodeInvalidRequest      = "invalid_request"        // 400: valid JSON of the wrong shape or value; details name the field
+	CodeAuthRequired        = "auth_required"          // 401: missing or wrong bearer token on the main API
+	CodeUnauthorized        = "unauthorized"           // 401: missing or wrong sandbox token at an egress door
+	CodeNotFound            = "not_found"              // 404: unknown route or object
+	CodeMethodNotAllowed    = "method_not_allowed"     // 405
+	CodeConflict            = "conflict"               // 409: the object already exists
+	CodeTooLarge            = "request_too_large"      // 413: request body over the limit
+	CodeUnsupportedMedia    = "unsupported_media_type" // 415: body is not application/json
+	CodeInternal            = "internal_error"         // 500: our own fault; details are in the server log
+	CodeBusy                = "busy"                   // 503: concurrency queue full, see Retry-After
+	CodeUnavailable         = "unavailable"            // 503: a backend (Docker, the credential store) is not available
+	CodeImageNotAllowed     = "image_not_allowed"      // 403
+	CodePolicyDenied        = "policy_denied"          // 403
+	CodeImageNotFound       = "image_not_found"        // 400
+	CodeResourceExhausted   = "resource_exhausted"     // 429: a capacity limit (max_containers) is reached
+	CodeToolNotFound        = "tool_not_found"         // 404
+	CodeTimeout             = "timeout"                // 408
+	CodeOutputTooLarge      = "output_too_large"       // 413
+	CodeToolFailed          = "tool_failed"            // 422
+	CodeInvalidModule       = "invalid_module"         // 422: a tool's .wasm is not a module clawbox can load
+	CodeModuleLimitExceeded = "module_limit_exceeded"  // 422: a tool's module is over a structural limit (details name it)
+	CodeBlockedByPolicy     = "blocked_by_policy"      // 403
+	CodeLeakDetected        = "leak_detected"          // 403
+	CodePrivateAddress      = "private_address"        // 403
+	CodeRateLimited         = "rate_limited"           // 429
+	CodeUpstreamError       = "upstream_error"         // 502
+	CodeUpstreamTimeout     = "upstream_timeout"       // 504
+	CodeHostNotAllowed      = "host_not_allowed"       // 421: the Host header does not name this server (server.allowed_hosts)
+	CodeOriginNotAllowed    = "origin_not_allowed"     // 403: a browser Origin that is not the server's own (server.allowed_origins)
 )
 
 type codeInfo struct {
@@ -103,32 +107,36 @@ type codeInfo struct {
 }
 
 var catalogue = map[string]codeInfo{
-	CodeInvalidJSON:       {http.StatusBadRequest, errdefs.ErrInvalidArgument},
-	CodeInvalidRequest:    {http.StatusBadRequest, errdefs.ErrInvalidArgument},
-	CodeAuthRequired:      {http.StatusUnauthorized, errdefs.ErrUnauthenticated},
-	CodeUnauthorized:      {http.StatusUnauthorized, errdefs.ErrUnauthenticated},
-	CodeNotFound:          {http.StatusNotFound, errdefs.ErrNotFound},
-	CodeMethodNotAllowed:  {http.StatusMethodNotAllowed, errdefs.ErrNotImplemented},
-	CodeConflict:          {http.StatusConflict, errdefs.ErrAlreadyExists},
-	CodeTooLarge:          {http.StatusRequestEntityTooLarge, errdefs.ErrInvalidArgument},
-	CodeUnsupportedMedia:  {http.StatusUnsupportedMediaType, errdefs.ErrInvalidArgument},
-	CodeInternal:          {http.StatusInternalServerError, errdefs.ErrInternal},
-	CodeBusy:              {http.StatusServiceUnavailable, errdefs.ErrUnavailable},
-	CodeUnavailable:       {http.StatusServiceUnavailable, errdefs.ErrUnavailable},
-	CodeImageNotAllowed:   {http.StatusForbidden, errdefs.ErrPermissionDenied},
-	CodePolicyDenied:      {http.StatusForbidden, errdefs.ErrPermissionDenied},
-	CodeImageNotFound:     {http.StatusBadRequest, errdefs.ErrNotFound},
-	CodeResourceExhausted: {http.StatusTooManyRequests, errdefs.ErrResourceExhausted},
-	CodeToolNotFound:      {http.StatusNotFound, errdefs.ErrNotFound},
-	CodeTimeout:           {http.StatusRequestTimeout, context.DeadlineExceeded},
-	CodeOutputTooLarge:    {http.StatusRequestEntityTooLarge, errdefs.ErrResourceExhausted},
-	CodeToolFailed:        {http.StatusUnprocessableEntity, errdefs.ErrFailedPrecondition},
-	CodeBlockedByPolicy:   {http.StatusForbidden, errdefs.ErrPermissionDenied},
-	CodeLeakDetected:      {http.StatusForbidden, errdefs.ErrPermissionDenied},
-	CodePrivateAddress:    {http.StatusForbidden, errdefs.ErrPermissionDenied},
-	CodeRateLimited:       {http.StatusTooManyRequests, errdefs.ErrResourceExhausted},
-	CodeUpstreamError:     {http.StatusBadGateway, errdefs.ErrUnavailable},
-	CodeUpstreamTimeout:   {http.StatusGatewayTimeout, context.DeadlineExceeded},
+	CodeInvalidJSON:         {http.StatusBadRequest, errdefs.ErrInvalidArgument},
+	CodeInvalidRequest:      {http.StatusBadRequest, errdefs.ErrInvalidArgument},
+	CodeAuthRequired:        {http.StatusUnauthorized, errdefs.ErrUnauthenticated},
+	CodeUnauthorized:        {http.StatusUnauthorized, errdefs.ErrUnauthenticated},
+	CodeNotFound:            {http.StatusNotFound, errdefs.ErrNotFound},
+	CodeMethodNotAllowed:    {http.StatusMethodNotAllowed, errdefs.ErrNotImplemented},
+	CodeConflict:            {http.StatusConflict, errdefs.ErrAlreadyExists},
+	CodeTooLarge:            {http.StatusRequestEntityTooLarge, errdefs.ErrInvalidArgument},
+	CodeUnsupportedMedia:    {http.StatusUnsupportedMediaType, errdefs.ErrInvalidArgument},
+	CodeInternal:            {http.StatusInternalServerError, errdefs.ErrInternal},
+	CodeBusy:                {http.StatusServiceUnavailable, errdefs.ErrUnavailable},
+	CodeUnavailable:         {http.StatusServiceUnavailable, errdefs.ErrUnavailable},
+	CodeImageNotAllowed:     {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodePolicyDenied:        {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodeImageNotFound:       {http.StatusBadRequest, errdefs.ErrNotFound},
+	CodeResourceExhausted:   {http.StatusTooManyRequests, errdefs.ErrResourceExhausted},
+	CodeToolNotFound:        {http.StatusNotFound, errdefs.ErrNotFound},
+	CodeTimeout:             {http.StatusRequestTimeout, context.DeadlineExceeded},
+	CodeOutputTooLarge:      {http.StatusRequestEntityTooLarge, errdefs.ErrResourceExhausted},
+	CodeToolFailed:          {http.StatusUnprocessableEntity, errdefs.ErrFailedPrecondition},
+	CodeInvalidModule:       {http.StatusUnprocessableEntity, errdefs.ErrInvalidArgument},
+	CodeModuleLimitExceeded: {http.StatusUnprocessableEntity, errdefs.ErrInvalidArgument},
+	CodeBlockedByPolicy:     {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodeLeakDetected:        {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodePrivateAddress:      {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodeRateLimited:         {http.StatusTooManyRequests, errdefs.ErrResourceExhausted},
+	CodeUpstreamError:       {http.StatusBadGateway, errdefs.ErrUnavailable},
+	CodeUpstreamTimeout:     {http.StatusGatewayTimeout, context.DeadlineExceeded},
+	CodeHostNotAllowed:      {http.StatusMisdirectedRequest, errdefs.ErrPermissionDenied},
+	CodeOriginNotAllowed:    {http.StatusForbidden, errdefs.ErrPermissionDenied},
 }
 
 // Codes returns every stable error code (for documentation and tests).

@@ -12,12 +12,17 @@ fuzztime="${FUZZTIME:-10s}"
 targets=(
   "./internal/egress FuzzPolicy"               # network allowlist rules and URL matching
   "./internal/egress FuzzDecodeProxyRequest"   # the door's POST /proxy body (sandbox input)
+  "./internal/egress FuzzUnquoteInPlace"       # the door's in-place JSON string decoder
+  "./internal/egress FuzzBase64DecodeInPlace"  # the door's in-place base64 decoder
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
   "./internal/secrets FuzzScan"                # leak scanning of outbound requests
   "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses
+  "./internal/secrets/leak FuzzDecodeRound"    # one round of decoding encoded forms
+  "./internal/secrets/leak FuzzWriter"         # the streaming redactor across write cuts
+  "./internal/secrets/leak FuzzCheckName"      # raw header names and methods
   "./internal/config FuzzParse"                # config.toml
   "./internal/wasm FuzzHostCallRequest"        # host_call requests from WASM guests
-  "./internal/wasm FuzzMemoryMinPages"         # guest module memory declarations
+  "./internal/wasm FuzzInspectModule"          # guest module structure (limits before compiling)
   "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
   "./internal/server FuzzDecodeJSON"           # every API request body
 )

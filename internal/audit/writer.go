@@ -31,6 +31,11 @@ const (
 	DefaultBatchSize        = 256
 	DefaultSubscriberBuffer = 256
 	DefaultIndexTimeout     = 5 * time.Second
+	DefaultRefusalBudget    = 20
+	DefaultAggregateWindow  = time.Minute
+	DefaultMaxAge           = 30 * 24 * time.Hour
+	DefaultIndexMaxBytes    = 256 << 20
+	DefaultRetentionEvery   = 10 * time.Minute
 )
 
 // Config says where and how the audit log is written. Zero values mean the defaults.
@@ -53,6 +58,23 @@ type Config struct {
 	SubscriberBuffer int
 	// IndexTimeout bounds each insert of a batch into the index (default 5s).
 	IndexTimeout time.Duration
+	// RefusalBudget is how many records of refused requests one sandbox or tool may
+	// have written per AggregateWindow (default 20; negative: no budget). The
+	// refusals past it are counted and written as one record per decision, with
+	// Count set, when the window ends.
+	RefusalBudget   int
+	AggregateWindow time.Duration // default 1 minute
+	// MaxAge is how long records are kept: rotated files last modified earlier, and
+	// indexed records older than that, are deleted (default 30 days; negative: kept
+	// until rotated out by size).
+	MaxAge time.Duration
+	// IndexMaxBytes bounds the records in the index (their JSON size); past it the
+	// oldest refusals are deleted first, then the oldest records of any kind
+	// (default 256 MiB; negative: no bound).
+	IndexMaxBytes int64
+	// RetentionEvery is how often the writer applies MaxAge and IndexMaxBytes
+	// (default 10 minutes, the first time one interval after New).
+	RetentionEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +96,21 @@ func (c Config) withDefaults() Config {
 	if c.IndexTimeout <= 0 {
 		c.IndexTimeout = DefaultIndexTimeout
 	}
+	if c.RefusalBudget == 0 {
+		c.RefusalBudget = DefaultRefusalBudget
+	}
+	if c.AggregateWindow <= 0 {
+		c.AggregateWindow = DefaultAggregateWindow
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.IndexMaxBytes == 0 {
+		c.IndexMaxBytes = DefaultIndexMaxBytes
+	}
+	if c.RetentionEvery <= 0 {
+		c.RetentionEvery = DefaultRetentionEvery
+	}
 	return c
 }
 
@@ -81,6 +118,15 @@ func (c Config) withDefaults() Config {
 type Index interface {
 	// InsertAudit stores the records, in order, or none of them.
 	InsertAudit(ctx context.Context, recs []Record) error
+}
+
+// Pruner is an Index that can apply retention; *store.DB implements it. The writer
+// calls it every Config.RetentionEvery.
+type Pruner interface {
+	// PruneAudit deletes the records older than before, then, while the records
+	// take more than maxBytes (when maxBytes > 0), the oldest refusals, then the
+	// oldest records. It returns how many it deleted.
+	PruneAudit(ctx context.Context, before time.Time, maxBytes int64) (int64, error)
 }
 
 // Deps are the Writer's collaborators; nil fields mean the default.
@@ -120,6 +166,7 @@ type Writer struct {
 	closeErr  error // set by the writer goroutine before done is closed
 
 	subs subscribers
+	agg  *aggregator
 
 	// Owned by the writer goroutine.
 	file *os.File
@@ -132,6 +179,8 @@ type metrics struct {
 	dropped       prometheus.Counter
 	writeErrors   prometheus.Counter
 	indexErrors   prometheus.Counter
+	aggregated    prometheus.Counter
+	pruned        prometheus.Counter
 	subscriberGap prometheus.Counter
 }
 
@@ -153,6 +202,14 @@ func newMetrics() metrics {
 			Name: "clawbox_audit_index_errors_total",
 			Help: "Batches of audit records that could not be inserted into the index.",
 		}),
+		aggregated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_aggregated_total",
+			Help: "Refusal records past a caller's budget, counted into an aggregate record instead of written.",
+		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_pruned_total",
+			Help: "Audit files and indexed records deleted by retention.",
+		}),
 		subscriberGap: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clawbox_audit_subscriber_dropped_total",
 			Help: "Audit records a slow live subscriber missed (replaced by a gap record).",
@@ -166,7 +223,7 @@ func (m metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	cs := []prometheus.Collector{m.written, m.dropped, m.writeErrors, m.indexErrors, m.subscriberGap}
+	cs := []prometheus.Collector{m.written, m.dropped, m.writeErrors, m.indexErrors, m.aggregated, m.pruned, m.subscriberGap}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
@@ -206,6 +263,7 @@ func New(cfg Config, deps Deps) (*Writer, error) {
 		w.log = slog.Default()
 	}
 	w.subs.init()
+	w.agg = newAggregator(cfg.RefusalBudget, cfg.AggregateWindow)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -239,6 +297,7 @@ func (w *Writer) Record(r Record) {
 		c := *r.ExitCode
 		r.ExitCode = &c
 	}
+	capFields(&r)
 
 	w.intake.RLock()
 	defer w.intake.RUnlock()
@@ -246,6 +305,19 @@ func (w *Writer) Record(r Record) {
 		w.m.dropped.Inc()
 		return
 	}
+	summaries, write := w.agg.admit(r, r.Time)
+	for _, s := range summaries {
+		w.enqueueLocked(s)
+	}
+	if !write {
+		w.m.aggregated.Inc()
+		return
+	}
+	w.enqueueLocked(r)
+}
+
+// enqueueLocked queues r or counts it as dropped; w.intake is read-locked.
+func (w *Writer) enqueueLocked(r Record) {
 	select {
 	case w.queue <- r:
 	default:
@@ -293,10 +365,16 @@ func (w *Writer) run() {
 	defer close(w.done)
 	defer w.runCancel()
 	batch := make([]Record, 0, w.cfg.BatchSize)
+	aggTick := time.NewTicker(w.cfg.AggregateWindow)
+	defer aggTick.Stop()
+	retTick := time.NewTicker(w.cfg.RetentionEvery)
+	defer retTick.Stop()
 	for {
 		// Once Close has been called, only the drain remains.
 		select {
 		case <-w.stop:
+			// Intake is closed: the summaries of every open window go last.
+			w.requeue(w.agg.flush(w.now(), true))
 			w.drain(batch)
 			w.closeErr = w.finish()
 			return
@@ -309,9 +387,66 @@ func (w *Writer) run() {
 		case <-w.gapSignal:
 			// Records queued before the drop go first, then the gap record.
 			w.process(w.fill(batch[:0]))
+		case <-aggTick.C:
+			if s := w.agg.flush(w.now(), false); len(s) > 0 {
+				w.process(append(w.fill(batch[:0]), s...))
+			}
+		case <-retTick.C:
+			w.retain()
 		case <-w.stop:
 			// Handled at the top of the loop.
 		}
+	}
+}
+
+// requeue queues summaries after Close has closed intake (the queue is drained
+// next); what does not fit is counted as dropped.
+func (w *Writer) requeue(recs []Record) {
+	for _, r := range recs {
+		select {
+		case w.queue <- r:
+		default:
+			w.m.dropped.Inc()
+			w.dropped.Add(1)
+		}
+	}
+}
+
+// retain applies MaxAge to the rotated files, and MaxAge and IndexMaxBytes to the
+// index when it is a Pruner. Errors are logged and counted; retention runs again
+// at the next tick.
+func (w *Writer) retain() {
+	now := w.now()
+	if w.cfg.MaxAge > 0 {
+		for i := 1; i <= w.cfg.MaxFiles; i++ {
+			p := w.Path() + "." + strconv.Itoa(i)
+			st, err := os.Stat(p)
+			if err != nil || now.Sub(st.ModTime()) < w.cfg.MaxAge {
+				continue
+			}
+			if err := os.Remove(p); err != nil {
+				w.m.writeErrors.Inc()
+				w.log.Warn("audit: retention", "file", p, "err", err)
+				continue
+			}
+			w.m.pruned.Inc()
+		}
+	}
+	p, ok := w.index.(Pruner)
+	if !ok {
+		return
+	}
+	before := time.Time{}
+	if w.cfg.MaxAge > 0 {
+		before = now.Add(-w.cfg.MaxAge)
+	}
+	ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout*4)
+	defer cancel()
+	n, err := p.PruneAudit(ctx, before, max(w.cfg.IndexMaxBytes, 0))
+	w.m.pruned.Add(float64(n))
+	if err != nil {
+		w.m.indexErrors.Inc()
+		w.log.Warn("audit: index retention", "err", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,6 +113,12 @@ func TestExitCodes(t *testing.T) {
 	home := t.TempDir()
 	env := map[string]string{"HOME": home}
 	port := strconv.Itoa(freePort(t))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	t.Cleanup(up.Close)
+	listening := strconv.Itoa(up.Listener.Addr().(*net.TCPAddr).Port)
 	cases := []struct {
 		name string
 		args []string
@@ -121,7 +129,13 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"status", "--frob"}, ExitUsage, "unknown flag"},
 		{"extra argument", []string{"health", "x"}, ExitUsage, "takes no arguments"},
 		{"unreachable", []string{"health", "--port", port}, ExitUnreachable, "cannot reach"},
-		{"status without token", []string{"status", "--port", port}, ExitError, "no API token"},
+		// No config and no token: the documented defaults, then exit 3 saying to start a server.
+		{"status without config", []string{"status", "--port", port}, ExitUnreachable, "clawbox serve"},
+		{"ps without config", []string{"ps", "--port", port}, ExitUnreachable, "clawbox serve"},
+		{"tools list without config", []string{"tools", "list", "--port", port}, ExitUnreachable, "clawbox serve"},
+		// A server answers but no token is known: say so.
+		{"status without token", []string{"status", "--port", listening}, ExitError, "no API token"},
+		{"version", []string{"version"}, ExitOK, ""},
 		{"bad config", []string{"serve", "--config", filepath.Join(home, "missing.toml")}, ExitError, "missing.toml"},
 	}
 	for _, tc := range cases {
@@ -129,6 +143,9 @@ func TestExitCodes(t *testing.T) {
 			r := clawbox(t, context.Background(), env, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
 				t.Errorf("exit %d stderr %q; want %d containing %q", r.code, r.stderr, tc.code, tc.msg)
+			}
+			if tc.name == "version" && (!strings.HasPrefix(r.stdout, "clawbox ") || !strings.Contains(r.stdout, "(commit ") || !strings.Contains(r.stdout, " go1.")) {
+				t.Errorf("version printed %q; want version, commit and Go version", r.stdout)
 			}
 		})
 	}
@@ -350,6 +367,24 @@ func TestRunAndToolsCommands(t *testing.T) {
 	r = clawbox(t, context.Background(), env, "run", "--port", port, "--json", "echo", `{}`)
 	if r.code != 0 || !strings.Contains(r.stdout, `"fuel_consumed": 0`) {
 		t.Errorf("run --json: %+v", r)
+	}
+	// A reference client's request: capabilities.resources with memory_mb and fuel.
+	tok, err := os.ReadFile(filepath.Join(env["CLAWBOX_HOME"], "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/execute", strings.NewReader(
+		`{"tool":"echo","params":{"a":1},"capabilities":{"resources":{"memory_mb":16,"fuel":1000000,"timeout_ms":600000}}}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"a":1`) {
+		t.Errorf("reference-style POST /execute: %d %s", resp.StatusCode, body)
 	}
 	r = clawbox(t, context.Background(), env, "run", "--port", port, "nope")
 	if r.code != ExitError || !strings.Contains(r.stderr, "tool_not_found") {

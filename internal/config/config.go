@@ -3,11 +3,15 @@
 // with defaults, overridden by a few CLAWBOX_* environment variables, with `~` expanded
 // in paths, validated once and then treated as immutable.
 //
-// This is the only package that reads CLAWBOX_* variables.
+// This is the only internal package that reads CLAWBOX_* variables; it shares the
+// client discovery (names, defaults, the token file) with the public SDK
+// (client.FromEnv).
 package config
 
 import (
 	"time"
+
+	"github.com/clawbox/clawbox/client"
 )
 
 // Config is the whole configuration. Every field's default is in [Default] and in the
@@ -19,6 +23,7 @@ type Config struct {
 	Credentials     Credentials     `toml:"credentials"`
 	Logging         Logging         `toml:"logging"`
 	Store           Store           `toml:"store"`
+	Audit           Audit           `toml:"audit"`
 	Containers      Containers      `toml:"containers"`
 	ContainerPolicy ContainerPolicy `toml:"container_policy"`
 	Tools           Tools           `toml:"tools"`
@@ -55,6 +60,14 @@ type Server struct {
 	PublicMetrics bool `toml:"public_metrics"`
 	// ShutdownTimeout bounds graceful shutdown. Default "10s".
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// AllowedHosts are Host names ("name" for any port, "name:port") the API answers
+	// to besides localhost, 127.0.0.1, [::1] and the address a connection arrived at
+	// (other names are refused, 421 host_not_allowed, against DNS rebinding). Default [].
+	AllowedHosts []string `toml:"allowed_hosts"`
+	// AllowedOrigins are browser origins ("https://host[:port]") allowed besides the
+	// server's own; requests with any other Origin are refused (403
+	// origin_not_allowed). Default [].
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // Sandbox is the [sandbox] table: WASM tools.
@@ -80,6 +93,34 @@ type Sandbox struct {
 	WatchTools bool `toml:"watch_tools"`
 	// CacheDir holds wazero's compilation cache. Default "~/.clawbox/cache".
 	CacheDir string `toml:"cache_dir"`
+
+	// Limits on a tool's module, checked before it is compiled (a module over one is
+	// refused with module_limit_exceeded, naming the key). The defaults are ten times
+	// what a large Go-built tool needs.
+
+	// MaxModuleBytes caps a .wasm file. Default 67108864 (64 MiB).
+	MaxModuleBytes int64 `toml:"max_module_bytes"`
+	// MaxModuleFunctions caps the functions a module defines. Default 100000.
+	MaxModuleFunctions int `toml:"max_module_functions"`
+	// MaxFunctionLocals caps the locals of one function. Default 10000.
+	MaxFunctionLocals int `toml:"max_function_locals"`
+	// MaxModuleLocals caps the locals of all functions together. Default 1000000.
+	MaxModuleLocals int `toml:"max_module_locals"`
+	// MaxFunctionBytes caps one function body. Default 1048576.
+	MaxFunctionBytes int `toml:"max_function_bytes"`
+	// MaxCodeBytes caps the code section. Default 33554432.
+	MaxCodeBytes int `toml:"max_code_bytes"`
+	// MaxDataBytes caps the data section. Default 16777216.
+	MaxDataBytes int `toml:"max_data_bytes"`
+	// MaxTableElements caps the tables' initial elements and the element section. Default 200000.
+	MaxTableElements int `toml:"max_table_elements"`
+	// MaxModuleImports and MaxModuleExports cap those sections. Default 1000 each.
+	MaxModuleImports int `toml:"max_module_imports"`
+	MaxModuleExports int `toml:"max_module_exports"`
+	// CompileTimeoutMS bounds one module's compilation (checked between functions). Default 120000.
+	CompileTimeoutMS int64 `toml:"compile_timeout_ms"`
+	// MaxConcurrentCompiles bounds modules compiled at once; each uses every CPU. Default 1.
+	MaxConcurrentCompiles int `toml:"max_concurrent_compiles"`
 }
 
 // Proxy is the [proxy] table: the egress gateway.
@@ -92,6 +133,9 @@ type Proxy struct {
 	DefaultTimeoutMS int64 `toml:"default_timeout_ms"`
 	// RateLimit is the per-sandbox (or per-tool) request rate.
 	RateLimit RateLimit `toml:"rate_limit"`
+	// MaxConcurrentPerDoor bounds the requests one container's door serves at once;
+	// one more is refused with 429 rate_limited before its body is read. Default 8.
+	MaxConcurrentPerDoor int `toml:"max_concurrent_per_door"`
 	// AllowPrivateCIDRs opens specific special-purpose ranges on purpose (for example
 	// "127.0.0.0/8" for a loopback upstream in tests). Default [].
 	AllowPrivateCIDRs []string `toml:"allow_private_cidrs"`
@@ -107,6 +151,13 @@ type RateLimit struct {
 	RequestsPerSecond float64 `toml:"requests_per_second"`
 	// Burst is how many requests may go at once. Default 50.
 	Burst int `toml:"burst"`
+	// RefusalsPerSecond is the sustained rate of refused requests (policy, leak,
+	// invalid input) a sandbox or tool may cause; once RefusalBurst is spent, every
+	// request of it is refused with 429 rate_limited until the budget refills.
+	// Default 1.
+	RefusalsPerSecond float64 `toml:"refusals_per_second"`
+	// RefusalBurst is the refusal budget's bucket size. Default 20.
+	RefusalBurst int `toml:"refusal_burst"`
 }
 
 // Credentials is the [credentials] table: the encrypted credential store.
@@ -130,6 +181,24 @@ type Logging struct {
 	AuditMaxBytes int64 `toml:"audit_max_bytes"`
 	// AuditKeepFiles is how many rotated audit files are kept. Default 5.
 	AuditKeepFiles int `toml:"audit_keep_files"`
+}
+
+// Audit is the [audit] table: what keeps the audit log and its index bounded.
+type Audit struct {
+	// MaxAge is how long audit records are kept, in the rotated files and in the
+	// index. Default "720h" (30 days).
+	MaxAge time.Duration `toml:"max_age"`
+	// IndexMaxBytes bounds the records in the index (state.db); past it the oldest
+	// refusals are deleted first, then the oldest records. Default 268435456.
+	IndexMaxBytes int64 `toml:"index_max_bytes"`
+	// RetentionInterval is how often MaxAge and IndexMaxBytes are applied. Default "10m".
+	RetentionInterval time.Duration `toml:"retention_interval"`
+	// RefusalBudget is how many records of refused requests one sandbox or tool gets
+	// per AggregateWindow; the rest are written as one record per decision with a
+	// count. Default 20.
+	RefusalBudget int `toml:"refusal_budget"`
+	// AggregateWindow is the window of RefusalBudget. Default "1m".
+	AggregateWindow time.Duration `toml:"aggregate_window"`
 }
 
 // Store is the [store] table.
@@ -236,8 +305,8 @@ func Default(home string) Config {
 	p := func(name string) string { return home + "/" + name }
 	return Config{
 		Server: Server{
-			Host:                    "127.0.0.1",
-			Port:                    9800,
+			Host:                    client.DefaultHost,
+			Port:                    client.DefaultPort,
 			AuthTokenFile:           p("token"),
 			MaxConcurrentExecutions: 10,
 			MaxQueuedExecutions:     100,
@@ -245,6 +314,8 @@ func Default(home string) Config {
 			PublicHealth:            true,
 			PublicMetrics:           true,
 			ShutdownTimeout:         10 * time.Second,
+			AllowedHosts:            []string{},
+			AllowedOrigins:          []string{},
 		},
 		Sandbox: Sandbox{
 			ToolDir:          p("tools"),
@@ -257,14 +328,28 @@ func Default(home string) Config {
 			MaxHostCalls:     100,
 			WatchTools:       true,
 			CacheDir:         p("cache"),
+
+			MaxModuleBytes:        64 << 20,
+			MaxModuleFunctions:    100_000,
+			MaxFunctionLocals:     10_000,
+			MaxModuleLocals:       1_000_000,
+			MaxFunctionBytes:      1 << 20,
+			MaxCodeBytes:          32 << 20,
+			MaxDataBytes:          16 << 20,
+			MaxTableElements:      200_000,
+			MaxModuleImports:      1_000,
+			MaxModuleExports:      1_000,
+			CompileTimeoutMS:      120_000,
+			MaxConcurrentCompiles: 1,
 		},
 		Proxy: Proxy{
-			MaxResponseBytes:  1 << 20,
-			MaxRequestBytes:   10 << 20,
-			DefaultTimeoutMS:  30_000,
-			RateLimit:         RateLimit{RequestsPerSecond: 10, Burst: 50},
-			AllowPrivateCIDRs: []string{},
-			Hosts:             map[string][]string{},
+			MaxResponseBytes:     1 << 20,
+			MaxRequestBytes:      10 << 20,
+			DefaultTimeoutMS:     30_000,
+			RateLimit:            RateLimit{RequestsPerSecond: 10, Burst: 50, RefusalsPerSecond: 1, RefusalBurst: 20},
+			MaxConcurrentPerDoor: 8,
+			AllowPrivateCIDRs:    []string{},
+			Hosts:                map[string][]string{},
 		},
 		Credentials: Credentials{
 			StorePath: p("credentials.enc"),
@@ -278,6 +363,13 @@ func Default(home string) Config {
 			AuditKeepFiles: 5,
 		},
 		Store: Store{Path: p("state.db")},
+		Audit: Audit{
+			MaxAge:            720 * time.Hour,
+			IndexMaxBytes:     256 << 20,
+			RetentionInterval: 10 * time.Minute,
+			RefusalBudget:     20,
+			AggregateWindow:   time.Minute,
+		},
 		Containers: Containers{
 			MaxContainers:    10,
 			WorkspaceRoot:    p("workspaces"),

@@ -50,17 +50,25 @@ func TestEmptyFileGetsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := map[string][2]any{
-		"server.host":                {cfg.Server.Host, "127.0.0.1"},
-		"server.port":                {cfg.Server.Port, 9800},
-		"server.auth_token_file":     {cfg.Server.AuthTokenFile, "/home/u/.clawbox/token"},
-		"sandbox.tool_dir":           {cfg.Sandbox.ToolDir, "/home/u/.clawbox/tools"},
-		"store.path":                 {cfg.Store.Path, "/home/u/.clawbox/state.db"},
-		"containers.stop_grace":      {cfg.Containers.StopGrace, 5 * time.Second},
-		"containers.retention":       {cfg.Containers.Retention, time.Hour},
-		"containers.reaper_interval": {cfg.Containers.ReaperInterval, 30 * time.Second},
-		"containers.default_image":   {cfg.Containers.DefaultImage, "alpine:latest"},
-		"logging.format":             {cfg.Logging.Format, "json"},
-		"proxy.rate_limit.burst":     {cfg.Proxy.RateLimit.Burst, 50},
+		"server.host":                          {cfg.Server.Host, "127.0.0.1"},
+		"server.port":                          {cfg.Server.Port, 9800},
+		"server.auth_token_file":               {cfg.Server.AuthTokenFile, "/home/u/.clawbox/token"},
+		"sandbox.tool_dir":                     {cfg.Sandbox.ToolDir, "/home/u/.clawbox/tools"},
+		"store.path":                           {cfg.Store.Path, "/home/u/.clawbox/state.db"},
+		"containers.stop_grace":                {cfg.Containers.StopGrace, 5 * time.Second},
+		"containers.retention":                 {cfg.Containers.Retention, time.Hour},
+		"containers.reaper_interval":           {cfg.Containers.ReaperInterval, 30 * time.Second},
+		"containers.default_image":             {cfg.Containers.DefaultImage, "alpine:latest"},
+		"logging.format":                       {cfg.Logging.Format, "json"},
+		"proxy.rate_limit.burst":               {cfg.Proxy.RateLimit.Burst, 50},
+		"proxy.max_concurrent_per_door":        {cfg.Proxy.MaxConcurrentPerDoor, 8},
+		"proxy.rate_limit.refusals_per_second": {cfg.Proxy.RateLimit.RefusalsPerSecond, 1.0},
+		"proxy.rate_limit.refusal_burst":       {cfg.Proxy.RateLimit.RefusalBurst, 20},
+		"audit.max_age":                        {cfg.Audit.MaxAge, 720 * time.Hour},
+		"audit.index_max_bytes":                {cfg.Audit.IndexMaxBytes, int64(256 << 20)},
+		"audit.retention_interval":             {cfg.Audit.RetentionInterval, 10 * time.Minute},
+		"audit.refusal_budget":                 {cfg.Audit.RefusalBudget, 20},
+		"audit.aggregate_window":               {cfg.Audit.AggregateWindow, time.Minute},
 	}
 	for key, c := range checks {
 		if !reflect.DeepEqual(c[0], c[1]) {
@@ -98,6 +106,16 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"bad policy", "[container_policy]\nallowed_policies = [\"root\"]\n", []string{"container_policy.allowed_policies[0]"}},
 		{"template without image", "[images.templates.x]\ndescription = \"d\"\n", []string{"images.templates.x.image"}},
 		{"template unknown key", "[images.templates.x]\nimage = \"alpine\"\nallowlist = []\n", []string{"images.templates.x.allowlist"}},
+		{"door concurrency", "[proxy]\nmax_concurrent_per_door = 0\n", []string{"proxy.max_concurrent_per_door"}},
+		{"refusal rate", "[proxy.rate_limit]\nrefusals_per_second = -1.0\n", []string{"proxy.rate_limit.refusals_per_second"}},
+		{"audit age", "[audit]\nmax_age = \"-1h\"\n", []string{"audit.max_age"}},
+		{"audit budget", "[audit]\nrefusal_budget = 0\n", []string{"audit.refusal_budget"}},
+		{"audit unknown key", "[audit]\nmax_files = 3\n", []string{"audit.max_files"}},
+		{"allowed host url", "[server]\nallowed_hosts = [\"http://x\"]\n", []string{"server.allowed_hosts[0]"}},
+		{"allowed origin path", "[server]\nallowed_origins = [\"https://x/app\"]\n", []string{"server.allowed_origins[0]"}},
+		{"module locals zero", "[sandbox]\nmax_function_locals = 0\n", []string{"sandbox.max_function_locals"}},
+		{"module bytes huge", "[sandbox]\nmax_module_bytes = 9999999999\n", []string{"sandbox.max_module_bytes"}},
+		{"compile timeout", "[sandbox]\ncompile_timeout_ms = -1\n", []string{"sandbox.compile_timeout_ms"}},
 		{"language", "[tools]\ndefault_language = \"rust\"\n", []string{"tools.default_language"}},
 	}
 	for _, tc := range cases {

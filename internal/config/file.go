@@ -34,6 +34,13 @@ public_health = true
 public_metrics = true
 # How long a graceful shutdown may take.
 shutdown_timeout = "10s"
+# Host names the API answers to besides localhost, 127.0.0.1, [::1] and the address
+# a connection arrived at: "name" (any port) or "name:port". Other names are refused
+# (421 host_not_allowed), so a DNS-rebinding web page cannot read the API.
+allowed_hosts = []
+# Browser origins allowed besides the server's own, e.g. ["https://ui.example"];
+# a request with any other Origin header is refused (403 origin_not_allowed).
+allowed_origins = []
 
 [sandbox]
 # WASM tools: <name>.wasm with an optional <name>.json manifest.
@@ -54,6 +61,23 @@ max_host_calls = 100
 watch_tools = true
 # wazero's compilation cache.
 cache_dir = "{{HOME}}/cache"
+# Limits on a tool's module, checked before compiling it (beyond one: the tool is
+# refused with module_limit_exceeded naming the key). Defaults are about ten times
+# what a large Go-built tool needs. Sizes in bytes.
+max_module_bytes = 67108864
+max_module_functions = 100000
+max_function_locals = 10000
+max_module_locals = 1000000
+max_function_bytes = 1048576
+max_code_bytes = 33554432
+max_data_bytes = 16777216
+# Initial table elements of all tables, and the size of the element section.
+max_table_elements = 200000
+max_module_imports = 1000
+max_module_exports = 1000
+# One compilation's time limit, and modules compiled at once (each uses every CPU).
+compile_timeout_ms = 120000
+max_concurrent_compiles = 1
 
 [proxy]
 # Upstream response body cap (the response says truncated), request body cap.
@@ -65,11 +89,19 @@ default_timeout_ms = 30000
 allow_private_cidrs = []
 # Upstream TLS: a PEM CA added to the system roots.
 upstream_ca_file = ""
+# Requests one container's door serves at once; one more gets 429 rate_limited
+# before its body is read (with max_request_bytes, this bounds a sandbox's memory).
+max_concurrent_per_door = 8
 
 [proxy.rate_limit]
 # Per sandbox or tool: sustained requests per second, and burst.
 requests_per_second = 10.0
 burst = 50
+# Per sandbox or tool: refused requests (policy, leak, invalid input) per second,
+# and burst. Once spent, every request of that caller gets 429 rate_limited,
+# before its body is read, until the budget refills.
+refusals_per_second = 1.0
+refusal_burst = 20
 
 [proxy.hosts]
 # Names resolved without DNS, e.g. upstream = ["127.0.0.1"].
@@ -88,6 +120,18 @@ level = "info"
 audit_dir = "{{HOME}}/audit"
 audit_max_bytes = 10485760
 audit_keep_files = 5
+
+[audit]
+# How long audit records are kept (rotated files and the index in state.db).
+max_age = "720h"
+# Size bound of the index's records; past it the oldest refusals go first.
+index_max_bytes = 268435456
+# How often max_age and index_max_bytes are applied.
+retention_interval = "10m"
+# Records of refused requests one sandbox or tool gets per window; the rest become
+# one record per decision with a "count" when the window ends.
+refusal_budget = 20
+aggregate_window = "1m"
 
 [store]
 # The SQLite state file.

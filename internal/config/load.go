@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/clawbox/clawbox/client"
 )
 
 // Env looks up an environment variable; nil means os.LookupEnv.
@@ -27,10 +30,10 @@ func (e Env) lookup(key string) (string, bool) {
 
 // Environment variables read by clawbox.
 const (
-	EnvHome      = "CLAWBOX_HOME"       // the clawbox directory (default ~/.clawbox)
-	EnvHost      = "CLAWBOX_HOST"       // server.host
-	EnvPort      = "CLAWBOX_PORT"       // server.port
-	EnvAuthToken = "CLAWBOX_AUTH_TOKEN" // server.auth_token
+	EnvHome      = client.EnvHome       // the clawbox directory (default ~/.clawbox)
+	EnvHost      = client.EnvHost       // server.host
+	EnvPort      = client.EnvPort       // server.port
+	EnvAuthToken = client.EnvAuthToken  // server.auth_token
 	EnvToolDir   = "CLAWBOX_TOOL_DIR"   // sandbox.tool_dir
 	EnvLogLevel  = "CLAWBOX_LOG_LEVEL"  // logging.level
 	EnvMasterKey = "CLAWBOX_MASTER_KEY" // the credential store key (read by MasterKey)
@@ -240,6 +243,17 @@ func (c *Config) Validate() error {
 		bad("server.shutdown_timeout", "must be a positive duration such as \"10s\", got %s", s.ShutdownTimeout)
 	}
 
+	for i, h := range s.AllowedHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, " /@?#") || strings.Contains(h, "://") {
+			bad(fmt.Sprintf("server.allowed_hosts[%d]", i), "%q is not a host name with an optional port, such as \"clawbox.internal:9800\"", s.AllowedHosts[i])
+		}
+	}
+	for i, o := range s.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+			bad(fmt.Sprintf("server.allowed_origins[%d]", i), "%q is not an origin such as \"https://ui.example\"", o)
+		}
+	}
+
 	sb := c.Sandbox
 	if sb.ToolDir == "" {
 		bad("sandbox.tool_dir", "must not be empty")
@@ -256,6 +270,25 @@ func (c *Config) Validate() error {
 	positive("sandbox.max_output_bytes", sb.MaxOutputBytes)
 	positive("sandbox.max_stderr_bytes", sb.MaxStderrBytes)
 	positive("sandbox.max_host_calls", int64(sb.MaxHostCalls))
+	positive("sandbox.max_module_bytes", sb.MaxModuleBytes)
+	if sb.MaxModuleBytes > 1<<30 {
+		bad("sandbox.max_module_bytes", "must be at most 1073741824 (1 GiB), got %d", sb.MaxModuleBytes)
+	}
+	for key, v := range map[string]int{
+		"sandbox.max_module_functions":    sb.MaxModuleFunctions,
+		"sandbox.max_function_locals":     sb.MaxFunctionLocals,
+		"sandbox.max_module_locals":       sb.MaxModuleLocals,
+		"sandbox.max_function_bytes":      sb.MaxFunctionBytes,
+		"sandbox.max_code_bytes":          sb.MaxCodeBytes,
+		"sandbox.max_data_bytes":          sb.MaxDataBytes,
+		"sandbox.max_table_elements":      sb.MaxTableElements,
+		"sandbox.max_module_imports":      sb.MaxModuleImports,
+		"sandbox.max_module_exports":      sb.MaxModuleExports,
+		"sandbox.max_concurrent_compiles": sb.MaxConcurrentCompiles,
+	} {
+		positive(key, int64(v))
+	}
+	positive("sandbox.compile_timeout_ms", sb.CompileTimeoutMS)
 
 	p := c.Proxy
 	positive("proxy.max_response_bytes", p.MaxResponseBytes)
@@ -265,6 +298,11 @@ func (c *Config) Validate() error {
 		bad("proxy.rate_limit.requests_per_second", "must be a positive number, got %v", p.RateLimit.RequestsPerSecond)
 	}
 	positive("proxy.rate_limit.burst", int64(p.RateLimit.Burst))
+	positive("proxy.max_concurrent_per_door", int64(p.MaxConcurrentPerDoor))
+	if !(p.RateLimit.RefusalsPerSecond > 0) || math.IsInf(p.RateLimit.RefusalsPerSecond, 0) {
+		bad("proxy.rate_limit.refusals_per_second", "must be a positive number, got %v", p.RateLimit.RefusalsPerSecond)
+	}
+	positive("proxy.rate_limit.refusal_burst", int64(p.RateLimit.RefusalBurst))
 	for i, cidr := range p.AllowPrivateCIDRs {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			bad(fmt.Sprintf("proxy.allow_private_cidrs[%d]", i), "%q is not a CIDR prefix such as \"127.0.0.0/8\"", cidr)
@@ -295,6 +333,14 @@ func (c *Config) Validate() error {
 	}
 	positive("logging.audit_max_bytes", c.Logging.AuditMaxBytes)
 	positive("logging.audit_keep_files", int64(c.Logging.AuditKeepFiles))
+	a := c.Audit
+	for key, d := range map[string]time.Duration{"audit.max_age": a.MaxAge, "audit.retention_interval": a.RetentionInterval, "audit.aggregate_window": a.AggregateWindow} {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as \"10m\", got %s", d)
+		}
+	}
+	positive("audit.index_max_bytes", a.IndexMaxBytes)
+	positive("audit.refusal_budget", int64(a.RefusalBudget))
 
 	if c.Store.Path == "" {
 		bad("store.path", "must not be empty")
@@ -397,21 +443,8 @@ func (c *Config) Token() (string, error) {
 	if c.Server.AuthTokenFile == "" {
 		return "", fmt.Errorf("server.auth_token: no token: set server.auth_token, server.auth_token_file or %s", EnvAuthToken)
 	}
-	b, err := os.ReadFile(c.Server.AuthTokenFile)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("server.auth_token_file: %s does not exist: run `clawbox init` or set %s", c.Server.AuthTokenFile, EnvAuthToken)
-		}
-		return "", fmt.Errorf("server.auth_token_file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("server.auth_token_file: %s is empty", c.Server.AuthTokenFile)
-	}
-	if strings.ContainsAny(tok, " \t\r\n") {
-		return "", fmt.Errorf("server.auth_token_file: %s must hold a single token", c.Server.AuthTokenFile)
-	}
-	return tok, nil
+	// The SDK reads token files the same way (client.FromEnv).
+	return client.ReadTokenFile(c.Server.AuthTokenFile)
 }
 
 // MasterKeyHex returns CLAWBOX_MASTER_KEY if set (the credential store's key; the

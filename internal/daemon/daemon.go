@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,11 +26,12 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
-	"github.com/clawbox/clawbox/internal/egress"
 	"github.com/clawbox/clawbox/internal/sandbox"
+	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
+	"github.com/clawbox/clawbox/internal/toolexec"
 	"github.com/clawbox/clawbox/internal/version"
 	"github.com/clawbox/clawbox/internal/wasm"
 )
@@ -98,15 +98,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	srv, err := server.New(server.Config{
-		Token:         token,
-		MaxBodyBytes:  cfg.Server.MaxBodyBytes,
-		PublicHealth:  cfg.Server.PublicHealth,
-		PublicMetrics: cfg.Server.PublicMetrics,
-		MaxConcurrent: cfg.Server.MaxConcurrentExecutions,
-		MaxQueued:     cfg.Server.MaxQueuedExecutions,
-		Version:       version.String(),
-		Logger:        log,
-		Registry:      reg,
+		Token:          token,
+		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
+		PublicHealth:   cfg.Server.PublicHealth,
+		PublicMetrics:  cfg.Server.PublicMetrics,
+		AllowedHosts:   cfg.Server.AllowedHosts,
+		AllowedOrigins: cfg.Server.AllowedOrigins,
+		MaxConcurrent:  cfg.Server.MaxConcurrentExecutions,
+		MaxQueued:      cfg.Server.MaxQueuedExecutions,
+		Version:        version.String(),
+		Logger:         log,
+		Registry:       reg,
 		Health: []server.HealthCheck{
 			{Name: "store", Check: storeHealth(db)},
 		},
@@ -116,9 +118,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	auditW, err := audit.New(audit.Config{
-		Dir:      cfg.Logging.AuditDir,
-		MaxBytes: cfg.Logging.AuditMaxBytes,
-		MaxFiles: cfg.Logging.AuditKeepFiles,
+		Dir:             cfg.Logging.AuditDir,
+		MaxBytes:        cfg.Logging.AuditMaxBytes,
+		MaxFiles:        cfg.Logging.AuditKeepFiles,
+		RefusalBudget:   cfg.Audit.RefusalBudget,
+		AggregateWindow: cfg.Audit.AggregateWindow,
+		MaxAge:          cfg.Audit.MaxAge,
+		IndexMaxBytes:   cfg.Audit.IndexMaxBytes,
+		RetentionEvery:  cfg.Audit.RetentionInterval,
 	}, audit.Deps{Index: db, Logger: log, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("logging.audit_dir: %w", err)
@@ -167,7 +174,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		dock.Close(sctx)
 	}()
 	srv.RegisterContainers(sandbox.NewService(dock.manager, dock.redact))
-	srv.RegisterImages(dockerImages{dock})
+	srv.RegisterImages(docker.NewImages(docker.ImagesConfig{
+		Backend: dock.engine, Allowed: cfg.Containers.AllowedImages, Logger: log, RequestID: server.RequestID,
+	}))
 	policies.container = dock.policy
 	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dock.health})
 
@@ -175,69 +184,27 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	var lazyEngine *wasm.Engine // set by the loader before lazy.ready closes
-	tm, err := newToolMetrics(reg)
+	tm, err := toolexec.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
 	// Tools load in the background: the first start compiles each module (seconds
 	// each); the tool routes wait for it, everything else serves at once.
-	var tools atomic.Pointer[wasm.Registry]
-	lazy := &lazyTools{ready: make(chan struct{})}
-	loadDone := make(chan struct{})
-	go func() {
-		defer close(loadDone)
-		eng, treg, err := startTools(ctx, cfg, db, gw, log, func() {
-			if r := tools.Load(); r != nil {
-				tm.loaded.Set(float64(len(r.List())))
-			}
-			mcpEP.ToolsChanged()
-		})
-		if err != nil {
-			log.Error("WASM tools disabled", "err", err)
-			lazy.err = err
-			close(lazy.ready)
-			return
-		}
-		tools.Store(treg)
-		tm.loaded.Set(float64(len(treg.List())))
-		lazy.svc = toolService{reg: treg, creds: creds, audit: auditW, m: tm, log: log}
-		lazyEngine = eng
-		close(lazy.ready)
-		mcpEP.ToolsChanged()
-		log.Info("WASM tools loaded", "tools", len(treg.List()))
-	}()
+	tools := toolexec.StartLoader(ctx, toolexec.LoaderConfig{
+		Load: func(ctx context.Context, onChange func()) (*wasm.Engine, *wasm.Registry, error) {
+			return startTools(ctx, cfg, db, gw, log, onChange)
+		},
+		Redactor: creds, Audit: auditW, Metrics: tm, Logger: log,
+		OnChange: mcpEP.ToolsChanged,
+	})
 	defer func() {
-		<-loadDone
-		if r := tools.Load(); r != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			r.Close(cctx)
-			lazyEngine.Close(cctx)
-		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		tools.Close(cctx)
 	}()
-	srv.RegisterTools(lazy)
-	srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: func(context.Context) api.ComponentHealth {
-		select {
-		case <-lazy.ready:
-		default:
-			return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]any{"loading": true}}
-		}
-		if lazy.err != nil {
-			return api.ComponentHealth{Status: "error", Detail: "tools could not be loaded; see the server log"}
-		}
-		return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]int{"tools_loaded": len(lazy.List())}}
-	}})
-	policies.tool = func(ctx context.Context, name string) (*egress.Policy, error) {
-		if _, err := lazy.wait(ctx); err != nil {
-			return nil, err
-		}
-		info, ok := lazy.Get(name)
-		if !ok {
-			return nil, api.Errorf(api.CodeToolNotFound, "tool %q not found", name)
-		}
-		return toolPolicy(&info.ToolManifest, nil)
-	}
+	srv.RegisterTools(tools)
+	srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: tools.Health})
+	policies.tool = tools.ToolPolicy
 	srv.RegisterPolicy(policies)
 	mcpEP.Start(ctx)
 	defer mcpEP.Close()

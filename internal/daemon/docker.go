@@ -14,7 +14,6 @@ import (
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
-	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 )
 
@@ -153,40 +152,11 @@ func (d *dockerSide) health(ctx context.Context) api.ComponentHealth {
 	return dockerHealth(mgr, backend, why)(ctx)
 }
 
-// dockerImages serves the image routes from whatever dockerSide has now.
-type dockerImages struct{ d *dockerSide }
-
-var _ server.Images = dockerImages{}
-
-func (i dockerImages) service() (*imageService, error) {
-	_, backend, why := i.d.current()
-	if backend == nil {
+// engine returns the Docker backend, or 503 with the reason there is none.
+func (d *dockerSide) engine() (*docker.Backend, error) {
+	_, b, why := d.current()
+	if b == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "images are not available: %s", why)
 	}
-	return newImageService(backend.Client(), i.d.cfg.Containers.AllowedImages, i.d.log), nil
-}
-
-// Resolve checks that Docker is there (so that a pull is refused with 503 before
-// its stream starts) and the image against the policy.
-func (i dockerImages) Resolve(image string) (string, error) {
-	if _, err := i.service(); err != nil {
-		return "", err
-	}
-	return sandbox.ImageAllowed(image, i.d.cfg.Containers.AllowedImages)
-}
-
-func (i dockerImages) Pull(ctx context.Context, ref string, progress func(api.PullProgress)) (api.PullProgress, error) {
-	s, err := i.service()
-	if err != nil {
-		return api.PullProgress{}, err
-	}
-	return s.Pull(ctx, ref, progress)
-}
-
-func (i dockerImages) List(ctx context.Context) ([]api.Image, error) {
-	s, err := i.service()
-	if err != nil {
-		return nil, err
-	}
-	return s.List(ctx)
+	return b, nil
 }

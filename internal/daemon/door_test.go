@@ -12,12 +12,17 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
+	"github.com/clawbox/clawbox/internal/dockertest"
 )
 
 // TestDoorRefusalsFromInsideAContainer: with no token, with another sandbox's
 // token, over the rate limit; a redirect comes back as the 3xx itself; a body over the
 // cap is marked truncated; and each request is in the audit log.
 func TestDoorRefusalsFromInsideAContainer(t *testing.T) {
+	dockertest.ForEachRuntime(t, testDoorRefusalsFromInsideAContainer)
+}
+
+func testDoorRefusalsFromInsideAContainer(t *testing.T, rt dockertest.Runtime) {
 	requireDocker(t)
 	up := newUpstream(t)
 	up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +39,7 @@ func TestDoorRefusalsFromInsideAContainer(t *testing.T) {
 	cfg.Proxy.MaxResponseBytes = 100
 	cfg.Proxy.RateLimit.Burst = 3
 	cfg.Proxy.RateLimit.RequestsPerSecond = 0.001
+	useRuntime(cfg, rt)
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()

@@ -39,17 +39,20 @@ func newGateway(cfg *config.Config, secrets egress.Secrets, sink egress.AuditSin
 		log.Warn("egress: special-purpose address ranges opened by proxy.allow_private_cidrs", "ranges", cfg.Proxy.AllowPrivateCIDRs)
 	}
 	gcfg := egress.Config{
-		MaxResponseBytes:  cfg.Proxy.MaxResponseBytes,
-		MaxRequestBytes:   cfg.Proxy.MaxRequestBytes,
-		Timeout:           time.Duration(cfg.Proxy.DefaultTimeoutMS) * time.Millisecond,
-		RatePerSecond:     cfg.Proxy.RateLimit.RequestsPerSecond,
-		RateBurst:         cfg.Proxy.RateLimit.Burst,
-		AllowPrivateCIDRs: cidrs,
-		Hosts:             hosts,
-		UpstreamCAFile:    cfg.Proxy.UpstreamCAFile,
-		Audit:             sink,
-		Registerer:        reg,
-		Logger:            log,
+		MaxResponseBytes:     cfg.Proxy.MaxResponseBytes,
+		MaxRequestBytes:      cfg.Proxy.MaxRequestBytes,
+		Timeout:              time.Duration(cfg.Proxy.DefaultTimeoutMS) * time.Millisecond,
+		RatePerSecond:        cfg.Proxy.RateLimit.RequestsPerSecond,
+		RateBurst:            cfg.Proxy.RateLimit.Burst,
+		RefusalsPerSecond:    cfg.Proxy.RateLimit.RefusalsPerSecond,
+		RefusalBurst:         cfg.Proxy.RateLimit.RefusalBurst,
+		MaxConcurrentPerDoor: cfg.Proxy.MaxConcurrentPerDoor,
+		AllowPrivateCIDRs:    cidrs,
+		Hosts:                hosts,
+		UpstreamCAFile:       cfg.Proxy.UpstreamCAFile,
+		Audit:                sink,
+		Registerer:           reg,
+		Logger:               log,
 	}
 	if secrets != nil {
 		gcfg.Secrets = secrets

@@ -142,11 +142,19 @@ func (e *mcpEndpoint) Close() {
 // itself, without a network hop.
 type inProcess struct{ h http.Handler }
 
+// inProcessAddr is the local address of in-process requests.
+type inProcessAddr struct{}
+
+func (inProcessAddr) Network() string { return "in-process" }
+func (inProcessAddr) String() string  { return "in-process" }
+
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := req.Context().Err(); err != nil {
 		return nil, err
 	}
-	r := req.Clone(req.Context())
+	// The request arrives on no connection: it must not carry the outer request's
+	// local address, which would subject the made-up Host to the TCP Host check.
+	r := req.Clone(context.WithValue(req.Context(), http.LocalAddrContextKey, inProcessAddr{}))
 	r.RequestURI = req.URL.RequestURI()
 	r.RemoteAddr = "in-process"
 	if r.Body == nil {

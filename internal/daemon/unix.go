@@ -7,16 +7,25 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
-// unixListener removes its socket file on Close, once.
+// unixListener removes its socket file on Close, once: a second Close must not
+// remove a socket that another server has since bound at the same path.
 type unixListener struct {
 	*net.UnixListener
 	path string
+	once sync.Once
+	err  error
 }
 
 func (l *unixListener) Close() error {
+	l.once.Do(func() { l.err = l.close() })
+	return l.err
+}
+
+func (l *unixListener) close() error {
 	err := l.UnixListener.Close()
 	if rmErr := os.Remove(l.path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
 		err = rmErr

@@ -2,8 +2,11 @@
 // WASM tool) to the network.
 //
 // Every outbound request, whichever door it came through, runs the same pipeline in
-// [Gateway.Do]: parse the URL (http and https only), apply the sandbox's [Policy],
-// scan what the caller supplied for credential leaks before any DNS lookup, take a
+// [Gateway.Do]: check the caller's refusal budget, parse the method and the URL (http
+// and https only), apply the sandbox's [Policy], only then decode the body, scan what
+// the caller supplied as it wrote it (header names before canonicalisation, the
+// method, the URL, header values, the body) for credential leaks before any DNS
+// lookup, take a
 // rate-limit token, inject the granted credentials, dial through a dialer that refuses
 // special-purpose addresses on the address actually dialled, send without following
 // redirects, cap and redact the response, and write one audit record. A container

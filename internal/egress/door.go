@@ -52,6 +52,11 @@ type Door struct {
 	ln     net.Listener
 	srv    *http.Server
 
+	// mu guards closing and active. A handler joins inflight only under mu and only
+	// while closing is false, so inflight.Add never races with the Wait in Close.
+	mu        sync.Mutex
+	closing   bool
+	active    int            // POST /proxy requests being served, at most MaxConcurrentPerDoor
 	inflight  sync.WaitGroup // handlers still running
 	served    chan struct{}  // closed when Serve has returned
 	closeOnce sync.Once
@@ -140,6 +145,9 @@ func (d *Door) SandboxID() string { return d.spec.SandboxID }
 // idempotent and returns the first result to every caller.
 func (d *Door) Close() error {
 	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), d.g.cfg.DoorShutdownTimeout)
 		defer cancel()
 		if err := d.srv.Shutdown(ctx); err != nil {
@@ -156,28 +164,18 @@ func (d *Door) Close() error {
 	return d.closeErr
 }
 
-// ProxyRequest is the body of POST /proxy.
-type ProxyRequest struct {
-	URL        string            `json:"url"`
-	Method     string            `json:"method,omitempty"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Body       *string           `json:"body,omitempty"`
-	BodyBase64 *string           `json:"body_base64,omitempty"`
-}
+// ProxyRequest is the body of POST /proxy (the public wire type).
+type ProxyRequest = api.ProxyRequest
 
-// ProxyResponse is the answer of POST /proxy. A body that is not valid UTF-8 is sent
-// in BodyBase64 and Body is empty.
-type ProxyResponse struct {
-	Status     int               `json:"status"`
-	Headers    map[string]string `json:"headers"`
-	Body       string            `json:"body"`
-	BodyBase64 string            `json:"body_base64,omitempty"`
-	Truncated  bool              `json:"truncated"`
-}
+// ProxyResponse is the answer of POST /proxy (the public wire type).
+type ProxyResponse = api.ProxyResponse
 
 // ServeHTTP implements http.Handler for the door's routes.
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d.inflight.Add(1)
+	if !d.enter() {
+		writeError(w, api.Errorf(api.CodeUnavailable, "the door is closing"), "")
+		return
+	}
 	defer d.inflight.Done()
 	reqID := uuid.NewString()
 	w.Header().Set("X-Request-Id", reqID)
@@ -210,10 +208,67 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, api.Errorf(api.CodeUnauthorized, "missing or wrong sandbox token"), "")
 			return
 		}
+		if !d.acquire() {
+			d.refuseEarly(w, reqID, "too many concurrent requests through this door",
+				api.Errorf(api.CodeRateLimited, "more than %d concurrent requests through this door; retry later", d.g.cfg.MaxConcurrentPerDoor))
+			return
+		}
+		defer d.release()
+		if d.g.refusalBudgetSpent("container/" + d.spec.SandboxID) {
+			d.refuseEarly(w, reqID, "refusal budget spent", errRefusalBudget())
+			return
+		}
 		d.proxy(w, r, reqID)
 	default:
 		writeError(w, api.Errorf(api.CodeNotFound, "no route %s", r.URL.Path), "")
 	}
+}
+
+// enter joins inflight unless the door is closing.
+func (d *Door) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return false
+	}
+	d.inflight.Add(1)
+	return true
+}
+
+// acquire takes one of the door's MaxConcurrentPerDoor request slots, without waiting.
+func (d *Door) acquire() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.active >= d.g.cfg.MaxConcurrentPerDoor {
+		return false
+	}
+	d.active++
+	return true
+}
+
+func (d *Door) release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.active--
+}
+
+// refuseEarly refuses a request with 429 before its body is read, and audits it
+// (the audit writer aggregates a flood of them). The record names no destination:
+// none has been read.
+func (d *Door) refuseEarly(w http.ResponseWriter, reqID, reason string, err *api.Error) {
+	d.g.auditRefusal(audit.Record{
+		Kind:        audit.KindRequest,
+		ContainerID: d.spec.SandboxID,
+		RequestID:   reqID,
+		Method:      http.MethodPost,
+		URL:         "/proxy",
+		Decision:    audit.DecisionRateLimited,
+		Reason:      reason,
+		Error:       api.CodeRateLimited,
+	})
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Connection", "close")
+	writeError(w, err, "")
 }
 
 func methodNotAllowed(method, allow string) *api.Error {
@@ -257,43 +312,19 @@ func bearer(h string) (string, bool) {
 func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 	limit := d.g.cfg.MaxRequestBytes
 	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
 		writeError(w, tooLarge(limit), "")
 		return
 	}
-	req, err := decodeProxyRequest(http.MaxBytesReader(w, r.Body, limit))
+	env, err := readEnvelope(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = tooLarge(limit)
-		}
 		writeError(w, err, "")
 		return
 	}
+	req := env.req
 	if req.URL == "" {
 		writeError(w, invalidField("url", "url is required"), "")
 		return
-	}
-	var body []byte
-	switch {
-	case req.Body != nil && req.BodyBase64 != nil:
-		writeError(w, invalidField("body_base64", "give body or body_base64, not both"), "")
-		return
-	case req.Body != nil:
-		body = []byte(*req.Body)
-	case req.BodyBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*req.BodyBase64)
-		if err != nil {
-			writeError(w, invalidField("body_base64", "body_base64 is not valid base64"), "")
-			return
-		}
-		body = b
-	}
-	var header http.Header
-	if len(req.Headers) > 0 {
-		header = make(http.Header, len(req.Headers))
-		for k, v := range req.Headers {
-			header.Add(k, v)
-		}
 	}
 	resp, err := d.g.Do(r.Context(), Call{
 		ContainerID: d.spec.SandboxID,
@@ -302,8 +333,8 @@ func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 		RequestID:   reqID,
 		Method:      req.Method,
 		URL:         req.URL,
-		Header:      header,
-		Body:        body,
+		Headers:     req.Headers,
+		LoadBody:    env.decodeBody,
 	})
 	if err != nil {
 		if e, ok := api.AsError(err); ok && e.Code == api.CodeRateLimited {
@@ -333,42 +364,30 @@ func tooLarge(limit int64) *api.Error {
 
 var proxyRequestFields = map[string]bool{"url": true, "method": true, "headers": true, "body": true, "body_base64": true}
 
-// decodeProxyRequest reads one JSON object and nothing after it. An unknown field is
-// an error naming it (field names match exactly, unlike encoding/json's default).
+// decodeProxyRequest reads one POST /proxy body and decodes it fully (the door
+// itself decodes the body field only once the policy allows the request).
 func decodeProxyRequest(r io.Reader) (ProxyRequest, error) {
-	var req ProxyRequest
-	dec := json.NewDecoder(r)
-	var fields map[string]json.RawMessage
-	if err := dec.Decode(&fields); err != nil {
-		return req, decodeError(err)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return ProxyRequest{}, api.Errorf(api.CodeInvalidRequest, "could not read the request body")
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return req, decodeError(err)
-		}
-		return req, api.Errorf(api.CodeInvalidJSON, "the body holds more than one JSON value")
+	env, err := parseEnvelope(data)
+	if err != nil {
+		return ProxyRequest{}, err
 	}
-	for k := range fields {
-		if !proxyRequestFields[k] {
-			return req, invalidField(k, fmt.Sprintf("unknown field %q", k))
-		}
+	req := env.req
+	base64Field := env.base64
+	b, err := env.decodeBody()
+	if err != nil {
+		return ProxyRequest{}, err
 	}
-	for k, raw := range fields {
-		var err error
-		switch k {
-		case "url":
-			err = json.Unmarshal(raw, &req.URL)
-		case "method":
-			err = json.Unmarshal(raw, &req.Method)
-		case "headers":
-			err = json.Unmarshal(raw, &req.Headers)
-		case "body":
-			err = json.Unmarshal(raw, &req.Body)
-		case "body_base64":
-			err = json.Unmarshal(raw, &req.BodyBase64)
-		}
-		if err != nil {
-			return req, invalidField(k, fmt.Sprintf("%s has the wrong type", k))
+	if env.body != nil {
+		str := string(b)
+		if base64Field {
+			str = base64.StdEncoding.EncodeToString(b)
+			req.BodyBase64 = &str
+		} else {
+			req.Body = &str
 		}
 	}
 	return req, nil

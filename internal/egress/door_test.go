@@ -222,7 +222,10 @@ func TestDoorErrors(t *testing.T) {
 		{"wrong type", "POST", "/proxy", bearerHeader, `{"url": 5}`, 400, api.CodeInvalidRequest},
 		{"missing url", "POST", "/proxy", bearerHeader, `{}`, 400, api.CodeInvalidRequest},
 		{"both bodies", "POST", "/proxy", bearerHeader, `{"url": "http://a/", "body": "x", "body_base64": "eA=="}`, 400, api.CodeInvalidRequest},
-		{"bad base64", "POST", "/proxy", bearerHeader, `{"url": "http://a/", "body_base64": "!!"}`, 400, api.CodeInvalidRequest},
+		{"bad base64", "POST", "/proxy", bearerHeader, `{"url": "` + env.base + `/", "body_base64": "!!"}`, 400, api.CodeInvalidRequest},
+		{"bad base64 to a refused URL is refused by the policy first", "POST", "/proxy", bearerHeader, `{"url": "http://a/", "body_base64": "!!"}`, 403, api.CodeBlockedByPolicy},
+		{"method too long", "POST", "/proxy", bearerHeader, `{"url": "` + env.base + `/", "method": "` + strings.Repeat("G", MaxMethodLen+1) + `"}`, 400, api.CodeInvalidRequest},
+		{"method not a token", "POST", "/proxy", bearerHeader, `{"url": "` + env.base + `/", "method": "GET /x"}`, 400, api.CodeInvalidRequest},
 		{"blocked by policy", "POST", "/proxy", bearerHeader, `{"url": "https://evil.example/"}`, 403, api.CodeBlockedByPolicy},
 		{"request list narrows the server list", "POST", "/proxy", bearerHeader, `{"url": "` + strings.Replace(env.base, "upstream.test", "sub.upstream.test", 1) + `/"}`, 403, api.CodeBlockedByPolicy},
 		{"leak", "POST", "/proxy", bearerHeader, `{"url": "` + env.base + `/", "headers": {"X-Key": "` + testSecret + `"}}`, 403, api.CodeLeakDetected},
@@ -382,7 +385,7 @@ func TestDoorCloseWithRequestInFlight(t *testing.T) {
 }
 
 func TestDoorConcurrentRequests(t *testing.T) {
-	env := newDoorEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+	env := newDoorEnv(t, Config{MaxConcurrentPerDoor: 16}, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Query().Get("n"))
 	})
 	const n = 16

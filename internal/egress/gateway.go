@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,18 @@ type Config struct {
 	// DoorShutdownTimeout bounds how long Door.Close waits for in-flight requests
 	// before cutting them off. Default 5 s.
 	DoorShutdownTimeout time.Duration
+	// MaxConcurrentPerDoor bounds the POST /proxy requests one door serves at once
+	// (proxy.max_concurrent_per_door); one more is refused at once with 429
+	// rate_limited, before its body is read. With MaxRequestBytes it bounds the
+	// memory one sandbox can hold in the server. Default 8.
+	MaxConcurrentPerDoor int
+	// RefusalsPerSecond and RefusalBurst are the budget of refused requests
+	// (policy, leak, invalid input) of one sandbox or tool, apart from the request
+	// rate (proxy.refusals_per_second, proxy.refusal_burst). While it is spent,
+	// every request of that caller is refused with 429 rate_limited before its body
+	// is read. A negative RefusalsPerSecond disables it. Defaults 1 and 20.
+	RefusalsPerSecond float64
+	RefusalBurst      int
 
 	// Secrets scans, injects and redacts credentials. Nil means no credentials: no
 	// leak scan and no redaction.
@@ -111,15 +124,21 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxResponseBytes    = 1 << 20
-	DefaultMaxRequestBytes     = 10 << 20
-	DefaultTimeout             = 30 * time.Second
-	DefaultConnectTimeout      = 10 * time.Second
-	DefaultRatePerSecond       = 10
-	DefaultRateBurst           = 50
-	DefaultRateIdle            = 10 * time.Minute
-	DefaultDoorShutdownTimeout = 5 * time.Second
+	DefaultMaxResponseBytes     = 1 << 20
+	DefaultMaxRequestBytes      = 10 << 20
+	DefaultTimeout              = 30 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultRatePerSecond        = 10
+	DefaultRateBurst            = 50
+	DefaultRateIdle             = 10 * time.Minute
+	DefaultDoorShutdownTimeout  = 5 * time.Second
+	DefaultMaxConcurrentPerDoor = 8
+	DefaultRefusalsPerSecond    = 1
+	DefaultRefusalBurst         = 20
 )
+
+// MaxMethodLen is the longest request method the gateway accepts.
+const MaxMethodLen = 32
 
 // redactMargin is how far past MaxResponseBytes the body is read, so that a secret
 // straddling the cut is still recognised and redacted before the body is truncated.
@@ -134,6 +153,7 @@ type Gateway struct {
 	guard     *Guard
 	transport *http.Transport
 	limits    *limiters
+	refusals  *limiters // the refusal budget, apart from the request rate
 	metrics   *metrics
 	closed    atomic.Bool
 }
@@ -164,6 +184,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.DoorShutdownTimeout <= 0 {
 		cfg.DoorShutdownTimeout = DefaultDoorShutdownTimeout
+	}
+	if cfg.MaxConcurrentPerDoor <= 0 {
+		cfg.MaxConcurrentPerDoor = DefaultMaxConcurrentPerDoor
+	}
+	if cfg.RefusalsPerSecond == 0 {
+		cfg.RefusalsPerSecond = DefaultRefusalsPerSecond
+	}
+	if cfg.RefusalBurst <= 0 {
+		cfg.RefusalBurst = DefaultRefusalBurst
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if g.log == nil {
@@ -199,6 +228,7 @@ func New(cfg Config) (*Gateway, error) {
 		MaxResponseHeaderBytes: 256 << 10,
 	}
 	g.limits = newLimiters(cfg.RatePerSecond, cfg.RateBurst, cfg.RateIdle)
+	g.refusals = newLimiters(cfg.RefusalsPerSecond, cfg.RefusalBurst, cfg.RateIdle)
 	if g.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -244,10 +274,16 @@ type Call struct {
 	// RequestID ties the audit record to the caller's request.
 	RequestID string
 
-	Method string // default GET
+	Method string // as the caller wrote it; default GET
 	URL    string
-	Header http.Header
-	Body   []byte
+	// Headers are the caller's headers exactly as it sent them: names are not
+	// canonicalised, so that what is scanned is what the caller wrote.
+	Headers map[string]string
+	// Body is the request body. LoadBody, when set, is called instead once the policy
+	// has allowed the request and before the leak scan, so that a refused request
+	// costs no body decoding; its *api.Error refuses the request.
+	Body     []byte
+	LoadBody func() ([]byte, error)
 }
 
 // Response is an upstream response, capped and redacted.
@@ -285,10 +321,6 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 		ContainerID: c.ContainerID,
 		Tool:        c.Tool,
 		RequestID:   c.RequestID,
-		Method:      strings.ToUpper(c.Method),
-	}
-	if rec.Method == "" {
-		rec.Method = http.MethodGet
 	}
 	resp, err := g.do(ctx, c, &rec)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
@@ -302,8 +334,10 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 			rec.Error = api.CodeInternal
 		}
 	}
-	rec.URL = g.redactString(rec.URL)
-	rec.Host = g.redactString(rec.Host)
+	if refused(rec.Decision) {
+		g.refusals.allow(callerKey(c), g.now())
+	}
+	g.redactRecord(c, &rec)
 	rec.Reason = g.redactString(rec.Reason)
 	rec.Error = g.redactString(rec.Error)
 	kind := callerContainer
@@ -315,6 +349,30 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 		g.cfg.Audit.Record(rec)
 	}
 	return resp, err
+}
+
+// refused reports whether d counts against the refusal budget: the caller asked for
+// something the policy or the leak scan refuses, or sent something invalid.
+func refused(d audit.Decision) bool {
+	return d == audit.DecisionBlocked || d == audit.DecisionLeak
+}
+
+// callerKey is the rate-limit key of a call: "container/<id>" or "tool/<name>".
+func callerKey(c Call) string {
+	if c.ContainerID != "" {
+		return "container/" + c.ContainerID
+	}
+	return "tool/" + c.Tool
+}
+
+// refusalBudgetSpent reports whether the caller under key has spent its refusal
+// budget; it takes nothing from it.
+func (g *Gateway) refusalBudgetSpent(key string) bool {
+	return !g.refusals.peek(key, g.now())
+}
+
+func errRefusalBudget() *api.Error {
+	return api.Errorf(api.CodeRateLimited, "too many refused requests from this sandbox; retry later")
 }
 
 // auditRefusal records a request refused before the pipeline proper (at a door's
@@ -338,20 +396,24 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	if g.closed.Load() {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the egress gateway is shut down"))
 	}
-	var key string
-	switch {
-	case c.ContainerID != "" && c.Tool == "":
-		key = "container/" + c.ContainerID
-	case c.Tool != "" && c.ContainerID == "":
-		key = "tool/" + c.Tool
-	default:
+	if (c.ContainerID == "") == (c.Tool == "") {
 		return refuse(audit.DecisionError, errors.New("egress: a call needs exactly one of ContainerID and Tool"))
 	}
+	key := callerKey(c)
+	if g.refusalBudgetSpent(key) {
+		rec.Reason = "refusal budget spent"
+		return refuse(audit.DecisionRateLimited, errRefusalBudget())
+	}
 
-	// 2. Parse the URL (http and https only) and the caller's headers.
+	// 2. Parse the method, the URL (http and https only) and the caller's headers.
+	// The method is recorded only once it is known to be a short token, and it is
+	// scanned with the rest below.
 	orig, _ := url.Parse(c.URL)
-	u, t, err := parseTarget(rec.Method, c.URL)
+	u, t, err := parseTarget(c.Method, c.URL)
 	if err != nil {
+		if !isFieldError(err, "method") {
+			rec.Method = validMethodOrEmpty(c.Method)
+		}
 		if orig != nil && orig.Host != "" {
 			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
 		}
@@ -359,14 +421,12 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	}
 	rec.Method = t.method
 	rec.URL, rec.Host = audit.RedactURL(u), u.Hostname()
-	for name, vs := range c.Header {
+	for name, v := range c.Headers {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid header name"))
 		}
-		for _, v := range vs {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid value for header "+name))
-			}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid header value"))
 		}
 	}
 
@@ -382,19 +442,36 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 		})
 	}
 
-	// 4. Leak scan of what the caller supplied, before any DNS lookup.
+	// The body is decoded only now that the policy allows the destination.
+	body := c.Body
+	if c.LoadBody != nil {
+		if body, err = c.LoadBody(); err != nil {
+			return refuse(audit.DecisionBlocked, err)
+		}
+	}
+
+	// 4. Leak scan of what the caller supplied, before any DNS lookup: the method,
+	// the URL and the header names as the caller wrote them and in every form they
+	// reach the upstream in (header names canonicalised for HTTP/1.1, lower case for
+	// HTTP/2), the header values and the body.
 	if s := g.cfg.Secrets; s != nil {
-		if err := s.CheckOutbound(c.Grants, t.method, u, c.Header, c.Body); err != nil {
+		if err := s.CheckOutbound(c.Grants, t.method, u, scanHeaders(c.Headers), body); err != nil {
 			if e, ok := api.AsError(err); ok && e.Code == api.CodeLeakDetected {
 				return refuse(audit.DecisionLeak, e)
 			}
 			g.log.Warn("egress leak scan failed", "request_id", c.RequestID, "err", g.redactString(err.Error()))
 			return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available"))
 		}
-		// Normalising the host lower-cases it; scan it as the caller wrote it too.
-		if orig != nil && orig.Hostname() != u.Hostname() {
-			if _, n := s.Redact([]byte(orig.Hostname())); n > 0 {
-				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL host holds a credential"))
+		// Normalising the URL lower-cases the host; scan it as the caller wrote it too.
+		if c.URL != u.String() {
+			if _, n := s.Redact([]byte(c.URL)); n > 0 {
+				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential"))
+			}
+		}
+		for _, m := range caseForms(c.Method) {
+			if _, n := s.Redact([]byte(m)); n > 0 {
+				rec.Method = ""
+				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the method holds a credential"))
 			}
 		}
 	}
@@ -407,17 +484,17 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, t.method, u.String(), bytes.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(ctx, t.method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return refuse(audit.DecisionBlocked, invalidField("url", "url: cannot build a request for it"))
 	}
-	req.ContentLength = int64(len(c.Body))
-	if len(c.Body) == 0 {
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
 		req.Body, req.GetBody = http.NoBody, nil
 	}
-	req.Header = c.Header.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
+	req.Header = make(http.Header, len(c.Headers))
+	for k, v := range c.Headers {
+		req.Header.Add(k, v)
 	}
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
@@ -436,8 +513,8 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// 7, 8. Dial through the guarded dialer and send; the transport never follows
 	// redirects.
 	sent := g.now()
-	rec.BytesOut = int64(len(c.Body))
-	g.metrics.bytes.WithLabelValues("out").Add(float64(len(c.Body)))
+	rec.BytesOut = int64(len(body))
+	g.metrics.bytes.WithLabelValues("out").Add(float64(len(body)))
 	resp, err := g.transport.RoundTrip(req)
 	if err != nil {
 		e := g.upstreamError(ctx, c.RequestID, err)
@@ -450,7 +527,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	rec.Status = resp.StatusCode
 
 	// 9. Response: cap, then redact headers and body.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+redactMargin))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+redactMargin))
 	kind := callerContainer
 	if c.ContainerID == "" {
 		kind = callerTool
@@ -471,16 +548,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	truncated := int64(len(body)) > g.cfg.MaxResponseBytes
 	if s := g.cfg.Secrets; s != nil {
 		var total int
-		for name, vs := range out.Header {
-			for i, v := range vs {
-				r, n := s.Redact([]byte(v))
-				if n > 0 {
-					vs[i] = string(r)
-					total += n
-				}
-			}
-			out.Header[name] = vs
-		}
+		out.Header, total = redactHeader(s, out.Header)
 		var n int
 		body, n = s.Redact(body)
 		total += n
@@ -531,4 +599,126 @@ func (g *Gateway) redactString(s string) string {
 		return s
 	}
 	return string(r)
+}
+
+// validMethodOrEmpty returns m upper-cased when it is a token of at most MaxMethodLen
+// bytes, else "" (an invalid method is never recorded).
+func validMethodOrEmpty(m string) string {
+	if m == "" {
+		return http.MethodGet
+	}
+	if len(m) > MaxMethodLen || !isToken(m) {
+		return ""
+	}
+	return strings.ToUpper(m)
+}
+
+// caseForms returns s as written and in the case forms a case-insensitive reader may
+// turn it into (upper, lower, canonical header form), without repeats.
+func caseForms(s string) []string {
+	out := []string{s}
+	for _, f := range []string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// scanHeaders returns the caller's headers for the leak scan, keyed by every case
+// form of each name (as written, canonical, lower, upper), so that the scan sees the
+// name the caller wrote and every form in which it can reach the upstream.
+func scanHeaders(h map[string]string) http.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(http.Header, len(h)*2)
+	for k, v := range h {
+		for _, f := range caseForms(k) {
+			out[f] = append(out[f], v)
+		}
+	}
+	return out
+}
+
+// redactHeader returns h with every known secret and credential pattern replaced in
+// header values and header names (an upstream may put a value into a name; the door
+// lower-cases names, so the name is also redacted in lower case), and the number of
+// replacements. Names that become equal after redaction have their values joined.
+func redactHeader(s Secrets, h http.Header) (http.Header, int) {
+	out := make(http.Header, len(h))
+	total := 0
+	for name, vs := range h {
+		key := name
+		found := false
+		for _, f := range caseForms(name) {
+			if _, n := s.Redact([]byte(f)); n > 0 {
+				found = true
+				total += n
+				break
+			}
+		}
+		if found {
+			r, _ := s.Redact([]byte(strings.ToLower(name)))
+			key = string(r)
+			if _, n := s.Redact([]byte(key)); n > 0 || strings.EqualFold(key, name) {
+				// The name still holds it in some case form: drop the name as a whole.
+				key = "X-Redacted"
+			}
+		}
+		for _, v := range vs {
+			r, n := s.Redact([]byte(v))
+			total += n
+			out[key] = append(out[key], string(r))
+		}
+	}
+	return out, total
+}
+
+// isFieldError reports whether err is an invalid_request error about field.
+func isFieldError(err error, field string) bool {
+	e, ok := api.AsError(err)
+	if !ok {
+		return false
+	}
+	d, ok := e.Details.(map[string]any)
+	return ok && d["field"] == field
+}
+
+// redactRecord redacts what rec took from the caller. The method and the URL are
+// recorded normalised (upper case, host lower case); a secret the caller wrote in
+// another case is found in what the caller wrote, and then the field is recorded
+// from that, redacted.
+func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
+	s := g.cfg.Secrets
+	if s == nil {
+		return
+	}
+	// tainted are normalised forms of what held a secret; error texts repeat them.
+	var tainted []string
+	for _, m := range caseForms(c.Method) {
+		if _, n := s.Redact([]byte(m)); n > 0 {
+			tainted = append(tainted, rec.Method, strings.ToUpper(c.Method))
+			rec.Method = "[REDACTED]"
+			break
+		}
+	}
+	if _, n := s.Redact([]byte(c.URL)); n > 0 {
+		tainted = append(tainted, rec.URL, rec.Host)
+		if orig, err := url.Parse(c.URL); err == nil {
+			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
+		} else {
+			rec.URL, rec.Host = "", ""
+		}
+	}
+	for _, t := range tainted {
+		if t == "" || t == "[REDACTED]" {
+			continue
+		}
+		rec.Error = strings.ReplaceAll(rec.Error, t, "[REDACTED]")
+		rec.Reason = strings.ReplaceAll(rec.Reason, t, "[REDACTED]")
+	}
+	rec.Method = g.redactString(rec.Method)
+	rec.URL = g.redactString(rec.URL)
+	rec.Host = g.redactString(rec.Host)
 }

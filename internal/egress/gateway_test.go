@@ -98,11 +98,11 @@ func TestDoRefusals(t *testing.T) {
 		{"not http", Call{URL: "ftp://upstream.test/"}, api.CodeInvalidRequest, audit.DecisionBlocked, nil},
 		{"no URL", Call{}, api.CodeInvalidRequest, audit.DecisionBlocked, nil},
 		{"bad method", Call{URL: base + "/", Method: "GE T"}, api.CodeInvalidRequest, audit.DecisionBlocked, nil},
-		{"bad header value", Call{URL: base + "/", Header: http.Header{"X-A": {"a\nb"}}}, api.CodeInvalidRequest, audit.DecisionBlocked, nil},
+		{"bad header value", Call{URL: base + "/", Headers: map[string]string{"X-A": "a\nb"}}, api.CodeInvalidRequest, audit.DecisionBlocked, nil},
 		{"leak in query", Call{URL: base + "/?k=" + testSecret}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
 		{"leak in path", Call{URL: base + "/" + testSecret}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
-		{"leak in header value", Call{URL: base + "/", Header: http.Header{"X-A": {testSecret}}}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
-		{"leak in header name", Call{URL: base + "/", Header: http.Header{testSecret: {"x"}}}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
+		{"leak in header value", Call{URL: base + "/", Headers: map[string]string{"X-A": testSecret}}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
+		{"leak in header name", Call{URL: base + "/", Headers: map[string]string{testSecret: "x"}}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
 		{"leak in body", Call{URL: base + "/", Method: "POST", Body: []byte("a=" + testSecret)}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
 		{"leak in host before lower-casing", Call{URL: "http://" + testSecret + ".upstream.test:" + port + "/"}, api.CodeLeakDetected, audit.DecisionLeak, []string{"check"}},
 		{"name resolving to metadata", Call{URL: "http://metadata.test/latest/meta-data/"}, api.CodePrivateAddress, audit.DecisionBlocked, []string{"check", "inject"}},
@@ -261,7 +261,7 @@ func TestDoCompressedResponseIsRedacted(t *testing.T) {
 	env := newTestEnv(t, cfg)
 	resp, err := env.gw.Do(context.Background(), Call{
 		ContainerID: "c", Policy: mustPolicy(t, "*"), Grants: []string{"tok"}, URL: base + "/",
-		Header: http.Header{"Accept-Encoding": {"gzip"}},
+		Headers: map[string]string{"Accept-Encoding": "gzip"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +442,7 @@ func TestDoDefaultDialer(t *testing.T) {
 			}
 			defer gw.Close()
 			resp, err := gw.Do(context.Background(), Call{ContainerID: "c", Policy: p, Grants: []string{"tok"}, URL: url,
-				Header: http.Header{"Authorization": {"Bearer mine"}}})
+				Headers: map[string]string{"Authorization": "Bearer mine"}})
 			if tt.code != "" {
 				wantCode(t, err, tt.code)
 				return

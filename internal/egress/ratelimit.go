@@ -73,3 +73,18 @@ func (l *limiters) len() int {
 	defer l.mu.Unlock()
 	return len(l.buckets)
 }
+
+// peek reports whether key's bucket holds a token at time now, taking none. A key
+// without a bucket has a full one.
+func (l *limiters) peek(key string, now time.Time) bool {
+	if l.limit == rate.Inf {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return true
+	}
+	return b.lim.TokensAt(now) >= 1
+}

@@ -1,42 +1,40 @@
 package secrets
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/secrets/leak"
 )
 
-// CheckOutbound scans what a sandbox supplied (URL, header names and values, body)
-// before anything is sent. It returns an *api.Error with code leak_detected when the
-// content holds a known value in any form (plain, percent-encoded up to 10 rounds,
-// base64 standard or URL-safe at any alignment, hex), matches a credential pattern, or
-// holds the placeholder of a credential that is not granted or whose binding does not
-// match this destination. The message names the credential or the pattern and where
-// it was found, never the value, and never a caller-supplied header name.
+// CheckOutbound scans what a sandbox supplied (method, URL, header names and
+// values, body) before anything is sent. It returns an *api.Error with code
+// leak_detected when the content holds a known value in any form leak.Scanner knows
+// (plain; hex in any case; base64 standard or URL-safe at any alignment, also
+// wrapped into lines; any of these percent-encoded or backslash-escaped up to 10
+// rounds), matches a credential pattern, or holds the placeholder of a credential
+// that is not granted or whose binding does not match this destination. Header
+// names and the method are matched case-insensitively (CheckName), so a value
+// survives no canonicalisation. The message names the credential or the pattern
+// and where it was found, never the value, and never a caller-supplied header name.
+//
+// Callers that see the request before Go canonicalises it (the door, WASM
+// http_request) should also pass the header names and the method exactly as the
+// caller wrote them to CheckHeaderNames and CheckMethod, and the request target as
+// written to CheckURL.
 func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header http.Header, body []byte) error {
-	snap := s.load()
-	if method == "" {
-		method = http.MethodGet
-	}
-	allow := func(owner int) bool {
-		e := snap.entries[owner]
-		return e.Placeholder && slices.Contains(grants, e.Name) && e.matches(method, u)
-	}
-	check := func(where string, b []byte) error {
-		f, ok := snap.scan.check(b, allow)
-		if !ok {
-			return nil
-		}
-		return leakError(snap, f, where)
+	c := s.checker(grants, method, u)
+	if err := c.name("the method", method); err != nil {
+		return err
 	}
 	if u != nil {
-		if err := check("the URL", []byte(u.String())); err != nil {
+		if err := c.text("the URL", []byte(u.String())); err != nil {
 			return err
 		}
 	}
@@ -46,66 +44,118 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if err := check("a header name", []byte(k)); err != nil {
+		if err := c.name("a header name", k); err != nil {
 			return err
 		}
 		for _, v := range header[k] {
-			if err := check("a header value", []byte(v)); err != nil {
+			if err := c.text("a header value", []byte(v)); err != nil {
 				return err
 			}
 		}
 	}
-	if err := check("the body", body); err != nil {
+	return c.body(body)
+}
+
+// CheckHeaderNames scans header names exactly as the caller sent them, before any
+// canonicalisation, case-insensitively (leak.Scanner.CheckName). grants, method and
+// u decide, as in CheckOutbound, whether a placeholder may appear. It returns nil or
+// a leak_detected *api.Error that never quotes a name.
+func (s *Store) CheckHeaderNames(grants []string, method string, u *url.URL, names []string) error {
+	c := s.checker(grants, method, u)
+	for _, n := range names {
+		if err := c.name("a header name", n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckMethod scans a request method exactly as the caller sent it,
+// case-insensitively. A method can carry no placeholder legitimately. It returns nil
+// or a leak_detected *api.Error; callers must not write the method to the audit log
+// or anywhere else before it passed.
+func (s *Store) CheckMethod(method string) error {
+	return s.checker(nil, method, nil).name("the method", method)
+}
+
+// CheckURL scans a request target as the caller wrote it (raw: before parsing, so
+// nothing a parser normalises is missed), in the forms CheckOutbound knows. grants,
+// method and u (the parsed destination, for placeholder bindings; may be nil) are as
+// in CheckOutbound.
+func (s *Store) CheckURL(grants []string, method string, u *url.URL, raw string) error {
+	return s.checker(grants, method, u).text("the URL", []byte(raw))
+}
+
+// CheckBody scans a request body: as text in every form, and when it is a JSON
+// document, each string with escapes decoded. grants, method and u are as in
+// CheckOutbound.
+func (s *Store) CheckBody(grants []string, method string, u *url.URL, body []byte) error {
+	return s.checker(grants, method, u).body(body)
+}
+
+// checker scans outbound content for one request.
+type checker struct {
+	snap  *snapshot
+	allow func(i int) bool
+}
+
+func (s *Store) checker(grants []string, method string, u *url.URL) checker {
+	snap := s.load()
+	if method == "" {
+		method = http.MethodGet
+	}
+	return checker{snap: snap, allow: func(i int) bool {
+		e := snap.entries[i]
+		return u != nil && e.Placeholder && slices.Contains(grants, e.Name) && e.matches(method, u)
+	}}
+}
+
+func (c checker) text(where string, b []byte) error {
+	if f, ok := c.snap.scan.Check(b, c.allow); ok {
+		return leakError(c.snap, f, where)
+	}
+	return nil
+}
+
+func (c checker) name(where, n string) error {
+	if f, ok := c.snap.scan.CheckName([]byte(n), c.allow); ok {
+		return leakError(c.snap, f, where)
+	}
+	return nil
+}
+
+func (c checker) body(b []byte) error {
+	if err := c.text("the body", b); err != nil {
 		return err
 	}
-	// A JSON body can spell a value with \u escapes; check the decoded strings.
-	var err error
-	jsonEscapedStrings(body, func(str []byte) bool {
-		err = check("the body", str)
-		return err == nil
-	})
-	return err
+	if f, ok := c.snap.scan.CheckJSONStrings(b, c.allow); ok {
+		return leakError(c.snap, f, "the body")
+	}
+	return nil
 }
 
-// jsonEscapedStrings calls fn with the decoded text of every string in a valid JSON
-// document b that has an escape in it, until fn returns false.
-func jsonEscapedStrings(b []byte, fn func([]byte) bool) {
-	if bytes.IndexByte(b, '\\') < 0 || !json.Valid(b) {
-		return
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '"' {
-			continue
-		}
-		j := stringEnd(b, i)
-		lit := b[i:j]
-		i = j - 1
-		if bytes.IndexByte(lit, '\\') < 0 {
-			continue
-		}
-		var str string
-		if json.Unmarshal(lit, &str) == nil && !fn([]byte(str)) {
-			return
-		}
-	}
-}
-
-func leakError(snap *snapshot, f finding, where string) error {
+func leakError(snap *snapshot, f leak.Finding, where string) error {
 	enc := ""
-	if f.round > 0 {
-		enc = ", percent-encoded"
+	if f.Round > 0 {
+		enc = ", decoded from %- or \\-escapes"
 	}
-	if f.owner < 0 {
-		e := api.Errorf(api.CodeLeakDetected, "%s matches the credential pattern %s%s", where, f.pattern, enc)
-		e.Details = map[string]string{"pattern": f.pattern}
+	if f.Wrapped {
+		enc += ", wrapped into lines"
+	}
+	if f.Folded {
+		enc += ", in another letter case"
+	}
+	if f.Secret < 0 {
+		e := api.Errorf(api.CodeLeakDetected, "%s matches the credential pattern %s%s", where, f.Pattern, enc)
+		e.Details = map[string]string{"pattern": f.Pattern}
 		return e
 	}
-	name := snap.entries[f.owner].Name
+	name := snap.entries[f.Secret].Name
 	var e *api.Error
-	if f.form == formPlaceholder {
+	if f.Form == leak.FormPlaceholder {
 		e = api.Errorf(api.CodeLeakDetected, "%s holds the placeholder of credential %q, which is not granted or not bound to this destination", where, name)
 	} else {
-		e = api.Errorf(api.CodeLeakDetected, "%s holds the value of credential %q (%s%s)", where, name, f.form, enc)
+		e = api.Errorf(api.CodeLeakDetected, "%s holds the value of credential %q (%s%s)", where, name, f.Form, enc)
 	}
 	e.Details = map[string]string{"credential": name}
 	return e
@@ -187,11 +237,84 @@ func swapPlaceholder(req *http.Request, e *entry, ph string) bool {
 	return swapped
 }
 
-// Redact returns b with every known value (in every form CheckOutbound knows) and
-// every credential-pattern match replaced by "[REDACTED]", and the number of
-// replacements. b is returned unchanged, not copied, when nothing matched.
+// RedactJSON redacts a JSON document value by value (see leak.Scanner.RedactJSON):
+// the result is valid JSON whenever raw is. Invalid JSON is redacted as text and
+// returned with ErrNotJSON.
+func (s *Store) RedactJSON(raw []byte) ([]byte, int, error) {
+	return s.load().scan.RedactJSON(raw)
+}
+
+// Redact returns b with every known value (in every form CheckOutbound knows,
+// JSON string escapes included) and every credential-pattern value replaced by
+// "[REDACTED]", and the number of replacements. Only the bytes that encode the value
+// are replaced; the text around it (a key name, its separator) is kept. b is
+// returned unchanged, not copied, when nothing matched.
 func (s *Store) Redact(b []byte) ([]byte, int) {
-	return s.load().scan.redact(b)
+	return s.load().scan.Redact(b)
+}
+
+// RedactName is Redact for text whose letter case may have changed, such as a
+// header name (an upstream lower-casing a value it puts into a name): plain values
+// match in any ASCII case.
+func (s *Store) RedactName(b []byte) ([]byte, int) {
+	return s.load().scan.RedactName(b)
+}
+
+// RedactHeader returns a copy of h, as an upstream sent it, that is safe to hand a
+// sandbox: names redacted with RedactName (the brackets dropped, so that the name
+// stays a valid header token, canonicalised: "X-Redacted"), values with Redact. Values of names
+// that become equal are kept, in order. h is not modified.
+func (s *Store) RedactHeader(h http.Header) (http.Header, int) {
+	scan := s.load().scan
+	out := make(http.Header, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	total := 0
+	for _, k := range keys {
+		name := k
+		if r, n := scan.RedactName([]byte(k)); n > 0 {
+			name = http.CanonicalHeaderKey(strings.NewReplacer("[", "", "]", "").Replace(string(r)))
+			total += n
+		}
+		for _, v := range h[k] {
+			if r, n := scan.Redact([]byte(v)); n > 0 {
+				v = string(r)
+				total += n
+			}
+			out[name] = append(out[name], v)
+		}
+	}
+	return out, total
+}
+
+// RedactBody redacts a response body for a sandbox: a JSON body (contentType
+// application/json or */*+json) with RedactJSON, so it stays valid JSON, anything
+// else (and JSON that does not parse) with Redact.
+func (s *Store) RedactBody(contentType string, body []byte) ([]byte, int) {
+	if isJSONType(contentType) {
+		out, n, _ := s.load().scan.RedactJSON(body)
+		return out, n
+	}
+	return s.Redact(body)
+}
+
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// NewRedactWriter returns a streaming redactor into w (leak.Writer): what is written
+// comes out as Redact would give the whole stream, a secret split across writes
+// included. Close it to flush the held tail. It uses the credential set current at
+// the call.
+func (s *Store) NewRedactWriter(w io.Writer) *leak.Writer {
+	return s.load().scan.NewWriter(w)
 }
 
 // Placeholders returns, for each granted credential in placeholder mode, the

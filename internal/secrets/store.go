@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/secrets/leak"
 )
 
 // DefaultDebounce is how long the watcher waits after the last change to the store
@@ -77,7 +78,7 @@ type snapshot struct {
 	entries      []*entry // sorted by name; index = scanner owner
 	byName       map[string]int
 	placeholders []string // by index; "" unless placeholder mode
-	scan         *scanner
+	scan         *leak.Scanner
 	sum          [32]byte // sha256 of the file it came from; zero when there was none
 }
 
@@ -293,15 +294,15 @@ func newSnapshot(entries []*entry, phKey []byte, sum [32]byte) *snapshot {
 		placeholders: make([]string, len(entries)),
 		sum:          sum,
 	}
-	specs := make([]secretSpec, len(entries))
+	specs := make([]leak.Secret, len(entries))
 	for i, e := range entries {
 		snap.byName[e.Name] = i
 		if e.Placeholder {
 			snap.placeholders[i] = placeholderFor(phKey, e.Name, e.Value)
 		}
-		specs[i] = secretSpec{name: e.Name, value: e.Value, placeholder: snap.placeholders[i]}
+		specs[i] = leak.Secret{Name: e.Name, Value: e.Value, Placeholder: snap.placeholders[i]}
 	}
-	snap.scan = newScanner(specs)
+	snap.scan = leak.New(specs)
 	return snap
 }
 

@@ -70,7 +70,8 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-// middleware wraps the mux: request id, panic recovery, metrics and the access log.
+// middleware wraps the mux: request id, panic recovery, metrics, the access log, and
+// the Host and Origin checks against browsers (origin.go), before any route runs.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -110,6 +111,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			s.log.Log(r.Context(), level, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 				"route", pattern, "status", status, "bytes", rec.bytes, "duration_ms", elapsed.Milliseconds())
 		}()
+		if err := s.guard.check(r); err != nil {
+			s.writeError(rec, r, err)
+			return
+		}
 		next.ServeHTTP(rec, r)
 	})
 }

@@ -37,6 +37,12 @@ type Config struct {
 	// MaxConcurrent and MaxQueued size the execution limiter. Defaults 10 and 100.
 	MaxConcurrent int
 	MaxQueued     int
+	// AllowedHosts are Host names (with an optional port) answered besides
+	// localhost, 127.0.0.1, [::1] and the address a connection arrived at.
+	AllowedHosts []string
+	// AllowedOrigins are browser origins (scheme://host[:port]) allowed besides the
+	// server's own.
+	AllowedOrigins []string
 	// Version is reported by an authenticated GET /health.
 	Version string
 	// Logger receives request logs and the details of internal errors. Default: discard.
@@ -64,6 +70,7 @@ type Server struct {
 	started time.Time
 	limiter *Limiter
 	metrics *httpMetrics
+	guard   *browserGuard
 
 	// stopping is closed when shutdown begins, so long-lived streams end promptly.
 	stopping     chan struct{}
@@ -100,6 +107,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	guard, err := newBrowserGuard(cfg.AllowedHosts, cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	m, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
@@ -110,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		started:  cfg.Now(),
 		limiter:  NewLimiter(cfg.MaxConcurrent, cfg.MaxQueued),
 		metrics:  m,
+		guard:    guard,
 		patterns: map[string]*patternRoutes{},
 		mux:      http.NewServeMux(),
 		stopping: make(chan struct{}),

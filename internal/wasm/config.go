@@ -34,6 +34,15 @@ type Config struct {
 	MaxLogBytes int
 	// MaxHostRequestBytes caps one host_call request. Default 16 MiB.
 	MaxHostRequestBytes int
+	// Modules bounds the structure of a module, checked before compiling it.
+	Modules ModuleLimits
+	// MaxConcurrentCompiles bounds modules compiled at once (each uses every CPU:
+	// wazero compiles its functions in parallel). Default 1.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one compilation. wazero checks it between functions (one
+	// function's compilation is bounded by the module limits instead). Default 120s.
+	CompileTimeout time.Duration
+
 	// PoolSize is how many initialised instances each reactor tool keeps ready.
 	// Default 2; a negative value disables pre-initialisation (each call then
 	// initialises its own instance).
@@ -57,6 +66,7 @@ const (
 	defaultMaxLogBytes         = 64 << 10
 	defaultMaxHostRequestBytes = 16 << 20
 	defaultPoolSize            = 2
+	defaultCompileTimeout      = 120 * time.Second
 
 	// maxMemoryMBLimit is wasm32's 4 GiB address space.
 	maxMemoryMBLimit = 4096
@@ -98,6 +108,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHostRequestBytes <= 0 {
 		c.MaxHostRequestBytes = defaultMaxHostRequestBytes
+	}
+	c.Modules = c.Modules.withDefaults()
+	if c.MaxConcurrentCompiles <= 0 {
+		c.MaxConcurrentCompiles = 1
+	}
+	if c.CompileTimeout <= 0 {
+		c.CompileTimeout = defaultCompileTimeout
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = defaultPoolSize

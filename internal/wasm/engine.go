@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/tetratelabs/wazero"
@@ -27,6 +29,8 @@ type Engine struct {
 	log   *slog.Logger
 	rt    wazero.Runtime
 	cache wazero.CompilationCache
+
+	compiling chan struct{} // a slot per compilation allowed at once
 
 	ctx    context.Context // canceled by Close; parent of the pools' work
 	cancel context.CancelFunc
@@ -71,7 +75,11 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		return fail(err)
 	}
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Engine{cfg: cfg, log: cfg.Logger, rt: rt, cache: cache, ctx: ectx, cancel: cancel}, nil
+	return &Engine{
+		cfg: cfg, log: cfg.Logger, rt: rt, cache: cache,
+		compiling: make(chan struct{}, cfg.MaxConcurrentCompiles),
+		ctx:       ectx, cancel: cancel,
+	}, nil
 }
 
 // Close stops every pool, closes all modules and instances and the runtime. It is
@@ -118,6 +126,11 @@ func (m *Module) Manifest() *api.ToolManifest { return m.manifest }
 // Compile compiles a tool. manifest may be nil (a deny-all default is used). The
 // module must import only WASI preview 1 and the clawbox host functions and export
 // either _initialize and clawbox_run (reactor) or _start (command).
+//
+// Before wazero sees it, the module's structure is checked against the configured
+// ModuleLimits: a module over one is refused with module_limit_exceeded (details
+// name the limit), one that cannot be read with invalid_module. Compilations then
+// wait for one of MaxConcurrentCompiles slots and are bounded by CompileTimeout.
 func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest) (*Module, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
@@ -125,12 +138,21 @@ func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest 
 	if manifest == nil {
 		manifest = DefaultManifest(name)
 	}
-	compiled, err := e.rt.CompileModule(ctx, bin)
+	lim := e.cfg.toolLimits(manifest)
+	shape, err := inspectModule(bin, e.cfg.Modules)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s: %w", name, err)
+	}
+	if shape.memoryMinPages > lim.memoryPages {
+		return nil, fmt.Errorf("tool %s: %w", name, limitError("sandbox.max_memory_mb", uint64(shape.memoryMinPages/16), int(lim.memoryPages/16),
+			fmt.Sprintf("needs %d MiB of memory at start", shape.memoryMinPages/16)))
+	}
+	compiled, err := e.compile(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
-	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: e.cfg.toolLimits(manifest)}
-	if err := m.check(bin); err != nil {
+	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: lim}
+	if err := m.check(); err != nil {
 		compiled.Close(ctx)
 		return nil, fmt.Errorf("tool %s: %w", name, err)
 	}
@@ -140,8 +162,36 @@ func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest 
 	return m, nil
 }
 
-// check validates the module's imports, exports and memory against the ABI.
-func (m *Module) check(bin []byte) error {
+// compile compiles bin in a compilation slot, under CompileTimeout.
+func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, error) {
+	select {
+	case e.compiling <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-e.ctx.Done():
+		return nil, errors.New("the wasm engine is closed")
+	}
+	defer func() { <-e.compiling }()
+	cctx, cancel := context.WithTimeoutCause(ctx, e.cfg.CompileTimeout, errCompileTimeout)
+	defer cancel()
+	// With more than one worker wazero checks the context between functions; a
+	// single-worker compilation would not notice the deadline at all.
+	cctx = experimental.WithCompilationWorkers(cctx, max(2, runtime.GOMAXPROCS(0)))
+	compiled, err := e.rt.CompileModule(cctx, bin)
+	if err != nil && errors.Is(context.Cause(cctx), errCompileTimeout) {
+		return nil, &api.Error{
+			Code:    api.CodeModuleLimitExceeded,
+			Message: fmt.Sprintf("compiling the module took longer than %s (sandbox.compile_timeout_ms)", e.cfg.CompileTimeout),
+			Details: map[string]any{"limit": "sandbox.compile_timeout_ms", "max": e.cfg.CompileTimeout.Milliseconds()},
+		}
+	}
+	return compiled, err
+}
+
+var errCompileTimeout = errors.New("compile timeout")
+
+// check validates the module's imports and exports against the ABI.
+func (m *Module) check() error {
 	for _, imp := range m.compiled.ImportedFunctions() {
 		mod, fn, _ := imp.Import()
 		switch {
@@ -173,13 +223,6 @@ func (m *Module) check(bin []byte) error {
 	case isFunc("_start"):
 	default:
 		return errors.New("exports neither _start nor _initialize with clawbox_run")
-	}
-	pages, err := memoryMinPages(bin)
-	if err != nil {
-		return err
-	}
-	if pages > m.lim.memoryPages {
-		return fmt.Errorf("needs %d MiB of memory at start, over its limit of %d MiB", pages/16, m.lim.memoryPages/16)
 	}
 	return nil
 }
@@ -405,10 +448,10 @@ func (m *Module) classify(ctx, cctx context.Context, err error, exitCode uint32,
 		// Not an exit: the guest trapped (or failed to instantiate). wazero's message
 		// names the trap and the guest's stack; its first line is enough.
 		msg, _, _ := strings.Cut(err.Error(), "\n")
-		return m.failed(-1, msg, inst, stderr)
+		return m.failed(-1, msg, inst, stderr, nil)
 	}
 	if exitCode != 0 {
-		return m.failed(int64(exitCode), "", inst, stderr)
+		return m.failed(int64(exitCode), "", inst, stderr, stdout.buf.Bytes())
 	}
 	return nil
 }
@@ -421,12 +464,19 @@ func (m *Module) timeoutError(timeout time.Duration) error {
 	}
 }
 
-func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tailWriter) error {
+// failed builds the tool_failed error of a call that exited non-zero (exitCode >= 0,
+// stdout what it wrote) or trapped (exitCode -1). A tool that exits with a failure
+// record on stdout (see toolFailure) fails with its code and message in the details.
+func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tailWriter, stdout []byte) error {
 	details := map[string]any{"stderr": stderr.tail(stderrTailBytes)}
 	msg := fmt.Sprintf("tool %q failed", m.name)
 	if exitCode >= 0 {
 		details["exit_code"] = exitCode
 		msg = fmt.Sprintf("tool %q exited with code %d", m.name, exitCode)
+		if code, text, ok := toolFailure(stdout); ok {
+			details["code"], details["message"] = code, text
+			msg = fmt.Sprintf("tool %q failed: %s: %s", m.name, code, text)
+		}
 	}
 	if trap != "" {
 		details["trap"] = trap
@@ -437,8 +487,69 @@ func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tai
 		details["memory_limit_mb"] = m.lim.memoryPages / 16
 		msg += fmt.Sprintf(" after exceeding its memory limit of %d MiB", m.lim.memoryPages/16)
 	}
-	return &api.Error{Code: api.CodeToolFailed, Message: msg, Details: details}
+	te := &ToolError{API: &api.Error{Code: api.CodeToolFailed, Message: msg, Details: details}}
+	if exitCode >= 0 {
+		c := int(exitCode)
+		te.ExitCode = &c
+	}
+	return te
 }
+
+// Bounds of a tool's failure record.
+const (
+	maxFailureCodeLen    = 64
+	maxFailureMessageLen = 1024
+)
+
+// toolFailure reads the failure record a tool writes on stdout before it exits
+// non-zero, {"error": {"code": "...", "message": "..."}} and nothing else (the
+// toolkit writes it for a handler error with a code, such as a host call's
+// refusal). The code must be lower snake case and at most 64 bytes; the message is
+// cut to at most 1 KiB on a character boundary. Anything else is not a record.
+func toolFailure(stdout []byte) (code, message string, ok bool) {
+	var rec struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	trimmed := bytes.TrimSpace(stdout)
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &rec) != nil || rec.Error == nil {
+		return "", "", false
+	}
+	code = rec.Error.Code
+	if code == "" || len(code) > maxFailureCodeLen {
+		return "", "", false
+	}
+	for i, c := range []byte(code) {
+		if !(c >= 'a' && c <= 'z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return "", "", false
+		}
+	}
+	message = rec.Error.Message // valid UTF-8: encoding/json replaces invalid bytes
+	if n := maxFailureMessageLen; len(message) > n {
+		for n > 0 && !utf8.RuneStart(message[n]) {
+			n--
+		}
+		message = message[:n]
+	}
+	return code, message, true
+}
+
+// ToolError is how a tool run fails: an *api.Error with code tool_failed (its
+// details carry the stderr tail, and the exit code or the trap, for the client, and
+// the tool's own code and message when it reported one),
+// with the exit code typed for whoever records it.
+type ToolError struct {
+	API *api.Error
+	// ExitCode is the tool's exit code; nil when it trapped instead of exiting.
+	ExitCode *int
+}
+
+func (e *ToolError) Error() string { return e.API.Error() }
+
+// Unwrap lets api.AsError find the wire error.
+func (e *ToolError) Unwrap() error { return e.API }
 
 // parseOutput returns stdout as JSON: itself when it is JSON, else a JSON string.
 func parseOutput(out []byte) json.RawMessage {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"testing"
+
+	"github.com/clawbox/clawbox/api"
 )
 
 // FuzzHostCallRequest feeds arbitrary guest bytes to the host-call dispatcher: every
@@ -55,10 +57,11 @@ func (f fixedHTTP) Do(context.Context, CallInfo, HTTPRequest) (HTTPResponse, err
 	return HTTPResponse(f), nil
 }
 
-// FuzzMemoryMinPages checks that the memory-section reader never panics and agrees
-// with wazero: a module wazero compiles is one the reader can read.
-func FuzzMemoryMinPages(f *testing.F) {
-	for _, seed := range [][]byte{trapModule, bigMemoryModule, noEntryModule, badImportModule, wasmHeader, {0, 'a', 's', 'm', 1, 0, 0, 0, 5, 0xff}} {
+// FuzzInspectModule checks that the structure reader never panics, agrees with
+// wazero (a module wazero compiles is one the reader reads) and, with limits, only
+// refuses with a limit error naming a key.
+func FuzzInspectModule(f *testing.F) {
+	for _, seed := range [][]byte{trapModule, bigMemoryModule, noEntryModule, badImportModule, wasmHeader, localsBomb(50_000_000), {0, 'a', 's', 'm', 1, 0, 0, 0, 5, 0xff}} {
 		f.Add(seed)
 	}
 	e, err := NewEngine(context.Background(), Config{})
@@ -66,20 +69,39 @@ func FuzzMemoryMinPages(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { e.Close(context.Background()) })
+	unlimited := ModuleLimits{MaxFunctions: 1 << 30, MaxFunctionLocals: 1 << 30, MaxLocals: 1 << 30, MaxFunctionBytes: 1 << 30,
+		MaxCodeBytes: 1 << 30, MaxDataBytes: 1 << 30, MaxTableElements: 1 << 30, MaxImports: 1 << 30, MaxExports: 1 << 30}
 	f.Fuzz(func(t *testing.T, bin []byte) {
-		_, perr := memoryMinPages(bin)
+		_, lerr := inspectModule(bin, ModuleLimits{}.withDefaults())
+		if lerr != nil {
+			ae, ok := api.AsError(lerr)
+			if !ok || (ae.Code != api.CodeInvalidModule && ae.Code != api.CodeModuleLimitExceeded) {
+				t.Fatalf("error %v is not invalid_module or module_limit_exceeded", lerr)
+			}
+		}
+		_, perr := inspectModule(bin, unlimited)
+		if ae, ok := api.AsError(perr); ok && ae.Code == api.CodeModuleLimitExceeded {
+			// Only the fixed limits remain: wazero may well accept those modules.
+			return
+		}
+		if lerr == nil && perr != nil {
+			t.Fatalf("accepted with limits, refused without: %v", perr)
+		}
+		if lerr != nil {
+			return // never hand wazero what the reader refused: that is the point
+		}
 		c, err := e.rt.CompileModule(context.Background(), bin)
 		if err != nil {
 			return
 		}
 		defer c.Close(context.Background())
 		if perr != nil {
-			t.Fatalf("wazero compiles the module but the memory reader fails: %v", perr)
+			t.Fatalf("wazero compiles the module but the reader fails: %v", perr)
 		}
 	})
 }
 
-func TestMemoryMinPages(t *testing.T) {
+func TestInspectModuleMemory(t *testing.T) {
 	tests := []struct {
 		name string
 		bin  []byte
@@ -91,10 +113,11 @@ func TestMemoryMinPages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := memoryMinPages(tc.bin)
+			s, err := inspectModule(tc.bin, ModuleLimits{}.withDefaults())
 			if err != nil {
 				t.Fatal(err)
 			}
+			got := s.memoryMinPages
 			if tc.name == "go guest" {
 				if got == 0 || got > 16*64 {
 					t.Fatalf("go guest: %d pages", got)
@@ -107,8 +130,9 @@ func TestMemoryMinPages(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]byte{nil, []byte("\x00asm"), []byte("notwasm!"), cat(wasmHeader, []byte{5, 10, 1})} {
-		if _, err := memoryMinPages(bad); err == nil {
-			t.Errorf("memoryMinPages(%q) accepted a malformed module", bad)
+		_, err := inspectModule(bad, ModuleLimits{}.withDefaults())
+		if ae, ok := api.AsError(err); !ok || ae.Code != api.CodeInvalidModule {
+			t.Errorf("inspectModule(%q) = %v, want invalid_module", bad, err)
 		}
 	}
 }

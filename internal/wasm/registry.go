@@ -229,10 +229,17 @@ func (r *Registry) Register(ctx context.Context, m *api.ToolManifest) (created b
 		created = !had
 	}
 	r.registered[name] = registration{manifest: &mc, raw: raw}
-	_, changed := r.reloadLocked(ctx)
+	resp, changed := r.reloadLocked(ctx)
 	r.loadMu.Unlock()
 	if changed {
 		r.notify()
+	}
+	// The tool is compiled again with its new manifest: say so if that failed
+	// (a module over a limit, or a manifest whose memory limit is below its start).
+	for _, f := range resp.Failed {
+		if f.Name == name && f.Code != "" {
+			return created, &api.Error{Code: f.Code, Message: "manifest registered, but the tool did not load: " + f.Error}
+		}
 	}
 	return created, nil
 }
@@ -262,7 +269,11 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 	old := *r.tools.Load()
 	next := map[string]*entry{}
 	fail := func(name, file string, err error) {
-		resp.Failed = append(resp.Failed, api.ToolLoadError{Name: name, File: file, Error: err.Error()})
+		le := api.ToolLoadError{Name: name, File: file, Error: err.Error()}
+		if ae, ok := api.AsError(err); ok {
+			le.Code = ae.Code
+		}
+		resp.Failed = append(resp.Failed, le)
 		r.log.Warn("wasm: tool not loaded", "tool", name, "file", file, "err", err)
 	}
 

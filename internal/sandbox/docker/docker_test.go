@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/sandboxtest"
 )
@@ -68,7 +69,7 @@ func TestCreateOptions(t *testing.T) {
 			if !hc.ReadonlyRootfs || !slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges:true"}) {
 				t.Errorf("rootfs/caps/secopt = %v %v %v", hc.ReadonlyRootfs, hc.CapDrop, hc.SecurityOpt)
 			}
-			if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=32m" {
+			if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=32m,mode=1777,uid=1000,gid=1000" {
 				t.Errorf("tmpfs = %q", hc.Tmpfs["/tmp"])
 			}
 			if hc.Memory != 256<<20 || hc.MemorySwap != hc.Memory || hc.CPUShares != 512 || hc.NanoCPUs != 5e8 || *hc.PidsLimit != 64 {
@@ -96,9 +97,13 @@ func TestCreateOptions(t *testing.T) {
 
 // TestHardenedConfigApplied inspects a running sandbox's container on the daemon.
 func TestHardenedConfigApplied(t *testing.T) {
+	dockertest.ForEachRuntime(t, testHardenedConfigApplied)
+}
+
+func testHardenedConfigApplied(t *testing.T, rt dockertest.Runtime) {
 	requireDocker(t)
 	t.Parallel()
-	e := newEnv(t, newWorld(t), envOptions{})
+	e := newEnv(t, newWorld(t), envOptions{runtime: rt})
 	ctx := testCtx(t)
 	req := spawnReq("sleep", "300")
 	req.Capabilities = &api.ContainerCapabilities{Resources: &api.ContainerResources{MemoryMB: ptr[int64](64), CPUs: ptr(0.5)}}
@@ -106,7 +111,7 @@ func TestHardenedConfigApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := e.backend.Client().ContainerInspect(ctx, rec.ContainerID, client.ContainerInspectOptions{})
+	r, err := e.backend.cli.ContainerInspect(ctx, rec.ContainerID, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,10 +129,17 @@ func TestHardenedConfigApplied(t *testing.T) {
 	if hc.NetworkMode != "none" || hc.Init == nil || !*hc.Init {
 		t.Errorf("network %q init %v", hc.NetworkMode, hc.Init)
 	}
-	if hc.Memory != 64<<20 || hc.MemorySwap != 64<<20 || hc.NanoCPUs != 5e8 || hc.CPUShares != 1024 || hc.PidsLimit == nil || *hc.PidsLimit != 256 {
+	wantPids := int64(256)
+	if rt.GVisor() {
+		wantPids = runscPidsLimit
+	}
+	if hc.Runtime != map[bool]string{false: "runc", true: "runsc"}[rt.GVisor()] {
+		t.Errorf("runtime %q, want %s", hc.Runtime, rt.Name)
+	}
+	if hc.Memory != 64<<20 || hc.MemorySwap != 64<<20 || hc.NanoCPUs != 5e8 || hc.CPUShares != 1024 || hc.PidsLimit == nil || *hc.PidsLimit != wantPids {
 		t.Errorf("memory %d swap %d nanocpus %d shares %d pids %v", hc.Memory, hc.MemorySwap, hc.NanoCPUs, hc.CPUShares, hc.PidsLimit)
 	}
-	if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=256m" {
+	if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=256m,mode=1777,uid=1000,gid=1000" {
 		t.Errorf("tmpfs %q", hc.Tmpfs["/tmp"])
 	}
 	if len(hc.Ulimits) != 1 || hc.Ulimits[0].Name != "nofile" || hc.Ulimits[0].Hard != 1024 {
@@ -508,9 +520,13 @@ func TestSpawnFailureLeavesNothing(t *testing.T) {
 // TestWorkloadReachesItsDoor runs the test agent inside a sandbox: it reads its
 // token and calls GET /health over /run/clawbox/proxy.sock.
 func TestWorkloadReachesItsDoor(t *testing.T) {
+	dockertest.ForEachRuntime(t, testWorkloadReachesItsDoor)
+}
+
+func testWorkloadReachesItsDoor(t *testing.T, rt dockertest.Runtime) {
 	requireDocker(t)
 	t.Parallel()
-	e := newEnv(t, newWorld(t), envOptions{})
+	e := newEnv(t, newWorld(t), envOptions{runtime: rt})
 	ctx := testCtx(t)
 	for _, tc := range []struct {
 		name string

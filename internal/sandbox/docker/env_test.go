@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawbox/clawbox/internal/audit"
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/sandboxtest"
 	"github.com/clawbox/clawbox/internal/store"
@@ -102,7 +103,15 @@ type envOptions struct {
 	killOnShutdown bool
 	fakeClock      bool
 	retention      time.Duration
+	runtime        dockertest.Runtime // the OCI runtime (runc by default)
+	redactor       sandbox.Redactor
+	// wrap, when set, puts a test wrapper around the real backend.
+	wrap func(*Backend) sandbox.Backend
 }
+
+// runscPidsLimit is the pids limit of sandboxes under runsc, whose sandbox kernel's
+// host threads count against it (see docs/SECURITY.md, "Under gVisor").
+const runscPidsLimit = 1256
 
 // newEnv starts a Manager over the real daemon for world w.
 func newEnv(t *testing.T, w world, o envOptions) *env {
@@ -127,13 +136,21 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 			KillOnShutdown: o.killOnShutdown,
 			StopGrace:      2 * time.Second,
 			Retention:      o.retention,
+			Runtime:        o.runtime.Config,
 		},
 		Backend:    b,
+		Redactor:   o.redactor,
 		Store:      db,
 		Doors:      e.doors,
 		Audit:      e.audit,
 		Logger:     testLogger(),
 		Registerer: e.reg,
+	}
+	if o.runtime.GVisor() {
+		opts.Config.PidsLimit = runscPidsLimit
+	}
+	if o.wrap != nil {
+		opts.Backend = o.wrap(b)
 	}
 	if o.fakeClock {
 		e.clock = sandboxtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))

@@ -1,4 +1,4 @@
-package daemon
+package docker
 
 import (
 	"context"
@@ -15,41 +15,68 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/sandbox"
-	"github.com/clawbox/clawbox/internal/server"
 )
 
-// imageService pulls and lists images through the Docker Engine API, within
-// containers.allowed_images. Pulls are anonymous: clawbox holds no registry
-// credentials.
-type imageService struct {
-	cli     *client.Client
-	allowed []string
-	log     *slog.Logger
+// Images pulls and lists images through the Docker Engine API, within
+// containers.allowed_images: the image routes' service. Pulls are anonymous:
+// clawbox holds no registry credentials.
+type Images struct {
+	backend   func() (*Backend, error)
+	allowed   []string
+	log       *slog.Logger
+	requestID func(context.Context) string
 	// callTimeout bounds the list and inspect calls (not the pull itself, which
 	// lasts as long as its request).
 	callTimeout time.Duration
 }
 
-var _ server.Images = (*imageService)(nil)
-
-// newImageService returns the image routes' service on an engine client.
-func newImageService(cli *client.Client, allowed []string, log *slog.Logger) *imageService {
-	return &imageService{cli: cli, allowed: allowed, log: log, callTimeout: 30 * time.Second}
+// ImagesConfig configures NewImages.
+type ImagesConfig struct {
+	// Backend returns the backend to use now, or the error every call answers with
+	// while there is none (503 unavailable with the reason).
+	Backend func() (*Backend, error)
+	// Allowed is containers.allowed_images.
+	Allowed []string
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+	// RequestID names the request of ctx in the logs; nil: none.
+	RequestID func(context.Context) string
 }
 
-// Resolve normalises image and checks it against containers.allowed_images.
-func (s *imageService) Resolve(image string) (string, error) {
+// NewImages returns the image service.
+func NewImages(cfg ImagesConfig) *Images {
+	s := &Images{backend: cfg.Backend, allowed: cfg.Allowed, log: cfg.Logger, requestID: cfg.RequestID, callTimeout: 30 * time.Second}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.requestID == nil {
+		s.requestID = func(context.Context) string { return "" }
+	}
+	return s
+}
+
+// Resolve checks that there is an engine (so that a pull is refused with 503
+// before its stream starts), normalises image and checks it against
+// containers.allowed_images.
+func (s *Images) Resolve(image string) (string, error) {
+	if _, err := s.backend(); err != nil {
+		return "", err
+	}
 	return sandbox.ImageAllowed(image, s.allowed)
 }
 
 // Pull pulls ref (checked against the policy again), passing on the engine's
 // progress, and returns the final frame with the image's ID and digest.
-func (s *imageService) Pull(ctx context.Context, ref string, progress func(api.PullProgress)) (api.PullProgress, error) {
-	ref, err := s.Resolve(ref)
+func (s *Images) Pull(ctx context.Context, ref string, progress func(api.PullProgress)) (api.PullProgress, error) {
+	b, err := s.backend()
 	if err != nil {
 		return api.PullProgress{}, err
 	}
-	resp, err := s.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	ref, err = sandbox.ImageAllowed(ref, s.allowed)
+	if err != nil {
+		return api.PullProgress{}, err
+	}
+	resp, err := b.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return api.PullProgress{}, s.pullError(ctx, ref, err)
 	}
@@ -71,7 +98,7 @@ func (s *imageService) Pull(ctx context.Context, ref string, progress func(api.P
 	}
 	ictx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
-	ins, err := s.cli.ImageInspect(ictx, ref)
+	ins, err := b.cli.ImageInspect(ictx, ref)
 	if err != nil {
 		return api.PullProgress{}, s.pullError(ctx, ref, err)
 	}
@@ -80,13 +107,17 @@ func (s *imageService) Pull(ctx context.Context, ref string, progress func(api.P
 
 // List returns the local images with at least one allowed tag or digest, showing
 // only those, sorted by their first tag (then ID).
-func (s *imageService) List(ctx context.Context) ([]api.Image, error) {
+func (s *Images) List(ctx context.Context) ([]api.Image, error) {
+	b, err := s.backend()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
-	res, err := s.cli.ImageList(ctx, client.ImageListOptions{})
+	res, err := b.cli.ImageList(ctx, client.ImageListOptions{})
 	if err != nil {
 		if client.IsErrConnectionFailed(err) {
-			s.log.Warn("list images", "request_id", server.RequestID(ctx), "err", err)
+			s.log.Warn("list images", "request_id", s.requestID(ctx), "err", err)
 			return nil, api.Errorf(api.CodeUnavailable, "Docker does not answer")
 		}
 		return nil, err
@@ -113,7 +144,7 @@ func (s *imageService) List(ctx context.Context) ([]api.Image, error) {
 }
 
 // allowedRefs keeps the references the policy allows ("<none>:<none>" never is).
-func (s *imageService) allowedRefs(refs []string) []string {
+func (s *Images) allowedRefs(refs []string) []string {
 	out := []string{}
 	for _, r := range refs {
 		if _, err := sandbox.ImageAllowed(r, s.allowed); err == nil {
@@ -150,11 +181,11 @@ func repoDigest(ref string, digests []string) string {
 
 // pullError turns an engine error into what the client may see: a stable code and
 // a message of our choosing. The engine's own text goes to the log only.
-func (s *imageService) pullError(ctx context.Context, ref string, err error) error {
+func (s *Images) pullError(ctx context.Context, ref string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	reqID := server.RequestID(ctx)
+	reqID := s.requestID(ctx)
 	s.log.Warn("image pull failed", "request_id", reqID, "image", ref, "err", err)
 	switch {
 	case errdefs.IsNotFound(err):

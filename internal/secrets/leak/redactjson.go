@@ -1,4 +1,4 @@
-package secrets
+package leak
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ var ErrNotJSON = errors.New("not valid JSON: redacted as text")
 // redactedJSON is the JSON string that replaces a value holding a hit.
 const redactedJSON = `"[REDACTED]"`
 
+// jsonToken is the place of one value token in the output.
+type jsonToken struct{ start, end int }
+
 // RedactJSON redacts a JSON document value by value: every string (object keys
 // included) is decoded, redacted like Redact and re-encoded, and a number that holds a
 // hit becomes the string "[REDACTED]". The result is valid JSON whenever raw is, and
@@ -20,16 +23,9 @@ const redactedJSON = `"[REDACTED]"`
 // JSON punctuation in it), those values are replaced whole, and failing that the whole
 // document becomes "[REDACTED]". Invalid JSON is redacted as text and returned with
 // ErrNotJSON.
-func (s *Store) RedactJSON(raw []byte) ([]byte, int, error) {
-	return s.load().scan.redactJSON(raw)
-}
-
-// jsonToken is the place of one value token in the output.
-type jsonToken struct{ start, end int }
-
-func (sc *scanner) redactJSON(raw []byte) ([]byte, int, error) {
+func (sc *Scanner) RedactJSON(raw []byte) ([]byte, int, error) {
 	if !json.Valid(raw) {
-		out, n := sc.redact(raw)
+		out, n := sc.Redact(raw)
 		return out, n, ErrNotJSON
 	}
 	// Hits in the raw text. A token needs the full treatment only when it overlaps
@@ -37,7 +33,7 @@ func (sc *scanner) redactJSON(raw []byte) ([]byte, int, error) {
 	// bytes). Percent-decoding and the regexes cannot tell a token apart from its
 	// surroundings (a token starts with a quote, a digit or a minus), so whatever a
 	// token alone would show, the whole text shows too.
-	rawSpans := sc.redactSpans(raw)
+	rawSpans := sc.redactSpans(raw, Text)
 	if len(rawSpans) == 0 && bytes.IndexByte(raw, '\\') < 0 {
 		return raw, 0, nil
 	}
@@ -86,14 +82,14 @@ func (sc *scanner) redactJSON(raw []byte) ([]byte, int, error) {
 	// A hit that crosses token boundaries (a value containing `",` and the like):
 	// replace every token it touches.
 	for range 2 {
-		spans := sc.redactSpans(result)
+		spans := sc.redactSpans(result, Text)
 		if len(spans) == 0 {
 			return result, total, nil
 		}
 		result, toks = replaceTokens(result, toks, spans)
 		total += len(spans)
 	}
-	if len(sc.redactSpans(result)) == 0 {
+	if len(sc.redactSpans(result, Text)) == 0 {
 		return result, total, nil
 	}
 	return []byte(redactedJSON), total + 1, nil
@@ -101,7 +97,7 @@ func (sc *scanner) redactJSON(raw []byte) ([]byte, int, error) {
 
 // redactJSONToken redacts one JSON value token (string, number or literal); rawHit
 // says whether its raw bytes overlap a hit.
-func (sc *scanner) redactJSONToken(lit []byte, rawHit bool) ([]byte, int) {
+func (sc *Scanner) redactJSONToken(lit []byte, rawHit bool) ([]byte, int) {
 	if lit[0] != '"' {
 		if !rawHit {
 			return lit, 0
@@ -113,7 +109,7 @@ func (sc *scanner) redactJSONToken(lit []byte, rawHit bool) ([]byte, int) {
 		// Unreachable for valid JSON; never pass the token on unchecked.
 		return []byte(redactedJSON), 1
 	}
-	red, n := sc.redact([]byte(str))
+	red, n := sc.Redact([]byte(str))
 	if n == 0 && !rawHit {
 		return lit, 0
 	}
@@ -128,7 +124,7 @@ func (sc *scanner) redactJSONToken(lit []byte, rawHit bool) ([]byte, int) {
 		return []byte(redactedJSON), n
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(sc.redactSpans(b)) > 0 {
+	if len(sc.redactSpans(b, Text)) > 0 {
 		return []byte(redactedJSON), n
 	}
 	return b, n

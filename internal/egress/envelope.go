@@ -1,0 +1,258 @@
+package egress
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/clawbox/clawbox/api"
+)
+
+// The door reads a POST /proxy body once, into one buffer of at most MaxRequestBytes,
+// and decodes the small fields (url, method, headers) from it without touching the
+// body field. The body is decoded in place, in that same buffer, and only once the
+// policy has allowed the URL: a request to a refused URL costs one buffer and no
+// decoding, whatever its size.
+
+// rawSpan is a JSON value inside the request buffer, kept without copying.
+type rawSpan []byte
+
+// UnmarshalJSON keeps data: json.Unmarshal hands it a slice of the caller's buffer,
+// which the door owns for the life of the request.
+func (s *rawSpan) UnmarshalJSON(data []byte) error {
+	*s = data
+	return nil
+}
+
+// envelope is a decoded POST /proxy body whose body field is still encoded.
+type envelope struct {
+	req     ProxyRequest // Body and BodyBase64 are left nil; see body
+	body    rawSpan      // the JSON string literal of body or body_base64, or nil
+	base64  bool         // body holds body_base64
+	decoded bool
+}
+
+// readEnvelope reads r (at most limit bytes, the MaxBytesReader being the caller's)
+// into one buffer of the announced size and decodes it.
+func readEnvelope(r io.Reader, contentLength, limit int64) (*envelope, error) {
+	var buf bytes.Buffer
+	if contentLength > 0 && contentLength <= limit {
+		buf.Grow(int(contentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		return nil, api.Errorf(api.CodeInvalidRequest, "could not read the request body")
+	}
+	return parseEnvelope(buf.Bytes())
+}
+
+// parseEnvelope decodes one JSON object of the known fields from data, which it keeps
+// (the body field is a slice of it). An unknown field is an error naming it (field
+// names match exactly, unlike encoding/json's default); null means absent.
+func parseEnvelope(data []byte) (*envelope, error) {
+	var fields map[string]rawSpan
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, decodeError(err)
+	}
+	if fields == nil {
+		return nil, api.Errorf(api.CodeInvalidRequest, "the body must be a JSON object")
+	}
+	for k := range fields {
+		if !proxyRequestFields[k] {
+			return nil, invalidField(k, fmt.Sprintf("unknown field %q", k))
+		}
+	}
+	e := &envelope{}
+	for k, raw := range fields {
+		if string(raw) == "null" {
+			continue
+		}
+		var err error
+		switch k {
+		case "url":
+			err = json.Unmarshal(raw, &e.req.URL)
+		case "method":
+			err = json.Unmarshal(raw, &e.req.Method)
+		case "headers":
+			err = json.Unmarshal(raw, &e.req.Headers)
+		case "body", "body_base64":
+			if raw[0] != '"' {
+				err = errors.New("not a string")
+			} else if e.body != nil {
+				return nil, invalidField("body_base64", "give body or body_base64, not both")
+			}
+			e.body, e.base64 = raw, k == "body_base64"
+		}
+		if err != nil {
+			return nil, invalidField(k, fmt.Sprintf("%s has the wrong type", k))
+		}
+	}
+	return e, nil
+}
+
+// decodeBody decodes the body field in place and returns it (nil when there is
+// none). It may be called once.
+func (e *envelope) decodeBody() ([]byte, error) {
+	if e.decoded {
+		return nil, errors.New("egress: envelope body decoded twice")
+	}
+	e.decoded = true
+	if e.body == nil {
+		return nil, nil
+	}
+	b, err := unquoteInPlace(e.body)
+	if err != nil {
+		if e.base64 {
+			return nil, invalidField("body_base64", "body_base64: "+err.Error())
+		}
+		return nil, invalidField("body", "body: "+err.Error())
+	}
+	if !e.base64 {
+		return b, nil
+	}
+	n, err := base64DecodeInPlace(b)
+	if err != nil {
+		return nil, invalidField("body_base64", "body_base64 is not valid base64")
+	}
+	return b[:n], nil
+}
+
+// unquoteInPlace decodes the JSON string literal lit (quotes included) into lit's own
+// memory and returns the decoded text. Decoding never lengthens a string: every
+// escape is at least as long as what it stands for. Invalid UTF-8 is refused rather
+// than replaced (a replacement would be longer than the byte it replaces; binary data
+// goes in body_base64). A lone surrogate becomes U+FFFD, as in encoding/json.
+func unquoteInPlace(lit []byte) ([]byte, error) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return nil, errors.New("not a JSON string")
+	}
+	s := lit[1 : len(lit)-1]
+	w := 0
+	for r := 0; r < len(s); {
+		c := s[r]
+		switch {
+		case c == '"':
+			return nil, errors.New("not a JSON string")
+		case c < 0x20:
+			return nil, errors.New("control character in a string")
+		case c < utf8.RuneSelf && c != '\\':
+			s[w] = c
+			w++
+			r++
+		case c >= utf8.RuneSelf:
+			ru, size := utf8.DecodeRune(s[r:])
+			if ru == utf8.RuneError && size == 1 {
+				return nil, errors.New("not valid UTF-8; send binary data in body_base64")
+			}
+			w += copy(s[w:], s[r:r+size])
+			r += size
+		default: // backslash
+			if r+1 >= len(s) {
+				return nil, errors.New("bad escape")
+			}
+			r++
+			switch s[r] {
+			case '"', '\\', '/':
+				s[w] = s[r]
+			case 'b':
+				s[w] = '\b'
+			case 'f':
+				s[w] = '\f'
+			case 'n':
+				s[w] = '\n'
+			case 'r':
+				s[w] = '\r'
+			case 't':
+				s[w] = '\t'
+			case 'u':
+				ru, ok := hex4(s[r+1:])
+				if !ok {
+					return nil, errors.New("bad \\u escape")
+				}
+				r += 5
+				if utf16.IsSurrogate(ru) {
+					ru2 := utf8.RuneError
+					if r+6 <= len(s) && s[r] == '\\' && s[r+1] == 'u' {
+						if lo, ok := hex4(s[r+2:]); ok {
+							if dec := utf16.DecodeRune(ru, lo); dec != utf8.RuneError {
+								ru2, r = dec, r+6
+							}
+						}
+					}
+					ru = ru2
+				}
+				w += utf8.EncodeRune(s[w:], ru)
+				continue
+			default:
+				return nil, errors.New("bad escape")
+			}
+			w++
+			r++
+		}
+	}
+	return s[:w], nil
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		var v byte
+		switch {
+		case '0' <= c && c <= '9':
+			v = c - '0'
+		case 'a' <= c && c <= 'f':
+			v = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return r, true
+}
+
+// base64DecodeInPlace decodes standard padded base64 in b into b's own memory and
+// returns the decoded length. It decodes chunk by chunk through a small buffer: the
+// write position (3/4 of the read position) never passes what is still to be read.
+// Line breaks are ignored, as by encoding/base64.
+func base64DecodeInPlace(b []byte) (int, error) {
+	k := 0
+	for _, c := range b {
+		if c != '\r' && c != '\n' {
+			b[k] = c
+			k++
+		}
+	}
+	b = b[:k]
+	if len(b)%4 != 0 {
+		return 0, errors.New("bad length")
+	}
+	const chunk = 4096 // a multiple of 4
+	var tmp [chunk / 4 * 3]byte
+	w := 0
+	for r := 0; r < len(b); r += chunk {
+		end := min(r+chunk, len(b))
+		if end < len(b) && bytes.IndexByte(b[r:end], '=') >= 0 {
+			return 0, errors.New("padding before the end")
+		}
+		n, err := base64.StdEncoding.Decode(tmp[:], b[r:end])
+		if err != nil {
+			return 0, err
+		}
+		w += copy(b[w:], tmp[:n])
+	}
+	return w, nil
+}
