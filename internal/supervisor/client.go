@@ -65,6 +65,8 @@ func Listen(path, token string) (*Listener, error) {
 // Accept waits for the next supervisor connection that authenticates.
 // Connections that fail the hello are closed and skipped.
 func (l *Listener) Accept(ctx context.Context) (*Client, error) {
+	// A cancelled earlier Accept left a past deadline behind.
+	_ = l.ln.(*net.UnixListener).SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { _ = l.ln.(*net.UnixListener).SetDeadline(time.Now()) })
 	defer stop()
 	for {
