@@ -84,23 +84,19 @@ func apiClient(t *testing.T, cfg *config.Config, addr string) *client.Client {
 	return c
 }
 
-// waitFinal waits until a sandbox has left running.
+// waitFinal waits until a sandbox has left running, with the SDK's Wait.
 func waitFinal(t *testing.T, c *client.Client, id string) *api.ContainerInfo {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		info, err := c.Container(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Status != api.ContainerStatusRunning && info.Status != api.ContainerStatusCreating {
-			return info
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sandbox %s still %s", id, info.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	info, err := c.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for sandbox %s: %v", id, err)
 	}
+	if !client.FinalStatus(info.Status) {
+		t.Fatalf("Wait returned sandbox %s %s", id, info.Status)
+	}
+	return info
 }
 
 // TestContainerEgressEndToEnd runs a workload in a real container that reaches a

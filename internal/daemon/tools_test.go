@@ -88,12 +88,9 @@ func TestToolsEndToEnd(t *testing.T) {
 
 	// The example manifest allows no network: refused by policy inside the tool.
 	base := "https://example.com:" + up.port
-	res, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(res.Output), "blocked_by_policy") {
-		t.Errorf("http_request without network = %s", res.Output)
+	_, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`)})
+	if !isBlockedToolError(err) {
+		t.Errorf("http_request without network: %v", err)
 	}
 
 	// Register a manifest that allows the upstream and makes a credential available.
@@ -121,10 +118,10 @@ func TestToolsEndToEnd(t *testing.T) {
 		t.Errorf("upstream saw %q, want the injected credential once", seen)
 	}
 	// A request may narrow the tool's policy, never widen it.
-	res, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`),
+	_, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`),
 		Capabilities: &api.ExecuteCapabilities{Network: &api.ExecuteNetwork{Allowlist: []string{"https://other.example/"}}}})
-	if err != nil || !strings.Contains(string(res.Output), "blocked_by_policy") {
-		t.Errorf("narrowed request = %s %v", res.Output, err)
+	if !isBlockedToolError(err) {
+		t.Errorf("narrowed request: %v", err)
 	}
 
 	// The tool's own output is redacted too.
@@ -186,6 +183,17 @@ func TestToolsEndToEnd(t *testing.T) {
 	if !strings.Contains(string(body), `clawbox_wasm_executions_total{status="error",tool="unknown"} 1`) || strings.Contains(string(body), "no_such_tool") {
 		t.Errorf("metrics for an unknown tool:\n%s", grepLines(string(body), "clawbox_wasm_executions_total"))
 	}
+}
+
+// isBlockedToolError reports whether err is a tool failure carrying the gateway's
+// blocked_by_policy code.
+func isBlockedToolError(err error) bool {
+	e, ok := api.AsError(err)
+	if !ok || e.Code != api.CodeToolFailed {
+		return false
+	}
+	d, _ := e.Details.(map[string]any)
+	return d["code"] == api.CodeBlockedByPolicy
 }
 
 func grepLines(s, sub string) string {

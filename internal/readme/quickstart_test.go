@@ -216,7 +216,7 @@ func TestQuickstart(t *testing.T) {
 	const secret = "demo-s3cret-value-1234"
 	got := runOut.String()
 	for _, want := range []string{
-		`\"authorization\":\"[REDACTED]\"`,                                                // the sandbox saw the injected credential redacted
+		`\"authorization\":\"Bearer [REDACTED]\"`,                                         // the sandbox saw the injected credential redacted
 		"allowed GET http://127.0.0.1:" + upstreamPort + "/hello -> 200 credentials=demo", // the audit line
 		`"credentials":["demo"]`,                                                          // which credential was injected, by name
 		"http://127.0.0.1:" + upstreamPort + "  ",                                         // tools list shows http_request's allowlist
