@@ -361,7 +361,17 @@ func TestMCPStreamableHTTP(t *testing.T) {
 
 	hc := &http.Client{Transport: bearer{token: tok, next: http.DefaultTransport}}
 	s := connectMCP(t, &sdk.StreamableClientTransport{Endpoint: addrs[0] + "/mcp", HTTPClient: hc}, "")
+	if v := s.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Errorf("the SDK's client negotiated %q over HTTP, want 2026-07-28", v)
+	}
 	checkMCP(t, s, cfg, c)
+
+	// An older client still gets a session (and the GET stream for list_changed).
+	old := connectMCP(t, &sdk.StreamableClientTransport{Endpoint: addrs[0] + "/mcp", HTTPClient: hc}, "2025-11-25")
+	if v := old.InitializeResult().ProtocolVersion; v != "2025-11-25" || old.ID() == "" {
+		t.Errorf("a 2025-11-25 client negotiated %q with session %q, want 2025-11-25 with a session", v, old.ID())
+	}
+	old.toolsWhen(t, "echo for a 2025-11-25 client", 200*time.Millisecond, has("echo", "sandbox_spawn"))
 }
 
 // TestMCPInMemory serves the MCP server of internal/mcp, backed by the Go client of a
