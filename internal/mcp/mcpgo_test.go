@@ -26,7 +26,7 @@ func TestThirdPartyClientBothTransports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	// stdio: the real command, in process.
@@ -81,7 +81,7 @@ func TestThirdPartyClientBothTransports(t *testing.T) {
 		versions[tc.name] = tc.c.ProtocolVersion()
 
 		// The echo tool may still be loading: list until it is there.
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(150 * time.Second)
 		for {
 			lr, err := tc.c.ListTools(ctx, gomcp.ListToolsRequest{})
 			if err != nil {
