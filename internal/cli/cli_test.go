@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,9 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 type result struct {
@@ -57,18 +59,24 @@ func TestServeFirstRunThenClientCommands(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	// Wait until the server answers.
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	// Wait until the server answers. Until then (even before the first serve has
+	// written its config) health says "not reachable", nothing else.
+	poll.Until(t, poll.Server, "the first serve to answer health", func() (bool, error) {
 		r := clawbox(t, context.Background(), env, "health", "--port", port)
 		if r.code == 0 {
-			break
+			return true, nil
 		}
-		if r.code != ExitUnreachable || time.Now().After(deadline) {
-			t.Fatalf("health: %+v", r)
+		if r.code != ExitUnreachable {
+			t.Fatalf("health before the server answers: %+v", r)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		select {
+		case res := <-done:
+			done <- res
+			t.Fatalf("serve exited %d before it answered: %s", res.code, serveErr.String())
+		default:
+		}
+		return false, fmt.Errorf("health: %+v", r)
+	})
 	dir := filepath.Join(home, ".clawbox")
 	for _, f := range []string{"config.toml", "token", "master.key", "state.db"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -208,13 +216,19 @@ func serveDir(t *testing.T, edit func(cfg string) string, prepare ...func(dir st
 		done <- runWithEnv(ctx, []string{"serve", "--port", port}, env, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(3 * time.Minute)
-	for clawbox(t, context.Background(), env, "health", "--port", port).code != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not come up")
+	poll.Until(t, poll.Server, "serve to answer health", func() (bool, error) {
+		r := clawbox(t, context.Background(), env, "health", "--port", port)
+		if r.code == 0 {
+			return true, nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("serve exited %d before it answered", code)
+		default:
+		}
+		return false, fmt.Errorf("health: %+v", r)
+	})
 	return env, port
 }
 
@@ -344,17 +358,10 @@ func TestRunAndToolsCommands(t *testing.T) {
 		}
 	})
 	// Wait until the server has compiled its tools (slow on a loaded machine).
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	poll.Until(t, poll.Slow, "the server to load its 2 tools", func() (bool, error) {
 		r := clawbox(t, context.Background(), env, "status", "--port", port, "--json")
-		if strings.Contains(r.stdout, `"tools_loaded": 2`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tools did not load: %+v", r)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return strings.Contains(r.stdout, `"tools_loaded": 2`), fmt.Errorf("status: %+v", r)
+	})
 	r := clawbox(t, context.Background(), env, "run", "--port", port, "echo", `{"hello":"world"}`)
 	if r.code != 0 || !strings.Contains(r.stdout, `"hello": "world"`) {
 		t.Fatalf("run echo: %+v", r)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -228,12 +227,8 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 	if a.port != 0 {
 		port = a.port
 	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::", "[::]":
-		host = "::1"
-	}
+	// The SDK's discovery resolves a wildcard bind address to loopback.
+	base := client.ServerURL(host, port)
 	token := a.token
 	if token == "" {
 		t, err := cfg.Token()
@@ -241,21 +236,25 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 			// With no token the usual cause is that no server was ever started here:
 			// say that (exit 3, with the hint to run `clawbox serve`) when nothing
 			// answers, and name the missing token only when a server does.
-			if uerr := a.probeUnreachable(host, port); uerr != nil {
+			if uerr := a.probeUnreachable(base); uerr != nil {
 				return nil, uerr
 			}
 			return nil, fmt.Errorf("no API token: pass --token, set %s, or run `clawbox init` (%v)", config.EnvAuthToken, err)
 		}
 		token = t
 	}
-	base := "http://" + joinHostPort(host, port)
-	return client.New(base, client.Options{Token: token})
+	// A command's own work (a tool run, a reload that recompiles, a spawn on a busy
+	// engine) can take minutes on a loaded machine; Ctrl-C still stops it at once.
+	return client.New(base, client.Options{Token: token, Timeout: cliTimeout})
 }
+
+// cliTimeout bounds one API call of a client command.
+const cliTimeout = 10 * time.Minute
 
 // probeUnreachable asks the server's public /health without a token and returns the
 // client's unreachable error when nothing answers there, nil otherwise.
-func (a *app) probeUnreachable(host string, port int) error {
-	c, err := client.New("http://"+joinHostPort(host, port), client.Options{})
+func (a *app) probeUnreachable(base string) error {
+	c, err := client.New(base, client.Options{})
 	if err != nil {
 		return nil
 	}
@@ -265,13 +264,6 @@ func (a *app) probeUnreachable(host string, port int) error {
 		return err
 	}
 	return nil
-}
-
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-		host = "[" + host + "]"
-	}
-	return fmt.Sprintf("%s:%d", host, port)
 }
 
 // noArgs refuses positional arguments as a usage error.

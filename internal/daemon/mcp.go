@@ -47,10 +47,22 @@ func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *s
 		return nil, err
 	}
 	e := &mcpEndpoint{mcp: ms, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return ms.MCP() }, &sdk.StreamableHTTPOptions{
-		Logger:         log,
-		SessionTimeout: 30 * time.Minute,
-	})
+	getServer := func(*http.Request) *sdk.Server { return ms.MCP() }
+	// Clients up to protocol 2025-11-25 get sessions (Mcp-Session-Id) and the GET
+	// stream that carries notifications/tools/list_changed. The SDK serves the
+	// sessionless protocol (2026-07-28 and later) only from a stateless handler, and
+	// refuses it on a stateful one; such clients name their version in the
+	// Mcp-Protocol-Version header of every request, the probe included.
+	h := versionRouter{
+		stateful: sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{
+			Logger:         log,
+			SessionTimeout: 30 * time.Minute,
+		}),
+		stateless: sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{
+			Logger:    log,
+			Stateless: true,
+		}),
+	}
 	serve := func(w http.ResponseWriter, r *http.Request) error {
 		// Streams (GET) last as long as the session: end them when the server stops,
 		// so that graceful shutdown does not wait for MCP clients to hang up.
@@ -78,7 +90,7 @@ func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *s
 	}
 	srv.Handle(server.Route{Method: http.MethodPost, Pattern: "/mcp", Auth: server.AuthRequired, Handler: serve,
 		Doc: doc("MCP: send a JSON-RPC message (streamable HTTP)",
-			"The Model Context Protocol over streamable HTTP: clawbox's WASM tools and the sandbox tools. The first POST (initialize) opens a session (Mcp-Session-Id).")})
+			"The Model Context Protocol over streamable HTTP: clawbox's WASM tools and the sandbox tools. Clients up to protocol 2025-11-25: the first POST (initialize) opens a session (Mcp-Session-Id). Clients of protocol 2026-07-28 and later send Mcp-Protocol-Version on every request and are served without sessions.")})
 	srv.Handle(server.Route{Method: http.MethodGet, Pattern: "/mcp", Auth: server.AuthRequired, Handler: serve,
 		Doc: doc("MCP: open the session's server-to-client stream",
 			"Server-sent events carrying notifications such as notifications/tools/list_changed.")})
@@ -136,6 +148,23 @@ func (e *mcpEndpoint) Close() {
 			ss.Close()
 		}
 	})
+}
+
+// sessionlessVersion is the first MCP protocol version without sessions (SEP-2575).
+// Protocol versions are dates: they compare as strings.
+const sessionlessVersion = "2026-07-28"
+
+// versionRouter sends each MCP request to the handler for its protocol's era: the
+// sessionless protocol to the stateless handler, anything else (no header: an
+// initialize, or an older client) to the stateful one.
+type versionRouter struct{ stateful, stateless http.Handler }
+
+func (v versionRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Mcp-Protocol-Version") >= sessionlessVersion {
+		v.stateless.ServeHTTP(w, r)
+		return
+	}
+	v.stateful.ServeHTTP(w, r)
 }
 
 // inProcess is an http.RoundTripper that serves each request with the API handler

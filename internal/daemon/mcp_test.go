@@ -321,20 +321,32 @@ func TestMCPStreamableHTTP(t *testing.T) {
 
 	t.Run("token required", func(t *testing.T) {
 		body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
-		for _, auth := range []string{"", "Bearer wrong"} {
-			req, _ := http.NewRequest(http.MethodPost, addrs[0]+"/mcp", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Accept", "application/json, text/event-stream")
-			if auth != "" {
-				req.Header.Set("Authorization", auth)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("POST /mcp with %q: %d, want 401", auth, resp.StatusCode)
+		// The sessionless protocol is served by another handler: it needs the token too.
+		discover := `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}`
+		for _, version := range []string{"", "2026-07-28"} {
+			for _, auth := range []string{"", "Bearer wrong"} {
+				b := body
+				if version != "" {
+					b = discover
+				}
+				req, _ := http.NewRequest(http.MethodPost, addrs[0]+"/mcp", strings.NewReader(b))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				if version != "" {
+					req.Header.Set("Mcp-Protocol-Version", version)
+					req.Header.Set("Mcp-Method", "server/discover")
+				}
+				if auth != "" {
+					req.Header.Set("Authorization", auth)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("POST /mcp (protocol %q) with %q: %d, want 401", version, auth, resp.StatusCode)
+				}
 			}
 		}
 		cl := sdk.NewClient(&sdk.Implementation{Name: "x", Version: "1"}, nil)
@@ -367,7 +379,17 @@ func TestMCPStreamableHTTP(t *testing.T) {
 
 	hc := &http.Client{Transport: bearer{token: tok, next: http.DefaultTransport}}
 	s := connectMCP(t, &sdk.StreamableClientTransport{Endpoint: addrs[0] + "/mcp", HTTPClient: hc}, "")
+	if v := s.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Errorf("the SDK's client negotiated %q over HTTP, want 2026-07-28", v)
+	}
 	checkMCP(t, s, cfg, c)
+
+	// An older client still gets a session (and the GET stream for list_changed).
+	old := connectMCP(t, &sdk.StreamableClientTransport{Endpoint: addrs[0] + "/mcp", HTTPClient: hc}, "2025-11-25")
+	if v := old.InitializeResult().ProtocolVersion; v != "2025-11-25" || old.ID() == "" {
+		t.Errorf("a 2025-11-25 client negotiated %q with session %q, want 2025-11-25 with a session", v, old.ID())
+	}
+	old.toolsWhen(t, "echo for a 2025-11-25 client", 200*time.Millisecond, has("echo", "sandbox_spawn"))
 }
 
 // TestMCPInMemory serves the MCP server of internal/mcp, backed by the Go client of a
