@@ -24,8 +24,14 @@ const (
 
 // ContainerSpawnRequest is the body of POST /containers/spawn.
 type ContainerSpawnRequest struct {
-	// Task describes the work; it is recorded and shown, never executed.
-	Task string `json:"task"`
+	// Task describes the work; it is optional, recorded and shown, never executed.
+	Task string `json:"task,omitempty"`
+	// Labels are the caller's own key/value tags, shown in ContainerInfo and
+	// matched by GET /containers?label=k=v. At most 32; keys are 1-63 bytes of
+	// [A-Za-z0-9._/-] starting and ending with a letter or digit, never starting
+	// with "clawbox." (clawbox's own labels); values at most 255 bytes of printable
+	// UTF-8.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Image to run; empty means the server's containers.default_image.
 	Image string `json:"image,omitempty"`
 	// Policy is "container" (default) or "container_direct".
@@ -79,6 +85,8 @@ type ContainerInfo struct {
 	Image       string    `json:"image"`
 	CreatedAt   time.Time `json:"created_at"`
 	TaskSummary string    `json:"task_summary"`
+	// Labels are the labels given at spawn.
+	Labels map[string]string `json:"labels,omitempty"`
 	// ProxySocket is the door's path inside the container ("" for container_direct).
 	ProxySocket string     `json:"proxy_socket,omitempty"`
 	Deadline    *time.Time `json:"deadline,omitempty"` // when a running sandbox times out
@@ -121,4 +129,20 @@ type LogFrame struct {
 // ContainerList is the body of GET /containers: newest first.
 type ContainerList struct {
 	Containers []ContainerInfo `json:"containers"`
+}
+
+// ContainerUpdateRequest is the body of PATCH /containers/{id}.
+type ContainerUpdateRequest struct {
+	// TimeoutMS sets a running sandbox's deadline to this many milliseconds from
+	// now (positive, at most the server's containers.max_timeout_ms); it may
+	// shorten or extend the lifetime.
+	TimeoutMS *int64 `json:"timeout_ms"`
+}
+
+// ContainerFilter selects sandboxes in GET /containers.
+type ContainerFilter struct {
+	// Status, when not empty, keeps only sandboxes in that status.
+	Status string
+	// Labels keeps only sandboxes carrying every one of these labels (AND).
+	Labels map[string]string
 }

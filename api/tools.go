@@ -36,11 +36,20 @@ type ExecuteNetwork struct {
 	MaxConcurrent int `json:"max_concurrent,omitempty"`
 }
 
-// ExecuteResources narrows the limits of one call. Each field is optional; a value
-// above the manifest's or the server's maximum is lowered to that maximum.
+// ExecuteResources narrows the limits of one call. Each field is optional. The
+// fields are those of the reference clawbox, so its clients keep working; only
+// TimeoutMS changes anything.
 type ExecuteResources struct {
-	// TimeoutMS is the call's wall-time limit in milliseconds.
+	// TimeoutMS is the call's wall-time limit in milliseconds, clamped to the
+	// manifest's max_timeout_ms and the server's sandbox.max_timeout_ms.
 	TimeoutMS *int64 `json:"timeout_ms,omitempty"`
+	// MemoryMB is accepted and ignored: an instance's linear memory is fixed when
+	// its module is compiled, at the manifest's default_memory_mb bounded by the
+	// server's sandbox.max_memory_mb, and a call cannot change it.
+	MemoryMB *int64 `json:"memory_mb,omitempty"`
+	// Fuel is accepted and ignored: wazero has no fuel metering; wall time and
+	// memory bound a call (metadata.fuel_consumed is always 0).
+	Fuel *uint64 `json:"fuel,omitempty"`
 }
 
 // ExecutionStatus is the status of an ExecuteResponse.

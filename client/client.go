@@ -13,8 +13,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/clawbox/clawbox/api"
@@ -46,12 +48,36 @@ type Client struct {
 	hc    *http.Client
 }
 
+// NoAnswerError says that the server accepted the connection but sent no answer
+// before the request's time ran out (Options.Timeout or the context): the server is
+// up but busy, so this is not ErrUnreachable. errors.Is(err,
+// context.DeadlineExceeded) holds.
+type NoAnswerError struct {
+	URL string
+	Err error
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("the clawbox server at %s accepted the request but did not answer in time: %v", e.URL, e.Err)
+}
+
+// Unwrap returns the transport's error.
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, context.DeadlineExceeded) hold.
+func (e *NoAnswerError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// DefaultTimeout bounds a non-streaming call when Options.Timeout is zero.
+const DefaultTimeout = 60 * time.Second
+
 // Options configure a Client. Zero values take defaults.
 type Options struct {
 	// Token is the API bearer token.
 	Token string
-	// HTTPClient is the transport. Default: a client with a 60 s timeout for
-	// non-streaming calls.
+	// Timeout bounds each non-streaming call (DefaultTimeout when zero; negative:
+	// only the context bounds it). Ignored when HTTPClient is set.
+	Timeout time.Duration
+	// HTTPClient is the transport. Default: a client with Options.Timeout.
 	HTTPClient *http.Client
 	// UnixSocket, if set, connects to the server's Unix socket instead of TCP.
 	UnixSocket string
@@ -73,7 +99,14 @@ func New(baseURL string, opts Options) (*Client, error) {
 				return d.DialContext(ctx, "unix", sock)
 			}
 		}
-		hc = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+		timeout := opts.Timeout
+		switch {
+		case timeout == 0:
+			timeout = DefaultTimeout
+		case timeout < 0:
+			timeout = 0
+		}
+		hc = &http.Client{Transport: tr, Timeout: timeout}
 	}
 	return &Client{base: u, token: opts.Token, hc: hc}, nil
 }
@@ -130,10 +163,20 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	// A request that got a connection reached the server: if no answer comes, that is
+	// a busy server, not an unreachable one.
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { connected.Store(true) },
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if connected.Load() && errors.As(err, &ne) && ne.Timeout() {
+			return nil, &NoAnswerError{URL: c.base.String(), Err: err}
 		}
 		return nil, &UnreachableError{URL: c.base.String(), Err: err}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 
@@ -81,5 +82,40 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		if _, err := New(u, Options{}); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
+	}
+}
+
+// A server that takes the request and never answers is busy, not unreachable: the
+// CLI must not tell its user to start a server that is running.
+func TestNoAnswerIsNotUnreachable(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	c, err := New(srv.URL, Options{Token: "t", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Health(context.Background())
+	var na *NoAnswerError
+	if !errors.As(err, &na) || errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a server that does not answer: %v (%T)", err, err)
+	}
+
+	// Nothing listening at all is unreachable.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err = New("http://"+addr, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Health(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("nothing listening: %v", err)
 	}
 }

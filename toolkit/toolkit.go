@@ -40,8 +40,54 @@ import (
 
 // Handler handles one call: params is the raw JSON the caller sent (null when it
 // sent none). Its result is written to stdout as JSON; an error fails the call (the
-// caller sees tool_failed with the error text in the stderr tail).
+// caller sees tool_failed with the error text in the stderr tail). An error that
+// carries a code (a *HostError or an *Error, wrapped or not) fails it with that code:
+// the caller sees tool_failed with details.code and details.message.
 type Handler func(ctx context.Context, params json.RawMessage) (any, error)
+
+// Error is a tool error with a stable code, for a tool that fails for a reason its
+// caller may act on. Code is lower snake case (for example "invalid_input").
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// codedError finds the code and message of a coded error in err's chain.
+func codedError(err error) (code, message string, ok bool) {
+	var he *HostError
+	if errors.As(err, &he) && he.Code != "" {
+		return he.Code, he.Message, true
+	}
+	var te *Error
+	if errors.As(err, &te) && te.Code != "" {
+		return te.Code, te.Message, true
+	}
+	return "", "", false
+}
+
+// writeFailure reports a failed call: the error text on stderr and, for a coded
+// error, the failure record {"error": {"code", "message"}} on stdout, which the host
+// reads when the tool exits non-zero (stdout is otherwise unused on failure).
+func writeFailure(out, errw io.Writer, err error) {
+	fmt.Fprintln(errw, err.Error())
+	if code, msg, ok := codedError(err); ok {
+		type failure struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}
+		b, _ := json.Marshal(struct {
+			Error failure `json:"error"`
+		}{failure{code, msg}})
+		out.Write(b)
+	}
+}
 
 // ErrUnavailable is returned by host calls outside a clawbox WASM host.
 var ErrUnavailable = errors.New("toolkit: clawbox host calls are only available in a wasip1 build")
@@ -104,7 +150,7 @@ func serve(ctx context.Context, in io.Reader, out, errw io.Writer, h Handler) in
 	}
 	res, err := h(ctx, raw)
 	if err != nil {
-		fmt.Fprintln(errw, err.Error())
+		writeFailure(out, errw, err)
 		return 1
 	}
 	b, err := json.Marshal(res)
@@ -151,8 +197,10 @@ type Response struct {
 	Truncated bool `json:"truncated"`
 }
 
-// HTTPRequest sends req through the host. A request the policy refuses returns a
-// *HostError (Code "blocked_by_policy", "private_address", …).
+// HTTPRequest sends req through the host. A request the gateway refuses or cannot
+// complete returns a *HostError with the gateway's code ("blocked_by_policy",
+// "leak_detected", "rate_limited", "upstream_error", …). Returned from a Handler
+// (wrapped or not), it fails the call with that code.
 func HTTPRequest(ctx context.Context, req Request) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

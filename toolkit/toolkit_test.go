@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -37,6 +38,15 @@ func TestServe(t *testing.T) {
 		{name: "typed wrong shape", stdin: `{"n":"x"}`, h: double, wantCode: 1, wantStderr: "invalid params"},
 		{name: "invalid json", stdin: `{`, h: echo, wantCode: 1, wantStderr: "not valid JSON"},
 		{name: "handler error", stdin: `1`, h: func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no luck") }, wantCode: 1, wantStderr: "no luck"},
+		{name: "host error keeps its code", stdin: `1`, h: func(context.Context, json.RawMessage) (any, error) {
+			return nil, fmt.Errorf("fetch x: %w", &HostError{Code: "blocked_by_policy", Message: "GET x is not allowed"})
+		}, wantCode: 1, wantStdout: `{"error":{"code":"blocked_by_policy","message":"GET x is not allowed"}}`, wantStderr: "fetch x: host call: blocked_by_policy: GET x is not allowed"},
+		{name: "tool error with a code", stdin: `1`, h: func(context.Context, json.RawMessage) (any, error) {
+			return nil, Errorf("invalid_input", "n must be %d", 2)
+		},
+			wantCode: 1, wantStdout: `{"error":{"code":"invalid_input","message":"n must be 2"}}`, wantStderr: "invalid_input: n must be 2"},
+		{name: "host error without a code is plain", stdin: `1`, h: func(context.Context, json.RawMessage) (any, error) { return nil, &HostError{Message: "odd"} },
+			wantCode: 1, wantStderr: "host call: odd"},
 		{name: "unencodable result", stdin: `1`, h: func(context.Context, json.RawMessage) (any, error) { return func() {}, nil }, wantCode: 1, wantStderr: "encode result"},
 		{name: "stdout refused", stdin: `1`, h: echo, out: failWriter{}, wantCode: 1, wantStderr: "write result"},
 	}

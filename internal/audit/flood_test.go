@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/internal/audit"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // allFiles reads audit.jsonl and every rotated file, oldest first.
@@ -138,16 +139,10 @@ func TestWriterRetentionRemovesOldFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, reg := newWriter(t, audit.Config{Dir: dir, MaxAge: 24 * time.Hour, RetentionEvery: 10 * time.Millisecond}, audit.Deps{Now: func() time.Time { return base }})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(old); os.IsNotExist(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the old rotated file is still there")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, poll.Short, "retention to remove the old rotated file", func() (bool, error) {
+		_, err := os.Stat(old)
+		return os.IsNotExist(err), err
+	})
 	if _, err := os.Stat(fresh); err != nil {
 		t.Fatalf("the fresh rotated file was removed: %v", err)
 	}

@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 type result struct {
@@ -55,18 +59,24 @@ func TestServeFirstRunThenClientCommands(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	// Wait until the server answers.
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	// Wait until the server answers. Until then (even before the first serve has
+	// written its config) health says "not reachable", nothing else.
+	poll.Until(t, poll.Server, "the first serve to answer health", func() (bool, error) {
 		r := clawbox(t, context.Background(), env, "health", "--port", port)
 		if r.code == 0 {
-			break
+			return true, nil
 		}
-		if r.code != ExitUnreachable || time.Now().After(deadline) {
-			t.Fatalf("health: %+v", r)
+		if r.code != ExitUnreachable {
+			t.Fatalf("health before the server answers: %+v", r)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		select {
+		case res := <-done:
+			done <- res
+			t.Fatalf("serve exited %d before it answered: %s", res.code, serveErr.String())
+		default:
+		}
+		return false, fmt.Errorf("health: %+v", r)
+	})
 	dir := filepath.Join(home, ".clawbox")
 	for _, f := range []string{"config.toml", "token", "master.key", "state.db"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -111,6 +121,12 @@ func TestExitCodes(t *testing.T) {
 	home := t.TempDir()
 	env := map[string]string{"HOME": home}
 	port := strconv.Itoa(freePort(t))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	t.Cleanup(up.Close)
+	listening := strconv.Itoa(up.Listener.Addr().(*net.TCPAddr).Port)
 	cases := []struct {
 		name string
 		args []string
@@ -121,7 +137,13 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"status", "--frob"}, ExitUsage, "unknown flag"},
 		{"extra argument", []string{"health", "x"}, ExitUsage, "takes no arguments"},
 		{"unreachable", []string{"health", "--port", port}, ExitUnreachable, "cannot reach"},
-		{"status without token", []string{"status", "--port", port}, ExitError, "no API token"},
+		// No config and no token: the documented defaults, then exit 3 saying to start a server.
+		{"status without config", []string{"status", "--port", port}, ExitUnreachable, "clawbox serve"},
+		{"ps without config", []string{"ps", "--port", port}, ExitUnreachable, "clawbox serve"},
+		{"tools list without config", []string{"tools", "list", "--port", port}, ExitUnreachable, "clawbox serve"},
+		// A server answers but no token is known: say so.
+		{"status without token", []string{"status", "--port", listening}, ExitError, "no API token"},
+		{"version", []string{"version"}, ExitOK, ""},
 		{"bad config", []string{"serve", "--config", filepath.Join(home, "missing.toml")}, ExitError, "missing.toml"},
 	}
 	for _, tc := range cases {
@@ -129,6 +151,9 @@ func TestExitCodes(t *testing.T) {
 			r := clawbox(t, context.Background(), env, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
 				t.Errorf("exit %d stderr %q; want %d containing %q", r.code, r.stderr, tc.code, tc.msg)
+			}
+			if tc.name == "version" && (!strings.HasPrefix(r.stdout, "clawbox ") || !strings.Contains(r.stdout, "(commit ") || !strings.Contains(r.stdout, " go1.")) {
+				t.Errorf("version printed %q; want version, commit and Go version", r.stdout)
 			}
 		})
 	}
@@ -191,13 +216,19 @@ func serveDir(t *testing.T, edit func(cfg string) string, prepare ...func(dir st
 		done <- runWithEnv(ctx, []string{"serve", "--port", port}, env, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(3 * time.Minute)
-	for clawbox(t, context.Background(), env, "health", "--port", port).code != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not come up")
+	poll.Until(t, poll.Server, "serve to answer health", func() (bool, error) {
+		r := clawbox(t, context.Background(), env, "health", "--port", port)
+		if r.code == 0 {
+			return true, nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("serve exited %d before it answered", code)
+		default:
+		}
+		return false, fmt.Errorf("health: %+v", r)
+	})
 	return env, port
 }
 
@@ -327,17 +358,10 @@ func TestRunAndToolsCommands(t *testing.T) {
 		}
 	})
 	// Wait until the server has compiled its tools (slow on a loaded machine).
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	poll.Until(t, poll.Slow, "the server to load its 2 tools", func() (bool, error) {
 		r := clawbox(t, context.Background(), env, "status", "--port", port, "--json")
-		if strings.Contains(r.stdout, `"tools_loaded": 2`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tools did not load: %+v", r)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return strings.Contains(r.stdout, `"tools_loaded": 2`), fmt.Errorf("status: %+v", r)
+	})
 	r := clawbox(t, context.Background(), env, "run", "--port", port, "echo", `{"hello":"world"}`)
 	if r.code != 0 || !strings.Contains(r.stdout, `"hello": "world"`) {
 		t.Fatalf("run echo: %+v", r)
@@ -350,6 +374,24 @@ func TestRunAndToolsCommands(t *testing.T) {
 	r = clawbox(t, context.Background(), env, "run", "--port", port, "--json", "echo", `{}`)
 	if r.code != 0 || !strings.Contains(r.stdout, `"fuel_consumed": 0`) {
 		t.Errorf("run --json: %+v", r)
+	}
+	// A reference client's request: capabilities.resources with memory_mb and fuel.
+	tok, err := os.ReadFile(filepath.Join(env["CLAWBOX_HOME"], "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+port+"/execute", strings.NewReader(
+		`{"tool":"echo","params":{"a":1},"capabilities":{"resources":{"memory_mb":16,"fuel":1000000,"timeout_ms":600000}}}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"a":1`) {
+		t.Errorf("reference-style POST /execute: %d %s", resp.StatusCode, body)
 	}
 	r = clawbox(t, context.Background(), env, "run", "--port", port, "nope")
 	if r.code != ExitError || !strings.Contains(r.stderr, "tool_not_found") {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestContainerCommands drives spawn, ps, logs, kill and audit end to end against a
@@ -77,19 +79,10 @@ func TestContainerCommands(t *testing.T) {
 		t.Errorf("kill: %+v", r)
 	}
 	var fr result
-	deadline := time.After(time.Minute)
-	for {
-		time.Sleep(200 * time.Millisecond)
+	poll.Until(t, poll.Server, "the killed audit record", func() (bool, error) {
 		r = clawbox(t, ctx, env, "audit", "--port", port, "--container", id, "--kind", "lifecycle")
-		if strings.Contains(r.stdout, "killed") {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("no killed record: %+v", r)
-		default:
-		}
-	}
+		return strings.Contains(r.stdout, "killed"), fmt.Errorf("audit: %+v", r)
+	})
 	fcancel()
 	fr = <-followed
 	if fr.code != 0 {

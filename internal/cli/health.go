@@ -100,11 +100,11 @@ func (a *app) statusCommand() *cobra.Command {
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
-		Short:   "Print clawbox's version",
-		Example: "  clawbox version",
+		Short:   "Print clawbox's version, the commit it was built from and the Go version",
+		Example: "  clawbox version     # clawbox dev (commit 0123abc…) go1.26.8",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintln(a.stdout, version.String())
+			fmt.Fprintln(a.stdout, version.Read().Long())
 			return nil
 		},
 	}

@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -200,14 +200,16 @@ func (a *app) loadConfig() (*config.Config, error) {
 		return nil, err
 	}
 	cfg, err := config.Load(p, a.env)
-	if err == nil {
-		return cfg, nil
+	if err == nil || explicit || !errors.Is(err, os.ErrNotExist) {
+		return cfg, err
 	}
-	if _, statErr := os.Stat(p); !explicit && errors.Is(statErr, os.ErrNotExist) {
-		d, _ := a.homeDir()
-		return config.Parse(nil, d, a.env)
+	// The file was absent when read. A first `serve` may have written it since
+	// (deciding on a later stat alone reported "no such file"): read it again then.
+	if _, statErr := os.Stat(p); statErr == nil {
+		return config.Load(p, a.env)
 	}
-	return nil, err
+	d, _ := a.homeDir()
+	return config.Parse(nil, d, a.env)
 }
 
 // newClient builds an API client from flags, environment and config. needToken says
@@ -224,29 +226,43 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 	if a.port != 0 {
 		port = a.port
 	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::", "[::]":
-		host = "::1"
-	}
+	// The SDK's discovery resolves a wildcard bind address to loopback.
+	base := client.ServerURL(host, port)
 	token := a.token
 	if token == "" {
 		t, err := cfg.Token()
 		if err != nil && needToken {
+			// With no token the usual cause is that no server was ever started here:
+			// say that (exit 3, with the hint to run `clawbox serve`) when nothing
+			// answers, and name the missing token only when a server does.
+			if uerr := a.probeUnreachable(base); uerr != nil {
+				return nil, uerr
+			}
 			return nil, fmt.Errorf("no API token: pass --token, set %s, or run `clawbox init` (%v)", config.EnvAuthToken, err)
 		}
 		token = t
 	}
-	base := "http://" + joinHostPort(host, port)
-	return client.New(base, client.Options{Token: token})
+	// A command's own work (a tool run, a reload that recompiles, a spawn on a busy
+	// engine) can take minutes on a loaded machine; Ctrl-C still stops it at once.
+	return client.New(base, client.Options{Token: token, Timeout: cliTimeout})
 }
 
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-		host = "[" + host + "]"
+// cliTimeout bounds one API call of a client command.
+const cliTimeout = 10 * time.Minute
+
+// probeUnreachable asks the server's public /health without a token and returns the
+// client's unreachable error when nothing answers there, nil otherwise.
+func (a *app) probeUnreachable(base string) error {
+	c, err := client.New(base, client.Options{})
+	if err != nil {
+		return nil
 	}
-	return fmt.Sprintf("%s:%d", host, port)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Health(ctx); errors.Is(err, client.ErrUnreachable) {
+		return err
+	}
+	return nil
 }
 
 // noArgs refuses positional arguments as a usage error.

@@ -3,11 +3,15 @@
 // with defaults, overridden by a few CLAWBOX_* environment variables, with `~` expanded
 // in paths, validated once and then treated as immutable.
 //
-// This is the only package that reads CLAWBOX_* variables.
+// This is the only internal package that reads CLAWBOX_* variables; it shares the
+// client discovery (names, defaults, the token file) with the public SDK
+// (client.FromEnv).
 package config
 
 import (
 	"time"
+
+	"github.com/clawbox/clawbox/client"
 )
 
 // Config is the whole configuration. Every field's default is in [Default] and in the
@@ -301,8 +305,8 @@ func Default(home string) Config {
 	p := func(name string) string { return home + "/" + name }
 	return Config{
 		Server: Server{
-			Host:                    "127.0.0.1",
-			Port:                    9800,
+			Host:                    client.DefaultHost,
+			Port:                    client.DefaultPort,
 			AuthTokenFile:           p("token"),
 			MaxConcurrentExecutions: 10,
 			MaxQueuedExecutions:     100,

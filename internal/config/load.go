@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/clawbox/clawbox/client"
 )
 
 // Env looks up an environment variable; nil means os.LookupEnv.
@@ -28,10 +30,10 @@ func (e Env) lookup(key string) (string, bool) {
 
 // Environment variables read by clawbox.
 const (
-	EnvHome      = "CLAWBOX_HOME"       // the clawbox directory (default ~/.clawbox)
-	EnvHost      = "CLAWBOX_HOST"       // server.host
-	EnvPort      = "CLAWBOX_PORT"       // server.port
-	EnvAuthToken = "CLAWBOX_AUTH_TOKEN" // server.auth_token
+	EnvHome      = client.EnvHome       // the clawbox directory (default ~/.clawbox)
+	EnvHost      = client.EnvHost       // server.host
+	EnvPort      = client.EnvPort       // server.port
+	EnvAuthToken = client.EnvAuthToken  // server.auth_token
 	EnvToolDir   = "CLAWBOX_TOOL_DIR"   // sandbox.tool_dir
 	EnvLogLevel  = "CLAWBOX_LOG_LEVEL"  // logging.level
 	EnvMasterKey = "CLAWBOX_MASTER_KEY" // the credential store key (read by MasterKey)
@@ -441,21 +443,8 @@ func (c *Config) Token() (string, error) {
 	if c.Server.AuthTokenFile == "" {
 		return "", fmt.Errorf("server.auth_token: no token: set server.auth_token, server.auth_token_file or %s", EnvAuthToken)
 	}
-	b, err := os.ReadFile(c.Server.AuthTokenFile)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("server.auth_token_file: %s does not exist: run `clawbox init` or set %s", c.Server.AuthTokenFile, EnvAuthToken)
-		}
-		return "", fmt.Errorf("server.auth_token_file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("server.auth_token_file: %s is empty", c.Server.AuthTokenFile)
-	}
-	if strings.ContainsAny(tok, " \t\r\n") {
-		return "", fmt.Errorf("server.auth_token_file: %s must hold a single token", c.Server.AuthTokenFile)
-	}
-	return tok, nil
+	// The SDK reads token files the same way (client.FromEnv).
+	return client.ReadTokenFile(c.Server.AuthTokenFile)
 }
 
 // MasterKeyHex returns CLAWBOX_MASTER_KEY if set (the credential store's key; the

@@ -22,6 +22,7 @@ import (
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // upstream is a loopback HTTPS server standing for a real API. It records the
@@ -84,23 +85,19 @@ func apiClient(t *testing.T, cfg *config.Config, addr string) *client.Client {
 	return c
 }
 
-// waitFinal waits until a sandbox has left running.
+// waitFinal waits until a sandbox has left running, with the SDK's Wait.
 func waitFinal(t *testing.T, c *client.Client, id string) *api.ContainerInfo {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		info, err := c.Container(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Status != api.ContainerStatusRunning && info.Status != api.ContainerStatusCreating {
-			return info
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sandbox %s still %s", id, info.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	info, err := c.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for sandbox %s: %v", id, err)
 	}
+	if !client.FinalStatus(info.Status) {
+		t.Fatalf("Wait returned sandbox %s %s", id, info.Status)
+	}
+	return info
 }
 
 // TestContainerEgressEndToEnd runs a workload in a real container that reaches a
@@ -188,17 +185,13 @@ func testContainerEgressEndToEnd(t *testing.T, rt dockertest.Runtime) {
 
 	// Every decision is in the audit log, without the value.
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, poll.Server, "4 request audit records", func() (bool, error) {
 		recs, err = c.Audit(ctx, client.AuditQuery{ContainerID: info.ContainerID, Kind: "request"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(recs) >= 4, fmt.Errorf("%d records", len(recs))
+	})
 	decisions := map[api.AuditDecision]int{}
 	for _, r := range recs {
 		decisions[r.Decision]++

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // relay forwards connections on a Unix socket to the real Docker socket: a Docker
@@ -89,17 +89,10 @@ func TestContainersRecoverWhenDockerReturns(t *testing.T) {
 	}
 
 	startRelay(t, sock)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	poll.Until(t, poll.Server, "containers to be available after Docker came back", func() (bool, error) {
 		_, err = c.Containers(ctx, "")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containers still unavailable after Docker came back: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil, err
+	})
 	info, err := c.Spawn(ctx, api.ContainerSpawnRequest{Task: "after recovery", Command: []string{"echo", "back"}})
 	if err != nil {
 		t.Fatal(err)

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestDoorRefusalsFromInsideAContainer: with no token, with another sandbox's
@@ -96,14 +96,14 @@ func testDoorRefusalsFromInsideAContainer(t *testing.T, rt dockertest.Runtime) {
 	}
 
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(time.Minute)
-	for {
-		recs, _ = c.Audit(ctx, client.AuditQuery{ContainerID: info.ContainerID, Kind: "request"})
-		if len(recs) >= 6 || time.Now().After(deadline) {
-			break
+	poll.Until(t, poll.Server, "6 request audit records", func() (bool, error) {
+		var err error
+		recs, err = c.Audit(ctx, client.AuditQuery{ContainerID: info.ContainerID, Kind: "request"})
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(recs) >= 6, fmt.Errorf("%d records", len(recs))
+	})
 	got := map[string]int{}
 	for _, r := range recs {
 		key := string(r.Decision)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestDockerOutageWhileServing: Docker stops answering while a sandbox runs. Spawns
@@ -28,15 +29,10 @@ func TestDockerOutageWhileServing(t *testing.T) {
 	ctx := context.Background()
 
 	// The Docker side comes up in the background: wait until it answers.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := c.Containers(ctx, ""); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("containers unavailable with Docker up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, poll.Server, "containers to be available with Docker up", func() (bool, error) {
+		_, err := c.Containers(ctx, "")
+		return err == nil, err
+	})
 	before, err := c.Spawn(ctx, api.ContainerSpawnRequest{Task: "before the outage", Command: []string{"sleep", "300"}})
 	if err != nil {
 		t.Fatal(err)
@@ -60,18 +56,17 @@ func TestDockerOutageWhileServing(t *testing.T) {
 	}
 
 	startRelay(t, sock) // Docker is back
-	deadline = time.Now().Add(60 * time.Second)
 	var after *api.ContainerInfo
-	for {
+	poll.Until(t, poll.Server, "a spawn to succeed after Docker came back", func() (bool, error) {
 		after, err = c.Spawn(ctx, api.ContainerSpawnRequest{Task: "after the outage", Command: []string{"echo", "back"}})
 		if err == nil {
-			break
+			return true, nil
 		}
-		if e, ok := api.AsError(err); !ok || e.Code != api.CodeUnavailable || time.Now().After(deadline) {
+		if e, ok := api.AsError(err); !ok || e.Code != api.CodeUnavailable {
 			t.Fatalf("spawn after Docker came back: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, err
+	})
 	if final := waitFinal(t, c, after.ContainerID); final.Status != api.ContainerStatusCompleted {
 		t.Errorf("sandbox spawned after the outage: %s", final.Status)
 	}

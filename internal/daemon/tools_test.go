@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/poll"
 	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
 
@@ -88,12 +88,9 @@ func TestToolsEndToEnd(t *testing.T) {
 
 	// The example manifest allows no network: refused by policy inside the tool.
 	base := "https://example.com:" + up.port
-	res, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(res.Output), "blocked_by_policy") {
-		t.Errorf("http_request without network = %s", res.Output)
+	_, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`)})
+	if !isBlockedToolError(err) {
+		t.Errorf("http_request without network: %v", err)
 	}
 
 	// Register a manifest that allows the upstream and makes a credential available.
@@ -121,10 +118,10 @@ func TestToolsEndToEnd(t *testing.T) {
 		t.Errorf("upstream saw %q, want the injected credential once", seen)
 	}
 	// A request may narrow the tool's policy, never widen it.
-	res, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`),
+	_, err = c.Execute(ctx, api.ExecuteRequest{Tool: "http_request", Params: json.RawMessage(`{"url":"` + base + `/api/x"}`),
 		Capabilities: &api.ExecuteCapabilities{Network: &api.ExecuteNetwork{Allowlist: []string{"https://other.example/"}}}})
-	if err != nil || !strings.Contains(string(res.Output), "blocked_by_policy") {
-		t.Errorf("narrowed request = %s %v", res.Output, err)
+	if !isBlockedToolError(err) {
+		t.Errorf("narrowed request: %v", err)
 	}
 
 	// The tool's own output is redacted too.
@@ -147,14 +144,14 @@ func TestToolsEndToEnd(t *testing.T) {
 
 	// Audit: executions and the tool's requests, without the value.
 	var recs []api.AuditRecord
-	deadline := time.Now().Add(time.Minute)
-	for {
-		recs, _ = c.Audit(ctx, client.AuditQuery{Tool: "http_request"})
-		if len(recs) >= 6 || time.Now().After(deadline) {
-			break
+	poll.Until(t, poll.Server, "6 audit records of http_request", func() (bool, error) {
+		var err error
+		recs, err = c.Audit(ctx, client.AuditQuery{Tool: "http_request"})
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(recs) >= 6, fmt.Errorf("%d records", len(recs))
+	})
 	kinds := map[string]int{}
 	for _, r := range recs {
 		kinds[string(r.Kind)+"/"+string(r.Decision)]++
@@ -188,6 +185,17 @@ func TestToolsEndToEnd(t *testing.T) {
 	}
 }
 
+// isBlockedToolError reports whether err is a tool failure carrying the gateway's
+// blocked_by_policy code.
+func isBlockedToolError(err error) bool {
+	e, ok := api.AsError(err)
+	if !ok || e.Code != api.CodeToolFailed {
+		return false
+	}
+	d, _ := e.Details.(map[string]any)
+	return d["code"] == api.CodeBlockedByPolicy
+}
+
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -203,17 +211,14 @@ func grepLines(s, sub string) string {
 // machine, which is longer than a client's request timeout.
 func waitToolsLoaded(t *testing.T, c *client.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	poll.Until(t, poll.Slow, fmt.Sprintf("%d tools to load", n), func() (bool, error) {
 		h, err := c.Health(context.Background())
-		if err == nil {
-			if d, ok := h.Components["wasm_engine"].Detail.(map[string]any); ok && d["tools_loaded"] == float64(n) {
-				return
-			}
+		if err != nil {
+			return false, err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tools not loaded: %+v %v", n, h, err)
+		if d, ok := h.Components["wasm_engine"].Detail.(map[string]any); ok && d["tools_loaded"] == float64(n) {
+			return true, nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Errorf("health: %+v", h)
+	})
 }

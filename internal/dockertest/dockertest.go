@@ -68,6 +68,12 @@ type File struct {
 // ImportImage imports an image named ref holding Debian's static /bin/busybox (with
 // sh, echo, sleep, cat, … applets) and files, with the label "key=value" label.
 func ImportImage(ctx context.Context, ref string, files []File, label string) error {
+	return ImportImageTmpMode(ctx, ref, files, label, 0o1777)
+}
+
+// ImportImageTmpMode is ImportImage with the image's /tmp directory in tmpMode
+// (owned by root), for tests of what a sandbox user can write there.
+func ImportImageTmpMode(ctx context.Context, ref string, files []File, label string, tmpMode int64) error {
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		return fmt.Errorf("%w: install Debian's busybox-static (apt-get install -y busybox-static)", err)
@@ -82,7 +88,7 @@ func ImportImage(ctx context.Context, ref string, files []File, label string) er
 	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "run", "tmp"} {
 		mode := int64(0o755)
 		if d == "tmp" {
-			mode = 0o1777
+			mode = tmpMode
 		}
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: mode}); err != nil {
 			return err

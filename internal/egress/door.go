@@ -164,24 +164,11 @@ func (d *Door) Close() error {
 	return d.closeErr
 }
 
-// ProxyRequest is the body of POST /proxy.
-type ProxyRequest struct {
-	URL        string            `json:"url"`
-	Method     string            `json:"method,omitempty"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Body       *string           `json:"body,omitempty"`
-	BodyBase64 *string           `json:"body_base64,omitempty"`
-}
+// ProxyRequest is the body of POST /proxy (the public wire type).
+type ProxyRequest = api.ProxyRequest
 
-// ProxyResponse is the answer of POST /proxy. A body that is not valid UTF-8 is sent
-// in BodyBase64 and Body is empty.
-type ProxyResponse struct {
-	Status     int               `json:"status"`
-	Headers    map[string]string `json:"headers"`
-	Body       string            `json:"body"`
-	BodyBase64 string            `json:"body_base64,omitempty"`
-	Truncated  bool              `json:"truncated"`
-}
+// ProxyResponse is the answer of POST /proxy (the public wire type).
+type ProxyResponse = api.ProxyResponse
 
 // ServeHTTP implements http.Handler for the door's routes.
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -49,7 +49,7 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 
 // TestImportDirection encodes SPEC section 1: the domain packages know nothing of
 // HTTP, the CLI or the wiring; sandbox never imports its backends; egress never
-// imports sandbox; api/ and client/ never import internal/.
+// imports sandbox; api/, client/ and door/ never import internal/.
 func TestImportDirection(t *testing.T) {
 	rules := []struct {
 		from      string // package path prefix, relative to the module
@@ -62,6 +62,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/audit", []string{"internal/server", "internal/daemon", "internal/cli"}},
 		{"api", []string{"internal/"}},
 		{"client", []string{"internal/"}},
+		{"door", []string{"internal/"}},
 	}
 	for _, p := range packages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, mod)

@@ -1,10 +1,13 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -121,4 +124,131 @@ func describe(err error, hc hintContext) ErrorResult {
 		r.Next = "the clawbox server failed internally (its log has the details under the request id); retry once, then report it to the user"
 	}
 	return r
+}
+
+// checkRequired answers a call of a listed tool that lacks required arguments with
+// clawbox's own hint (which are missing, and an example call) instead of the SDK's
+// raw schema-validation error or a round trip to the server. It reads the tool's
+// input schema from the tool list the client sees, so sandbox and WASM tools are
+// checked alike. It returns nil when the call may go on.
+func (s *Server) checkRequired(ctx context.Context, next sdk.MethodHandler, r *sdk.CallToolRequest) *sdk.CallToolResult {
+	schema, ok := listedSchema(ctx, next, r)
+	if !ok || len(schema.Required) == 0 {
+		return nil
+	}
+	var args map[string]json.RawMessage
+	if raw := bytes.TrimSpace(r.Params.Arguments); len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &args); err != nil {
+			return nil // not an object: the schema validation says so
+		}
+	}
+	var missing []string
+	for _, name := range schema.Required {
+		if _, ok := args[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	example := map[string]any{}
+	for _, name := range schema.Required {
+		if v, ok := args[name]; ok {
+			example[name] = v
+			continue
+		}
+		example[name] = exampleValue(name, schema.Properties[name])
+	}
+	call, _ := json.Marshal(map[string]any{"name": r.Params.Name, "arguments": example})
+	plural := "argument"
+	if len(missing) > 1 {
+		plural = "arguments"
+	}
+	return resultFor(ErrorResult{
+		Code:    api.CodeInvalidRequest,
+		Error:   fmt.Sprintf("%s: missing required %s %s", r.Params.Name, plural, strings.Join(quoteAll(missing), ", ")),
+		Next:    "call again with every required argument (see the tool's input schema in tools/list), for example: " + string(call),
+		Details: map[string]any{"missing": missing, "example": json.RawMessage(call)},
+	})
+}
+
+// toolSchema is the part of a JSON Schema the required-argument hint reads.
+type toolSchema struct {
+	Required   []string                   `json:"required"`
+	Properties map[string]json.RawMessage `json:"properties"`
+}
+
+// listedSchema returns the input schema of the called tool as tools/list shows it.
+func listedSchema(ctx context.Context, next sdk.MethodHandler, r *sdk.CallToolRequest) (toolSchema, bool) {
+	var cursor string
+	for range 100 { // pages; bounded
+		res, err := next(ctx, "tools/list", &sdk.ListToolsRequest{Session: r.Session, Params: &sdk.ListToolsParams{Cursor: cursor}})
+		if err != nil {
+			return toolSchema{}, false
+		}
+		lr, ok := res.(*sdk.ListToolsResult)
+		if !ok {
+			return toolSchema{}, false
+		}
+		for _, t := range lr.Tools {
+			if t.Name != r.Params.Name {
+				continue
+			}
+			b, err := json.Marshal(t.InputSchema)
+			var ts toolSchema
+			if err != nil || json.Unmarshal(b, &ts) != nil {
+				return toolSchema{}, false
+			}
+			return ts, true
+		}
+		if lr.NextCursor == "" {
+			break
+		}
+		cursor = lr.NextCursor
+	}
+	return toolSchema{}, false
+}
+
+// exampleValue is a placeholder for a required property, from its schema: the
+// first of its examples or enum, its default, or a value of its type.
+func exampleValue(name string, raw json.RawMessage) any {
+	var p struct {
+		Type     any               `json:"type"`
+		Enum     []json.RawMessage `json:"enum"`
+		Examples []json.RawMessage `json:"examples"`
+		Default  json.RawMessage   `json:"default"`
+	}
+	_ = json.Unmarshal(raw, &p)
+	switch {
+	case len(p.Examples) > 0:
+		return p.Examples[0]
+	case len(p.Enum) > 0:
+		return p.Enum[0]
+	case len(p.Default) > 0:
+		return p.Default
+	}
+	typ, _ := p.Type.(string)
+	if ts, ok := p.Type.([]any); ok && len(ts) > 0 {
+		typ, _ = ts[0].(string)
+	}
+	switch typ {
+	case "integer", "number":
+		return 1
+	case "boolean":
+		return true
+	case "array":
+		return []any{}
+	case "object":
+		return map[string]any{}
+	default:
+		return "<" + name + ">"
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
 }

@@ -90,8 +90,13 @@ func New(cfg Config) (*Server, error) {
 // as a result the model can read and act on).
 func (s *Server) unknownTools(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-		if r, ok := req.(*sdk.CallToolRequest); ok && method == "tools/call" && r.Params != nil && !s.offers(r.Params.Name) {
-			return s.executeHandler(r.Params.Name)(ctx, r)
+		if r, ok := req.(*sdk.CallToolRequest); ok && method == "tools/call" && r.Params != nil {
+			if !s.offers(r.Params.Name) {
+				return s.executeHandler(r.Params.Name)(ctx, r)
+			}
+			if res := s.checkRequired(ctx, next, r); res != nil {
+				return res, nil
+			}
 		}
 		return next(ctx, method, req)
 	}

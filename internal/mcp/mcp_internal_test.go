@@ -216,3 +216,60 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("after remove: %s", l)
 	}
 }
+
+// TestMissingRequiredArgument: a call without a required argument, of a sandbox tool
+// or a WASM tool, gets clawbox's hint (what is missing, an example call), not the
+// SDK's raw schema-validation error, and never reaches the backend.
+func TestMissingRequiredArgument(t *testing.T) {
+	b := &listBackend{}
+	greet := tool("greet", "Greets")
+	greet.InputSchema = json.RawMessage(`{"type":"object","required":["name","times"],"properties":{"name":{"type":"string"},"times":{"type":"integer"}}}`)
+	b.set(greet)
+	s, err := New(Config{Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, ct := sdk.NewInMemoryTransports()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, st, 0) }()
+	defer func() { cancel(); <-done }()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	cases := []struct {
+		name, tool string
+		args       map[string]any
+		want       []string
+	}{
+		{"sandbox tool", "sandbox_logs", map[string]any{}, []string{`missing required argument "container_id"`, `{"arguments":{"container_id":`, `"name":"sandbox_logs"`}},
+		{"wasm tool", "greet", map[string]any{"name": "you"}, []string{`missing required argument "times"`, `"arguments":{"name":"you","times":1}`}},
+		{"wasm tool, nothing given", "greet", nil, []string{`missing required arguments "name", "times"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: tc.tool, Arguments: tc.args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := res.Content[0].(*sdk.TextContent).Text
+			if !res.IsError || !strings.Contains(text, "Error (invalid_request)") {
+				t.Fatalf("result %v: %s", res.IsError, text)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("result lacks %q:\n%s", w, text)
+				}
+			}
+			if strings.Contains(text, "validating") {
+				t.Errorf("raw schema error leaked:\n%s", text)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // block is one marked shell block of the README.
@@ -191,16 +192,14 @@ func TestQuickstart(t *testing.T) {
 					t.Logf("block %d ended: %v", i, err)
 				}
 			})
-			deadline := time.After(5 * time.Minute)
-			for !strings.Contains(out.String(), b.until) {
+			poll.Until(t, 5*time.Minute, fmt.Sprintf("README.md:%d: background block %d to print %q", b.line, i, b.until), func() (bool, error) {
 				select {
 				case err := <-exited:
 					t.Fatalf("README.md:%d: background block %d exited before %q: %v\n%s", b.line, i, b.until, err, out.String())
-				case <-deadline:
-					t.Fatalf("README.md:%d: background block %d did not print %q within 5 minutes:\n%s", b.line, i, b.until, out.String())
-				case <-time.After(50 * time.Millisecond):
+				default:
 				}
-			}
+				return strings.Contains(out.String(), b.until), fmt.Errorf("output so far:\n%s", out.String())
+			})
 		case "run":
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			cmd, out := newCmd(ctx, b)
@@ -216,7 +215,7 @@ func TestQuickstart(t *testing.T) {
 	const secret = "demo-s3cret-value-1234"
 	got := runOut.String()
 	for _, want := range []string{
-		`\"authorization\":\"[REDACTED]\"`,                                                // the sandbox saw the injected credential redacted
+		`\"authorization\":\"Bearer [REDACTED]\"`,                                         // the sandbox saw the injected credential redacted
 		"allowed GET http://127.0.0.1:" + upstreamPort + "/hello -> 200 credentials=demo", // the audit line
 		`"credentials":["demo"]`,                                                          // which credential was injected, by name
 		"http://127.0.0.1:" + upstreamPort + "  ",                                         // tools list shows http_request's allowlist

@@ -29,8 +29,11 @@ const (
 // Spec is everything a Backend needs to create and start one hardened container.
 // The Manager fills it from the config and the request; a backend applies every field.
 type Spec struct {
-	ID       string // sandbox id, used as the container name
-	Task     string // for the (truncated) task label
+	ID   string // sandbox id, used as the container name
+	Task string // for the (truncated) task label
+	// Labels are the caller's labels, put on the container beside clawbox's own
+	// (validated: none starts with "clawbox.").
+	Labels   map[string]string
 	Image    string
 	Policy   Policy
 	Command  []string
@@ -108,6 +111,13 @@ type RecordStore interface {
 	// DeleteExpiredSandboxes removes final records whose ExpiresAt is not after now
 	// and returns their ids.
 	DeleteExpiredSandboxes(ctx context.Context, now time.Time) ([]string, error)
+}
+
+// Redactor replaces known secret values in b (internal/secrets implements it); n is
+// how many it replaced. Container logs pass through it before they are stored or
+// returned.
+type Redactor interface {
+	Redact(b []byte) (redacted []byte, n int)
 }
 
 // DoorSpec is what the egress gateway needs to open a sandbox's door.

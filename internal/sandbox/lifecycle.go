@@ -55,16 +55,41 @@ func (m *Manager) monitor(ctx context.Context, l *live) {
 			}
 		}
 	}()
-	timer := m.clock.NewTimer(rec.Deadline.Sub(m.clock.Now()))
-	defer timer.Stop()
-	select {
-	case exit := <-waitCh:
-		m.finish(ctx, l, statusOf(exit), &exit)
-	case <-lostCh:
-		m.finish(ctx, l, StatusLost, nil)
-	case <-timer.C():
-		m.finish(ctx, l, StatusTimedOut, nil)
-	case <-ctx.Done():
+	// The deadline timer lives in l so that Extend can replace it; the monitor
+	// re-reads it whenever Extend says so.
+	l.mu.Lock()
+	l.timer = m.clock.NewTimer(l.rec.Deadline.Sub(m.clock.Now()))
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.timer.Stop()
+		l.mu.Unlock()
+	}()
+	for {
+		l.mu.Lock()
+		timerC := l.timer.C()
+		l.mu.Unlock()
+		select {
+		case exit := <-waitCh:
+			m.finish(ctx, l, statusOf(exit), &exit)
+			return
+		case <-lostCh:
+			m.finish(ctx, l, StatusLost, nil)
+			return
+		case <-l.rearm:
+			continue
+		case <-timerC:
+			l.mu.Lock()
+			early := m.clock.Now().Before(l.rec.Deadline)
+			l.mu.Unlock()
+			if early {
+				continue // a stale timer: Extend moved the deadline meanwhile
+			}
+			m.finish(ctx, l, StatusTimedOut, nil)
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -121,18 +146,12 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 			}
 		}
 		if to != StatusLost {
-			limit := rec.LogLimit
-			if limit <= 0 {
-				limit = m.cfg.MaxLogBytes
-			}
-			stdout, stderr := &cappedBuffer{limit: limit}, &cappedBuffer{limit: limit}
-			if err := m.backend.Logs(ctx, rec.ContainerID, false, stdout, stderr); err != nil {
+			// Redacted before they are stored: state.db never holds a secret.
+			logs, err := m.collectLogs(ctx, rec)
+			if err != nil {
 				log.Error("sandbox: collect logs", "err", err)
 			}
-			var t1, t2 bool
-			rec.Logs.Stdout, t1 = stdout.bytes()
-			rec.Logs.Stderr, t2 = stderr.bytes()
-			rec.Logs.Truncated = t1 || t2
+			rec.Logs = logs
 			if err := m.backend.Remove(ctx, rec.ContainerID); err != nil {
 				log.Error("sandbox: remove container (the reaper will retry)", "err", err)
 			}
@@ -184,7 +203,8 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, rec := range creating {
-		l := &live{id: rec.ID, rec: rec, socketDir: filepath.Join(m.cfg.ProxiesDir, rec.ID), done: make(chan struct{})}
+		l := newLive(rec)
+		l.socketDir = filepath.Join(m.cfg.ProxiesDir, rec.ID)
 		l.finishing = true // nothing to stop: the spawn never completed
 		m.markLost(ctx, l)
 	}
@@ -225,7 +245,7 @@ func (m *Manager) markLost(ctx context.Context, l *live) {
 
 // adopt takes over a sandbox recorded running by an earlier process.
 func (m *Manager) adopt(ctx context.Context, rec *Record) error {
-	l := &live{id: rec.ID, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{})}
+	l := newLive(rec)
 	if rec.Policy == PolicyContainer {
 		l.socketDir = filepath.Join(m.cfg.ProxiesDir, rec.ID)
 	}

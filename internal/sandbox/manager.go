@@ -38,6 +38,9 @@ type Options struct {
 	Audit AuditSink
 	// Credentials provides env placeholders for granted credentials; nil: none.
 	Credentials CredentialEnv
+	// Redactor removes known secrets from container logs before they are stored
+	// or returned; nil: logs are kept as written.
+	Redactor Redactor
 	// Clock; nil: the real clock.
 	Clock Clock
 	// Logger; nil: slog.Default().
@@ -56,6 +59,7 @@ type Manager struct {
 	doors   DoorOpener
 	audit   AuditSink
 	creds   CredentialEnv
+	redact  Redactor
 	clock   Clock
 	log     *slog.Logger
 	metrics *metrics
@@ -82,10 +86,18 @@ type live struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed once finished (or detached at shutdown)
 
-	mu        sync.Mutex // guards rec, door, finishing
+	mu        sync.Mutex // guards rec, door, finishing, timer
 	rec       *Record
 	door      io.Closer
 	finishing bool
+	// timer fires at rec.Deadline; the monitor arms it, Extend replaces it and
+	// tells the monitor through rearm.
+	timer Timer
+	rearm chan struct{} // capacity 1
+}
+
+func newLive(rec *Record) *live {
+	return &live{id: rec.ID, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{}), rearm: make(chan struct{}, 1)}
 }
 
 func (l *live) authenticate(token string) bool {
@@ -118,6 +130,7 @@ func New(opts Options) (*Manager, error) {
 		doors:   opts.Doors,
 		audit:   opts.Audit,
 		creds:   opts.Credentials,
+		redact:  opts.Redactor,
 		clock:   opts.Clock,
 		log:     opts.Logger,
 		metrics: met,
@@ -171,130 +184,6 @@ func ensureBaseDir(dir string) error {
 	return nil
 }
 
-// plan is a validated spawn request.
-type plan struct {
-	policy      Policy
-	image       string
-	env         map[string]string
-	allowlist   []string
-	credentials []string
-	memoryMB    int64
-	cpuShares   int64
-	nanoCPUs    int64
-	timeout     time.Duration
-	logLimit    int64
-}
-
-func invalid(field, format string, args ...any) error {
-	return &api.Error{Code: api.CodeInvalidRequest, Message: fmt.Sprintf(format, args...), Details: map[string]string{"field": field}}
-}
-
-// validate checks a request against the server policy and fills in defaults.
-func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
-	p := &plan{}
-	if strings.TrimSpace(req.Task) == "" {
-		return nil, invalid("task", "task is required")
-	}
-	if len(req.Task) > 64<<10 {
-		return nil, invalid("task", "task is longer than 64 KiB")
-	}
-	switch pol := strings.ToLower(req.Policy); pol {
-	case "", api.SandboxPolicyContainer:
-		p.policy = PolicyContainer
-	case api.SandboxPolicyContainerDirect:
-		p.policy = PolicyContainerDirect
-	case api.SandboxPolicyWasmOnly:
-		return nil, invalid("policy", "policy %q does not run containers", req.Policy)
-	default:
-		return nil, invalid("policy", "unknown policy %q", req.Policy)
-	}
-	if !slices.ContainsFunc(m.cfg.AllowedPolicies, func(a string) bool { return strings.EqualFold(a, string(p.policy)) }) {
-		return nil, api.Errorf(api.CodePolicyDenied, "sandbox policy %q is not allowed by container_policy.allowed_policies", p.policy)
-	}
-	image := req.Image
-	if image == "" {
-		image = m.cfg.DefaultImage
-	}
-	img, err := ImageAllowed(image, m.cfg.AllowedImages)
-	if err != nil {
-		return nil, err
-	}
-	p.image = img
-	if err := CheckEnv(req.Env); err != nil {
-		return nil, err
-	}
-	p.env = req.Env
-	caps := req.Capabilities
-	if caps == nil {
-		caps = &api.ContainerCapabilities{}
-	}
-	for _, c := range caps.Credentials {
-		if !slices.Contains(m.cfg.AllowedCredentials, c) {
-			return nil, api.Errorf(api.CodePolicyDenied, "credential %q is not allowed by container_policy.allowed_credentials", c)
-		}
-	}
-	if p.policy == PolicyContainerDirect && (len(caps.Credentials) > 0 || caps.Network != nil) {
-		return nil, invalid("capabilities", "policy container_direct has no egress door: network and credentials cannot be requested")
-	}
-	p.credentials = slices.Compact(slices.Sorted(slices.Values(caps.Credentials)))
-	if caps.Network != nil {
-		p.allowlist = append([]string{}, caps.Network.Allowlist...)
-	}
-	r := caps.Resources
-	if r == nil {
-		r = &api.ContainerResources{}
-	}
-	p.memoryMB = m.cfg.DefaultMemoryMB
-	if r.MemoryMB != nil {
-		switch v := *r.MemoryMB; {
-		case v > m.cfg.MaxMemoryMB:
-			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is above the server maximum %d (containers.max_memory_mb)", v, m.cfg.MaxMemoryMB)
-		case v < minMemoryMB:
-			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d", v, minMemoryMB)
-		}
-		p.memoryMB = *r.MemoryMB
-	}
-	p.cpuShares = m.cfg.DefaultCPUShares
-	if r.CPUShares != nil {
-		switch v := *r.CPUShares; {
-		case v > m.cfg.MaxCPUShares:
-			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is above the server maximum %d (containers.max_cpu_shares)", v, m.cfg.MaxCPUShares)
-		case v < minCPUShares:
-			return nil, invalid("capabilities.resources.cpu_shares", "cpu_shares %d is below the minimum %d", v, minCPUShares)
-		}
-		p.cpuShares = *r.CPUShares
-	}
-	if r.CPUs != nil {
-		switch v := *r.CPUs; {
-		case v > m.cfg.MaxCPUs:
-			return nil, invalid("capabilities.resources.cpus", "cpus %g is above the server maximum %g (containers.max_cpus)", v, m.cfg.MaxCPUs)
-		case v < 0 || v != v:
-			return nil, invalid("capabilities.resources.cpus", "cpus must not be negative")
-		}
-		p.nanoCPUs = int64(*r.CPUs * 1e9)
-	}
-	p.timeout = m.cfg.DefaultTimeout
-	if r.TimeoutMS != nil {
-		v := *r.TimeoutMS
-		if v <= 0 {
-			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms must be positive")
-		}
-		if max := m.cfg.MaxTimeout.Milliseconds(); v > max {
-			return nil, invalid("capabilities.resources.timeout_ms", "timeout_ms %d is above the server maximum %d (containers.max_timeout_ms)", v, max)
-		}
-		p.timeout = time.Duration(v) * time.Millisecond
-	}
-	p.logLimit = m.cfg.MaxLogBytes
-	if r.MaxOutputBytes != nil {
-		v := *r.MaxOutputBytes
-		if v < 0 || v > m.cfg.MaxLogBytes {
-			return nil, invalid("capabilities.resources.max_output_bytes", "max_output_bytes %d must be between 0 and the server maximum %d (containers.max_log_bytes)", v, m.cfg.MaxLogBytes)
-		}
-		p.logLimit = v
-	}
-	return p, nil
-}
-
 // Spawn validates req, then creates the record, token, socket directory and door,
 // and creates and starts the hardened container. It is all or nothing: on any error
 // every earlier step is undone. It returns the running sandbox's record.
@@ -324,12 +213,13 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 		Allowlist:   p.allowlist,
 		Credentials: p.credentials,
 		LogLimit:    p.logLimit,
+		Labels:      p.labels,
 	}
 	var token string
 	if p.policy == PolicyContainer {
 		token, rec.TokenHash = newToken()
 	}
-	l := &live{id: id, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{})}
+	l := newLive(rec)
 
 	// Undo stack: run in reverse on failure.
 	var undo []func()
@@ -380,7 +270,7 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 	}
 
 	spec := Spec{
-		ID: id, Task: req.Task, Image: p.image, Policy: p.policy, Command: req.Command,
+		ID: id, Task: req.Task, Labels: p.labels, Image: p.image, Policy: p.policy, Command: req.Command,
 		Instance: m.cfg.InstanceID, User: m.cfg.User,
 		MemoryBytes: p.memoryMB << 20, CPUShares: p.cpuShares, NanoCPUs: p.nanoCPUs,
 		PidsLimit: m.cfg.PidsLimit, TmpfsMB: m.cfg.TmpfsSizeMB, Nofile: m.cfg.Nofile,
@@ -509,9 +399,16 @@ func (m *Manager) Get(ctx context.Context, id string) (*Record, error) {
 // List returns the records, newest first (ties by id), filtered by status when it is
 // not "" (an unknown status is 400 invalid_request).
 func (m *Manager) List(ctx context.Context, status string) ([]*Record, error) {
+	return m.Find(ctx, api.ContainerFilter{Status: status})
+}
+
+// Find returns the records matching f, newest first (ties by id): in f.Status when
+// it is not "" (an unknown status is 400 invalid_request), carrying every label of
+// f.Labels.
+func (m *Manager) Find(ctx context.Context, f api.ContainerFilter) ([]*Record, error) {
 	var st Status
-	if status != "" {
-		s, err := ParseStatus(status)
+	if f.Status != "" {
+		s, err := ParseStatus(f.Status)
 		if err != nil {
 			return nil, err
 		}
@@ -520,6 +417,9 @@ func (m *Manager) List(ctx context.Context, status string) ([]*Record, error) {
 	recs, err := m.store.ListSandboxes(ctx, st)
 	if err != nil {
 		return nil, err
+	}
+	if len(f.Labels) > 0 {
+		recs = slices.DeleteFunc(recs, func(r *Record) bool { return !matchLabels(r.Labels, f.Labels) })
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
@@ -553,14 +453,121 @@ func (m *Manager) Kill(ctx context.Context, id string) (*Record, error) {
 	return rec, err
 }
 
-// Logs returns a sandbox's record with its kept logs (empty while it runs: use
-// FollowLogs for those).
+// Logs returns a sandbox's record with its logs: for a running sandbox what it has
+// written so far, otherwise what was kept when it finished. Both are capped at the
+// sandbox's log limit and redacted.
 func (m *Manager) Logs(ctx context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		if rec := l.snapshot(); rec.Status == StatusRunning {
+			logs, err := m.collectLogs(ctx, rec)
+			switch {
+			case err == nil:
+				rec.Logs = logs
+				return rec, nil
+			case !errors.Is(err, errdefs.ErrNotFound):
+				return nil, fmt.Errorf("sandbox %s: logs: %w", id, err)
+			}
+			// The container went away meanwhile: its final record has the logs.
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return m.storedLogs(ctx, id)
+}
+
+func (m *Manager) storedLogs(ctx context.Context, id string) (*Record, error) {
 	rec, err := m.store.GetSandbox(ctx, id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, notFound(id)
 	}
 	return rec, err
+}
+
+// redactMargin is how much output is read beyond a log cap, so that a secret
+// straddling the cap is still recognised and redacted before the cut.
+const redactMargin = 64 << 10
+
+// collectLogs reads a container's output so far, redacts it and caps each stream at
+// the sandbox's log limit.
+func (m *Manager) collectLogs(ctx context.Context, rec *Record) (Logs, error) {
+	limit := rec.LogLimit
+	if limit <= 0 {
+		limit = m.cfg.MaxLogBytes
+	}
+	stdout, stderr := &cappedBuffer{limit: limit + redactMargin}, &cappedBuffer{limit: limit + redactMargin}
+	err := m.backend.Logs(ctx, rec.ContainerID, false, stdout, stderr)
+	var logs Logs
+	var t1, t2 bool
+	logs.Stdout, t1 = m.capRedacted(stdout, limit)
+	logs.Stderr, t2 = m.capRedacted(stderr, limit)
+	logs.Truncated = t1 || t2
+	return logs, err
+}
+
+func (m *Manager) capRedacted(c *cappedBuffer, limit int64) ([]byte, bool) {
+	b, truncated := c.bytes()
+	if m.redact != nil {
+		b, _ = m.redact.Redact(b)
+	}
+	if int64(len(b)) > limit {
+		b, truncated = b[:limit], true
+	}
+	return b, truncated
+}
+
+// Extend sets a running sandbox's deadline to timeout from now (shorter or longer
+// than before; at most containers.max_timeout_ms), persists it and returns the
+// record. An unknown id is 404 not_found; a sandbox that is not running (still
+// being created, finishing or finished) is 409 conflict.
+func (m *Manager) Extend(ctx context.Context, id string, timeoutMS int64) (*Record, error) {
+	d, err := m.checkTimeout("timeout_ms", timeoutMS)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l == nil {
+		rec, err := m.storedLogs(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return nil, api.Errorf(api.CodeConflict, "sandbox %q is %s, not running: its deadline cannot change", id, rec.Status)
+	}
+	l.mu.Lock()
+	if l.finishing || l.rec.Status != StatusRunning {
+		st := l.rec.Status
+		if l.finishing {
+			st = "finishing"
+		}
+		l.mu.Unlock()
+		return nil, api.Errorf(api.CodeConflict, "sandbox %q is %s, not running: its deadline cannot change", id, st)
+	}
+	rec := l.rec.clone()
+	rec.Deadline = m.clock.Now().Add(d).UTC()
+	if err := m.store.UpdateSandbox(ctx, rec, StatusRunning); err != nil {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("sandbox %s: record deadline: %w", id, err)
+	}
+	l.rec = rec.clone()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = m.clock.NewTimer(d)
+	}
+	l.mu.Unlock()
+	select {
+	case l.rearm <- struct{}{}:
+	default:
+	}
+	m.event(rec, "deadline_set", "deadline "+rec.Deadline.Format(time.RFC3339Nano))
+	m.log.Info("sandbox deadline set", "sandbox", id, "deadline", rec.Deadline)
+	return rec, nil
 }
 
 // FollowLogs streams a running sandbox's output, demultiplexed, until it stops or ctx
@@ -579,7 +586,7 @@ func (m *Manager) FollowLogs(ctx context.Context, id string, stdout, stderr io.W
 			return fmt.Errorf("sandbox %s: follow logs: %w", id, err)
 		}
 	}
-	rec, err := m.Logs(ctx, id)
+	rec, err := m.storedLogs(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -652,5 +659,5 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Record, error) {
 			return nil, ctx.Err()
 		}
 	}
-	return m.Logs(ctx, id)
+	return m.storedLogs(ctx, id)
 }

@@ -68,7 +68,17 @@ func TestValidateSpawn(t *testing.T) {
 					t.Errorf("plan %+v", p)
 				}
 			}},
-		{name: "missing task", req: api.ContainerSpawnRequest{}, code: api.CodeInvalidRequest, field: "task"},
+		{name: "task is optional", req: api.ContainerSpawnRequest{}, check: func(t *testing.T, p *plan) {
+			if p.labels != nil {
+				t.Errorf("labels %v", p.labels)
+			}
+		}},
+		{name: "labels kept", req: api.ContainerSpawnRequest{Labels: map[string]string{"team": "infra"}}, check: func(t *testing.T, p *plan) {
+			if len(p.labels) != 1 || p.labels["team"] != "infra" {
+				t.Errorf("labels %v", p.labels)
+			}
+		}},
+		{name: "task too long", req: api.ContainerSpawnRequest{Task: strings.Repeat("t", 64<<10+1)}, code: api.CodeInvalidRequest, field: "task"},
 		{name: "memory above max", req: api.ContainerSpawnRequest{Task: "t", Capabilities: res(api.ContainerResources{MemoryMB: ptr[int64](4097)})}, code: api.CodeInvalidRequest, field: "max_memory_mb"},
 		{name: "memory zero is not unlimited", req: api.ContainerSpawnRequest{Task: "t", Capabilities: res(api.ContainerResources{MemoryMB: ptr[int64](0)})}, code: api.CodeInvalidRequest, field: "memory_mb"},
 		{name: "cpu shares above max", req: api.ContainerSpawnRequest{Task: "t", Capabilities: res(api.ContainerResources{CPUShares: ptr[int64](5000)})}, code: api.CodeInvalidRequest, field: "max_cpu_shares"},

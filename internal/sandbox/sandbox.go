@@ -8,6 +8,7 @@ package sandbox
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/clawbox/clawbox/api"
@@ -100,6 +101,8 @@ type Record struct {
 	Credentials []string
 	// LogLimit caps each log stream, in bytes.
 	LogLimit int64
+	// Labels are the caller's labels (nil when none).
+	Labels map[string]string
 }
 
 // transition moves r to status to, or reports why it cannot.
@@ -120,6 +123,7 @@ func (r *Record) Info() api.ContainerInfo {
 		Image:       r.Image,
 		CreatedAt:   r.CreatedAt.UTC(),
 		TaskSummary: r.Task,
+		Labels:      maps.Clone(r.Labels),
 		ExitCode:    r.ExitCode,
 		OOMKilled:   r.OOMKilled,
 	}
@@ -175,5 +179,6 @@ func (r *Record) clone() *Record {
 		c.Allowlist = append([]string{}, r.Allowlist...)
 	}
 	c.Credentials = append([]string(nil), r.Credentials...)
+	c.Labels = maps.Clone(r.Labels)
 	return &c
 }

@@ -262,7 +262,7 @@ func (s *Store) RedactName(b []byte) ([]byte, int) {
 
 // RedactHeader returns a copy of h, as an upstream sent it, that is safe to hand a
 // sandbox: names redacted with RedactName (the brackets dropped, so that the name
-// stays a valid header token: "X-REDACTED"), values with Redact. Values of names
+// stays a valid header token, canonicalised: "X-Redacted"), values with Redact. Values of names
 // that become equal are kept, in order. h is not modified.
 func (s *Store) RedactHeader(h http.Header) (http.Header, int) {
 	scan := s.load().scan
@@ -276,7 +276,7 @@ func (s *Store) RedactHeader(h http.Header) (http.Header, int) {
 	for _, k := range keys {
 		name := k
 		if r, n := scan.RedactName([]byte(k)); n > 0 {
-			name = strings.NewReplacer("[", "", "]", "").Replace(string(r))
+			name = http.CanonicalHeaderKey(strings.NewReplacer("[", "", "]", "").Replace(string(r)))
 			total += n
 		}
 		for _, v := range h[k] {

@@ -5,7 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestLimiterIsGlobalAndBounded drives the real router: two different limited routes
@@ -86,11 +87,5 @@ func TestLimiterCanceledWaiter(t *testing.T) {
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, poll.Short, "the condition", func() (bool, error) { return cond(), nil })
 }

@@ -36,7 +36,7 @@ func (s *Server) RegisterTools(t Tools) {
 	}, Doc: Doc{
 		Summary: "Execute a WASM tool",
 		Describe: "Runs the tool in a fresh wazero instance with its manifest's limits: 404 tool_not_found, 408 timeout, " +
-			"413 output_too_large, 422 tool_failed (exit code or trap, stderr tail), 503 busy when the execution queue is full. " +
+			"413 output_too_large, 422 tool_failed (exit code or trap, stderr tail; details.code and details.message when the tool reported a code, such as the gateway's blocked_by_policy for a refused request), 503 busy when the execution queue is full. " +
 			"Output is redacted of known secrets. metadata.fuel_consumed is always 0: wazero has no fuel; wall time and memory are the limits.",
 		Tags:      []string{"tools"},
 		Request:   api.ExecuteRequest{},

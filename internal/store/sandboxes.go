@@ -17,7 +17,7 @@ var _ sandbox.RecordStore = (*DB)(nil)
 
 const sandboxColumns = `id, task, image, policy, status, docker_id, exit_code, oom_killed,
 	created_at, deadline, finished_at, expires_at, token_hash, stdout, stderr, truncated,
-	allowlist, credentials, log_limit`
+	allowlist, credentials, log_limit, labels`
 
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
@@ -51,6 +51,14 @@ func sandboxArgs(rec *sandbox.Record) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	labels := rec.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	lb, err := json.Marshal(labels)
+	if err != nil {
+		return nil, err
+	}
 	var exit any
 	if rec.ExitCode != nil {
 		exit = *rec.ExitCode
@@ -58,7 +66,7 @@ func sandboxArgs(rec *sandbox.Record) ([]any, error) {
 	return []any{rec.ID, rec.Task, rec.Image, string(rec.Policy), string(rec.Status), rec.ContainerID,
 		exit, rec.OOMKilled, nanos(rec.CreatedAt), nanos(rec.Deadline), nanos(rec.FinishedAt),
 		nanos(rec.ExpiresAt), rec.TokenHash, rec.Logs.Stdout, rec.Logs.Stderr, rec.Logs.Truncated,
-		allow, string(cb), rec.LogLimit}, nil
+		allow, string(cb), rec.LogLimit, string(lb)}, nil
 }
 
 type scanner interface{ Scan(...any) error }
@@ -71,12 +79,12 @@ func scanSandbox(s scanner) (*sandbox.Record, error) {
 		created, deadline int64
 		finished, expires int64
 		allow             sql.NullString
-		creds             string
+		creds, labels     string
 		oom, truncated    bool
 	)
 	if err := s.Scan(&rec.ID, &rec.Task, &rec.Image, &policy, &status, &rec.ContainerID, &exit, &oom,
 		&created, &deadline, &finished, &expires, &rec.TokenHash, &rec.Logs.Stdout, &rec.Logs.Stderr,
-		&truncated, &allow, &creds, &rec.LogLimit); err != nil {
+		&truncated, &allow, &creds, &rec.LogLimit, &labels); err != nil {
 		return nil, err
 	}
 	rec.Policy, rec.Status = sandbox.Policy(policy), sandbox.Status(status)
@@ -101,6 +109,12 @@ func scanSandbox(s scanner) (*sandbox.Record, error) {
 	if len(rec.Credentials) == 0 {
 		rec.Credentials = nil
 	}
+	if err := json.Unmarshal([]byte(labels), &rec.Labels); err != nil {
+		return nil, fmt.Errorf("sandbox %s labels: %w", rec.ID, err)
+	}
+	if len(rec.Labels) == 0 {
+		rec.Labels = nil
+	}
 	return &rec, nil
 }
 
@@ -114,7 +128,7 @@ func (db *DB) CreateSandbox(ctx context.Context, rec *sandbox.Record, maxActive 
 	}
 	args = append(args, maxActive)
 	res, err := db.sql.ExecContext(ctx, `INSERT INTO sandboxes(`+sandboxColumns+`)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 		WHERE (SELECT COUNT(*) FROM sandboxes WHERE status IN ('creating', 'running')) < ?`, args...)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", rec.ID, err)
@@ -137,7 +151,7 @@ func (db *DB) UpdateSandbox(ctx context.Context, rec *sandbox.Record, from sandb
 	res, err := db.sql.ExecContext(ctx, `UPDATE sandboxes SET task = ?, image = ?, policy = ?,
 		status = ?, docker_id = ?, exit_code = ?, oom_killed = ?, created_at = ?, deadline = ?,
 		finished_at = ?, expires_at = ?, token_hash = ?, stdout = ?, stderr = ?, truncated = ?,
-		allowlist = ?, credentials = ?, log_limit = ?
+		allowlist = ?, credentials = ?, log_limit = ?, labels = ?
 		WHERE id = ? AND status = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", rec.ID, err)

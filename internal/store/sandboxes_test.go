@@ -179,3 +179,42 @@ func TestSandboxListAndExpiry(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+// TestSandboxLabelsAndDeadlinePersist checks that labels survive a round trip and
+// that a running sandbox's new deadline (PATCH /containers/{id}) is written by a
+// running → running update.
+func TestSandboxLabelsAndDeadlinePersist(t *testing.T) {
+	db := openSandboxStore(t)
+	ctx := context.Background()
+	rec := newRec("clawbox-l", t0)
+	rec.Labels = map[string]string{"team": "infra", "run/id": "42"}
+	if err := db.CreateSandbox(ctx, rec, 10); err != nil {
+		t.Fatal(err)
+	}
+	plain := newRec("clawbox-p", t0)
+	if err := db.CreateSandbox(ctx, plain, 10); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetSandbox(ctx, "clawbox-l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Labels) != 2 || got.Labels["team"] != "infra" || got.Labels["run/id"] != "42" {
+		t.Fatalf("labels %v", got.Labels)
+	}
+	if got, err := db.GetSandbox(ctx, "clawbox-p"); err != nil || got.Labels != nil {
+		t.Fatalf("unlabelled: %v %v", got.Labels, err)
+	}
+	running := *got
+	running.Status, running.Deadline = sandbox.StatusRunning, t0.Add(time.Minute)
+	if err := db.UpdateSandbox(ctx, &running, sandbox.StatusCreating); err != nil {
+		t.Fatal(err)
+	}
+	running.Deadline = t0.Add(time.Hour)
+	if err := db.UpdateSandbox(ctx, &running, sandbox.StatusRunning); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.GetSandbox(ctx, "clawbox-l"); err != nil || !got.Deadline.Equal(t0.Add(time.Hour)) || got.Labels["team"] != "infra" {
+		t.Fatalf("after deadline change: %+v %v", got, err)
+	}
+}

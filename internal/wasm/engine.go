@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/tetratelabs/wazero"
@@ -447,10 +448,10 @@ func (m *Module) classify(ctx, cctx context.Context, err error, exitCode uint32,
 		// Not an exit: the guest trapped (or failed to instantiate). wazero's message
 		// names the trap and the guest's stack; its first line is enough.
 		msg, _, _ := strings.Cut(err.Error(), "\n")
-		return m.failed(-1, msg, inst, stderr)
+		return m.failed(-1, msg, inst, stderr, nil)
 	}
 	if exitCode != 0 {
-		return m.failed(int64(exitCode), "", inst, stderr)
+		return m.failed(int64(exitCode), "", inst, stderr, stdout.buf.Bytes())
 	}
 	return nil
 }
@@ -463,12 +464,19 @@ func (m *Module) timeoutError(timeout time.Duration) error {
 	}
 }
 
-func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tailWriter) error {
+// failed builds the tool_failed error of a call that exited non-zero (exitCode >= 0,
+// stdout what it wrote) or trapped (exitCode -1). A tool that exits with a failure
+// record on stdout (see toolFailure) fails with its code and message in the details.
+func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tailWriter, stdout []byte) error {
 	details := map[string]any{"stderr": stderr.tail(stderrTailBytes)}
 	msg := fmt.Sprintf("tool %q failed", m.name)
 	if exitCode >= 0 {
 		details["exit_code"] = exitCode
 		msg = fmt.Sprintf("tool %q exited with code %d", m.name, exitCode)
+		if code, text, ok := toolFailure(stdout); ok {
+			details["code"], details["message"] = code, text
+			msg = fmt.Sprintf("tool %q failed: %s: %s", m.name, code, text)
+		}
 	}
 	if trap != "" {
 		details["trap"] = trap
@@ -487,8 +495,50 @@ func (m *Module) failed(exitCode int64, trap string, inst *instance, stderr *tai
 	return te
 }
 
+// Bounds of a tool's failure record.
+const (
+	maxFailureCodeLen    = 64
+	maxFailureMessageLen = 1024
+)
+
+// toolFailure reads the failure record a tool writes on stdout before it exits
+// non-zero, {"error": {"code": "...", "message": "..."}} and nothing else (the
+// toolkit writes it for a handler error with a code, such as a host call's
+// refusal). The code must be lower snake case and at most 64 bytes; the message is
+// cut to at most 1 KiB on a character boundary. Anything else is not a record.
+func toolFailure(stdout []byte) (code, message string, ok bool) {
+	var rec struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	trimmed := bytes.TrimSpace(stdout)
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &rec) != nil || rec.Error == nil {
+		return "", "", false
+	}
+	code = rec.Error.Code
+	if code == "" || len(code) > maxFailureCodeLen {
+		return "", "", false
+	}
+	for i, c := range []byte(code) {
+		if !(c >= 'a' && c <= 'z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return "", "", false
+		}
+	}
+	message = rec.Error.Message // valid UTF-8: encoding/json replaces invalid bytes
+	if n := maxFailureMessageLen; len(message) > n {
+		for n > 0 && !utf8.RuneStart(message[n]) {
+			n--
+		}
+		message = message[:n]
+	}
+	return code, message, true
+}
+
 // ToolError is how a tool run fails: an *api.Error with code tool_failed (its
-// details carry the stderr tail, and the exit code or the trap, for the client),
+// details carry the stderr tail, and the exit code or the trap, for the client, and
+// the tool's own code and message when it reported one),
 // with the exit code typed for whoever records it.
 type ToolError struct {
 	API *api.Error

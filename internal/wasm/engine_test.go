@@ -134,6 +134,40 @@ func TestEngineFailures(t *testing.T) {
 				if d["exit_code"] != int64(1) || !strings.Contains(d["stderr"].(string), `unknown mode "nonsense"`) {
 					t.Errorf("details %v: want exit_code 1 and the handler's error", d)
 				}
+				if _, ok := d["code"]; ok {
+					t.Errorf("details %v: a plain error has no code", d)
+				}
+			},
+		},
+		{
+			// No network on this engine: the host call's refusal passes through the
+			// toolkit as the call's error, with the host's code and message.
+			name: "host call error keeps its code", params: `{"mode":"http_err","url":"https://example.com/"}`, code: api.CodeToolFailed,
+			check: func(t *testing.T, ae *api.Error) {
+				d := ae.Details.(map[string]any)
+				if d["code"] != api.CodeUnavailable || d["message"] != "network is not available to tools on this server" || d["exit_code"] != int64(1) {
+					t.Errorf("details %v: want the host's code and message", d)
+				}
+				if !strings.Contains(ae.Message, "unavailable: network is not available") {
+					t.Errorf("message %q does not carry the code", ae.Message)
+				}
+			},
+		},
+		{
+			name: "failure record of the tool's own", params: `{"mode":"forged_failure","value":{"error":{"code":"invalid_input","message":"n must be 2"}}}`, code: api.CodeToolFailed,
+			check: func(t *testing.T, ae *api.Error) {
+				d := ae.Details.(map[string]any)
+				if d["code"] != "invalid_input" || d["exit_code"] != int64(2) {
+					t.Errorf("details %v: want code invalid_input", d)
+				}
+			},
+		},
+		{
+			name: "malformed failure record is ignored", params: `{"mode":"forged_failure","value":{"error":{"code":"Not A Code","message":"x"}}}`, code: api.CodeToolFailed,
+			check: func(t *testing.T, ae *api.Error) {
+				if d := ae.Details.(map[string]any); d["code"] != nil || d["message"] != nil {
+					t.Errorf("details %v: a malformed record must not set a code", d)
+				}
 			},
 		},
 	}
@@ -547,5 +581,34 @@ func TestEngineGuestSeesNoHost(t *testing.T) {
 	}
 	if _, err := os.Stat("/tmp/clawbox-guest-was-here"); err == nil {
 		t.Fatal("the guest wrote a host file")
+	}
+}
+
+func TestToolFailureRecord(t *testing.T) {
+	long := "a" + strings.Repeat("é", maxFailureMessageLen) // 2 bytes each: a cut at the limit splits one
+	tests := []struct {
+		name, stdout, code, msg string
+		ok                      bool
+	}{
+		{"record", `{"error":{"code":"blocked_by_policy","message":"GET x is not allowed"}}`, "blocked_by_policy", "GET x is not allowed", true},
+		{"surrounding space", " \n{\"error\":{\"code\":\"rate_limited\",\"message\":\"slow down\"}}\n", "rate_limited", "slow down", true},
+		{"long message is cut to valid UTF-8", `{"error":{"code":"upstream_error","message":"` + long + `"}}`, "upstream_error", "a" + strings.Repeat("é", maxFailureMessageLen/2-1), true},
+		{"empty", ``, "", "", false},
+		{"not JSON", `boom`, "", "", false},
+		{"trailing output", `{"error":{"code":"x","message":"y"}} more`, "", "", false},
+		{"no error", `{"ok":1}`, "", "", false},
+		{"error is a string", `{"error":"x"}`, "", "", false},
+		{"no code", `{"error":{"message":"y"}}`, "", "", false},
+		{"upper case", `{"error":{"code":"Blocked","message":"y"}}`, "", "", false},
+		{"leading digit", `{"error":{"code":"1x","message":"y"}}`, "", "", false},
+		{"too long", `{"error":{"code":"` + strings.Repeat("a", maxFailureCodeLen+1) + `","message":"y"}}`, "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg, ok := toolFailure([]byte(tc.stdout))
+			if ok != tc.ok || code != tc.code || msg != tc.msg {
+				t.Errorf("toolFailure = %q, %q (%d bytes), %v; want %q, %q, %v", code, msg, len(msg), ok, tc.code, tc.msg, tc.ok)
+			}
+		})
 	}
 }

@@ -1,10 +1,12 @@
 // Command http_request sends one HTTP request through the clawbox egress gateway
-// (subject to the tool's network allowlist) and returns the response.
+// (subject to the tool's network allowlist) and returns the response. A request the
+// gateway refuses or cannot complete fails the call with the gateway's code.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/clawbox/clawbox/toolkit"
 )
@@ -28,12 +30,9 @@ func main() {
 		toolkit.Log("info", "HTTP "+method+" "+in.URL)
 		resp, err := toolkit.HTTPRequest(ctx, toolkit.Request{URL: in.URL, Method: method, Headers: in.Headers, Body: in.Body})
 		if err != nil {
-			// A refusal (policy, leak, rate limit) is an answer, not a tool failure.
-			var he *toolkit.HostError
-			if errors.As(err, &he) {
-				return map[string]string{"error": he.Message, "code": he.Code}, nil
-			}
-			return nil, err
+			// A refused or failed request (policy, leak, rate limit, upstream) fails the
+			// call: the *toolkit.HostError carries the gateway's code to the caller.
+			return nil, fmt.Errorf("%s %s: %w", method, in.URL, err)
 		}
 		return resp, nil
 	})

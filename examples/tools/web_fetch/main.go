@@ -1,5 +1,6 @@
 // Command web_fetch GETs a page through the clawbox egress gateway and returns its
-// text: HTML is reduced to readable text (scripts, styles and tags removed).
+// text: HTML is reduced to readable text (scripts, styles and tags removed). A request
+// the gateway refuses or cannot complete fails the call with the gateway's code.
 package main
 
 import (

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -194,14 +195,41 @@ const (
 	logMaxFiles = "1"
 )
 
+// tmpfsOptions are /tmp's mount options for a workload running as user ("uid:gid").
+// mode=1777 makes /tmp writable for everyone; but runc before 1.2 chmods a tmpfs
+// back to the image directory's mode after mounting it, so in an image whose /tmp is
+// 0755 root the sandbox user would still have nowhere to write: the tmpfs is also
+// owned by the sandbox user (uid=, gid=), which no chmod undoes.
+func tmpfsOptions(sizeMB int, user string) string {
+	opts := "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(sizeMB) + "m,mode=1777"
+	uid, gid, _ := strings.Cut(user, ":")
+	if isDigits(uid) {
+		opts += ",uid=" + uid
+		if isDigits(gid) {
+			opts += ",gid=" + gid
+		}
+	}
+	return opts
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
 // createOptions builds the hardened container configuration of SPEC 2.1 for spec.
 func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
-	labels := map[string]string{
-		sandbox.LabelContainerID: spec.ID,
-		sandbox.LabelTask:        truncateLabel(spec.Task, maxTaskLabel),
-		sandbox.LabelPolicy:      string(spec.Policy),
-		sandbox.LabelInstance:    spec.Instance,
+	// The caller's labels first, clawbox's own after: a user label can never stand
+	// in for one of clawbox's (the manager also refuses keys starting "clawbox.").
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		if !strings.HasPrefix(strings.ToLower(k), "clawbox.") {
+			labels[k] = v
+		}
 	}
+	labels[sandbox.LabelContainerID] = spec.ID
+	labels[sandbox.LabelTask] = truncateLabel(spec.Task, maxTaskLabel)
+	labels[sandbox.LabelPolicy] = string(spec.Policy)
+	labels[sandbox.LabelInstance] = spec.Instance
 	pids := spec.PidsLimit
 	init := true
 	hc := &container.HostConfig{
@@ -209,7 +237,7 @@ func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges:true"},
-		Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,nodev,size=" + strconv.Itoa(spec.TmpfsMB) + "m"},
+		Tmpfs:          map[string]string{"/tmp": tmpfsOptions(spec.TmpfsMB, spec.User)},
 		Init:           &init,
 		Runtime:        spec.Runtime,
 		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}},

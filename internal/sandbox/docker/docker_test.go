@@ -69,7 +69,7 @@ func TestCreateOptions(t *testing.T) {
 			if !hc.ReadonlyRootfs || !slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges:true"}) {
 				t.Errorf("rootfs/caps/secopt = %v %v %v", hc.ReadonlyRootfs, hc.CapDrop, hc.SecurityOpt)
 			}
-			if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=32m" {
+			if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=32m,mode=1777,uid=1000,gid=1000" {
 				t.Errorf("tmpfs = %q", hc.Tmpfs["/tmp"])
 			}
 			if hc.Memory != 256<<20 || hc.MemorySwap != hc.Memory || hc.CPUShares != 512 || hc.NanoCPUs != 5e8 || *hc.PidsLimit != 64 {
@@ -139,7 +139,7 @@ func testHardenedConfigApplied(t *testing.T, rt dockertest.Runtime) {
 	if hc.Memory != 64<<20 || hc.MemorySwap != 64<<20 || hc.NanoCPUs != 5e8 || hc.CPUShares != 1024 || hc.PidsLimit == nil || *hc.PidsLimit != wantPids {
 		t.Errorf("memory %d swap %d nanocpus %d shares %d pids %v", hc.Memory, hc.MemorySwap, hc.NanoCPUs, hc.CPUShares, hc.PidsLimit)
 	}
-	if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=256m" {
+	if hc.Tmpfs["/tmp"] != "rw,noexec,nosuid,nodev,size=256m,mode=1777,uid=1000,gid=1000" {
 		t.Errorf("tmpfs %q", hc.Tmpfs["/tmp"])
 	}
 	if len(hc.Ulimits) != 1 || hc.Ulimits[0].Name != "nofile" || hc.Ulimits[0].Hard != 1024 {

@@ -104,6 +104,9 @@ type envOptions struct {
 	fakeClock      bool
 	retention      time.Duration
 	runtime        dockertest.Runtime // the OCI runtime (runc by default)
+	redactor       sandbox.Redactor
+	// wrap, when set, puts a test wrapper around the real backend.
+	wrap func(*Backend) sandbox.Backend
 }
 
 // runscPidsLimit is the pids limit of sandboxes under runsc, whose sandbox kernel's
@@ -136,6 +139,7 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 			Runtime:        o.runtime.Config,
 		},
 		Backend:    b,
+		Redactor:   o.redactor,
 		Store:      db,
 		Doors:      e.doors,
 		Audit:      e.audit,
@@ -144,6 +148,9 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 	}
 	if o.runtime.GVisor() {
 		opts.Config.PidsLimit = runscPidsLimit
+	}
+	if o.wrap != nil {
+		opts.Backend = o.wrap(b)
 	}
 	if o.fakeClock {
 		e.clock = sandboxtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))

@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/client"
 
+	"github.com/clawbox/clawbox/internal/poll"
 	"github.com/clawbox/clawbox/internal/sandbox"
 )
 
@@ -37,16 +37,13 @@ func TestRemovedWhileRunningIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got *sandbox.Record
-	for {
+	poll.Until(t, poll.Server, "the removed sandbox to leave running", func() (bool, error) {
 		got, err = e.m.Get(ctx, rec.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != sandbox.StatusRunning || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got.Status != sandbox.StatusRunning, nil
+	})
 	if got.Status != sandbox.StatusLost || got.ExitCode != nil {
 		t.Fatalf("status %s exit %v, want lost without an exit code", got.Status, got.ExitCode)
 	}

@@ -53,12 +53,14 @@ func TestWriterSplitAnywhere(t *testing.T) {
 	offsets := map[int]bool{}
 	for _, sp := range s.redactSpans(text, Text) {
 		for p := sp.start - 2; p <= sp.end+2; p++ {
-			if i := p + carry; i >= carry+chunk && i <= len(text) {
+			// Every offset near the ends of a hit (where a cut can go wrong).
+			edge := p <= sp.start+2 || p >= sp.end-2
+			if i := p + carry; edge && i >= carry+chunk && i <= len(text) {
 				offsets[i] = true
 			}
 		}
 	}
-	if len(offsets) < 100 {
+	if len(offsets) < 50 {
 		t.Fatalf("only %d cut offsets fall on hits", len(offsets))
 	}
 	for i := range offsets {

@@ -93,6 +93,17 @@ func main() {
 				"wd":          wd,
 				"clock_real":  time.Now().Year() >= 2024,
 			}, nil
+		case "http_err":
+			// The toolkit's convention: a host call's error fails the call with its code.
+			_, err := toolkit.HTTPRequest(ctx, toolkit.Request{URL: p.URL})
+			if err == nil {
+				return map[string]string{"unexpected": "success"}, nil
+			}
+			return nil, fmt.Errorf("fetch %s: %w", p.URL, err)
+		case "forged_failure":
+			// A failure record of its own making, then a non-zero exit.
+			os.Stdout.Write(p.Value)
+			os.Exit(2)
 		case "hostile":
 			return hostile(), nil
 		case "http":

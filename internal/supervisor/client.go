@@ -1,0 +1,569 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/net/http2"
+)
+
+// ErrProtocol marks a supervisor that broke the protocol (garbage, an
+// oversized frame, more output than the cap). It wraps errdefs.ErrUnavailable.
+var ErrProtocol = fmt.Errorf("supervisor protocol violation: %w", errdefs.ErrUnavailable)
+
+// Listener is the server side of one sandbox's supervisor socket.
+type Listener struct {
+	// HelloTimeout bounds the first line; PingInterval and PingTimeout detect
+	// a silent connection; CallTimeout bounds list and remove calls.
+	HelloTimeout time.Duration
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	CallTimeout  time.Duration
+
+	ln        net.Listener
+	tokenHash [32]byte
+	closeOnce sync.Once
+	mu        sync.Mutex // guards clients
+	clients   map[*Client]struct{}
+}
+
+// Listen creates the socket at path (replacing a stale one) and returns a
+// Listener that accepts supervisors presenting token.
+func Listen(path, token string) (*Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("supervisor socket %q: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor socket %q: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("supervisor socket %q: %w", path, err)
+	}
+	return &Listener{
+		HelloTimeout: 5 * time.Second, PingInterval: 10 * time.Second,
+		PingTimeout: 5 * time.Second, CallTimeout: 30 * time.Second,
+		ln: ln, tokenHash: sha256.Sum256([]byte(token)), clients: map[*Client]struct{}{},
+	}, nil
+}
+
+// Accept waits for the next supervisor connection that authenticates.
+// Connections that fail the hello are closed and skipped.
+func (l *Listener) Accept(ctx context.Context) (*Client, error) {
+	// A cancelled earlier Accept left a past deadline behind.
+	_ = l.ln.(*net.UnixListener).SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = l.ln.(*net.UnixListener).SetDeadline(time.Now()) })
+	defer stop()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("supervisor accept: %w: %w", errdefs.ErrUnavailable, err)
+		}
+		c, err := l.handshake(conn)
+		if err != nil {
+			conn.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+func (l *Listener) handshake(conn net.Conn) (*Client, error) {
+	_ = conn.SetDeadline(time.Now().Add(l.HelloTimeout))
+	line := make([]byte, 0, MaxHelloBytes)
+	var b [1]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return nil, err
+		}
+		if b[0] == '\n' {
+			break
+		}
+		if len(line) == MaxHelloBytes {
+			return nil, errors.New("hello too long")
+		}
+		line = append(line, b[0])
+	}
+	tok, ok := cutPrefix(string(line), HelloPrefix)
+	got := sha256.Sum256([]byte(tok))
+	if !ok || subtle.ConstantTimeCompare(got[:], l.tokenHash[:]) != 1 {
+		return nil, errors.New("bad hello")
+	}
+	_ = conn.SetDeadline(time.Time{})
+	t := &http2.Transport{
+		MaxHeaderListSize:         16 << 10,
+		MaxReadFrameSize:          16 << 10,
+		MaxDecoderHeaderTableSize: 4 << 10,
+		ReadIdleTimeout:           l.PingInterval,
+		PingTimeout:               l.PingTimeout,
+		WriteByteTimeout:          l.PingTimeout,
+	}
+	cc, err := t.NewClientConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cc: cc, conn: conn, callTimeout: l.CallTimeout, l: l}
+	l.mu.Lock()
+	l.clients[c] = struct{}{}
+	l.mu.Unlock()
+	return c, nil
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) < len(p) || s[:len(p)] != p {
+		return "", false
+	}
+	return s[len(p):], true
+}
+
+// Close closes the socket and every client it accepted. Idempotent.
+func (l *Listener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		err = l.ln.Close()
+		l.mu.Lock()
+		cs := l.clients
+		l.clients = map[*Client]struct{}{}
+		l.mu.Unlock()
+		for c := range cs {
+			c.Close()
+		}
+	})
+	return err
+}
+
+// Client talks to one connected supervisor. Safe for concurrent use.
+type Client struct {
+	cc          *http2.ClientConn
+	conn        net.Conn
+	callTimeout time.Duration
+	l           *Listener
+	closeOnce   sync.Once
+}
+
+// Close closes the connection. Idempotent.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.cc.Close()
+		c.conn.Close()
+		c.l.mu.Lock()
+		delete(c.l.clients, c)
+		c.l.mu.Unlock()
+	})
+	return nil
+}
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, errdefs.ErrUnavailable) {
+		return fmt.Errorf("supervisor %s: %w", op, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("supervisor %s: %w", op, err)
+	}
+	return fmt.Errorf("supervisor %s: %w: %v", op, errdefs.ErrUnavailable, err)
+}
+
+func (c *Client) do(ctx context.Context, method, p string, q url.Values, body io.Reader) (*http.Response, error) {
+	u := "http://supervisor" + p
+	if q != nil {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.cc.RoundTrip(req)
+}
+
+// errorFrom maps a supervisor error answer to the error vocabulary. The
+// message is untrusted: it is bounded and quoted, never interpreted.
+func errorFrom(op string, code string, msg string) error {
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	var class error
+	switch code {
+	case codeNotFound:
+		class = errdefs.ErrNotFound
+	case codeInvalid:
+		class = errdefs.ErrInvalidArgument
+	case codePermission:
+		class = errdefs.ErrPermissionDenied
+	case codeTooLarge:
+		class = errdefs.ErrResourceExhausted
+	default:
+		class = errdefs.ErrUnknown
+	}
+	return fmt.Errorf("supervisor %s: %w (%q)", op, class, msg)
+}
+
+func responseError(op string, resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var we wireError
+	if json.Unmarshal(b, &we) != nil {
+		return fmt.Errorf("supervisor %s: %w: status %d", op, ErrProtocol, resp.StatusCode)
+	}
+	return errorFrom(op, we.Code, we.Message)
+}
+
+// WaitMain waits for the main command's exit.
+func (c *Client) WaitMain(ctx context.Context) (MainExit, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/main", nil, nil)
+	if err != nil {
+		return MainExit{}, unavailable("wait", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return MainExit{}, responseError("wait", resp)
+	}
+	var ex MainExit
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&ex); err != nil {
+		return MainExit{}, fmt.Errorf("supervisor wait: %w: %v", ErrProtocol, err)
+	}
+	if ex.ExitCode < 0 || ex.ExitCode > 255 || ex.Signal < 0 || ex.Signal > 64 {
+		return MainExit{}, fmt.Errorf("supervisor wait: %w: exit %d signal %d", ErrProtocol, ex.ExitCode, ex.Signal)
+	}
+	return ex, nil
+}
+
+// capReader fails once more than max bytes were read through it.
+type capReader struct {
+	r   io.Reader
+	n   int64
+	max int64
+}
+
+var errTooLarge = fmt.Errorf("file too large: %w", errdefs.ErrResourceExhausted)
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.max {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// WriteFile streams r to path in the sandbox with mode (0 means 0644),
+// creating parent directories. More than max bytes is an error wrapping
+// errdefs.ErrResourceExhausted, and the file is left untouched.
+func (c *Client) WriteFile(ctx context.Context, path string, mode os.FileMode, r io.Reader, max int64) error {
+	if err := ValidatePath(path); err != nil {
+		return fmt.Errorf("supervisor write %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
+	}
+	if mode == 0 {
+		mode = 0o644
+	}
+	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode.Perm()), 8)}}
+	cr := &capReader{r: r, max: max}
+	resp, err := c.do(ctx, http.MethodPut, "/v1/files", q, io.NopCloser(cr))
+	if cr.n > max {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("supervisor write %q: %w", path, errTooLarge)
+	}
+	if err != nil {
+		return unavailable("write", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return responseError("write "+strconv.Quote(path), resp)
+	}
+	return nil
+}
+
+// ReadFile streams the file at path to w, at most max bytes; a longer file
+// is an error wrapping errdefs.ErrResourceExhausted.
+func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, max int64) (int64, error) {
+	if err := ValidatePath(path); err != nil {
+		return 0, fmt.Errorf("supervisor read %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/files", url.Values{"path": {path}}, nil)
+	if err != nil {
+		return 0, unavailable("read", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, responseError("read "+strconv.Quote(path), resp)
+	}
+	n, err := io.Copy(w, io.LimitReader(resp.Body, max))
+	if err != nil {
+		return n, unavailable("read", err)
+	}
+	var one [1]byte
+	if k, _ := resp.Body.Read(one[:]); k > 0 {
+		return n, fmt.Errorf("supervisor read %q: %w", path, errTooLarge)
+	}
+	return n, nil
+}
+
+// ListFiles lists the directory at path.
+func (c *Client) ListFiles(ctx context.Context, path string) ([]FileEntry, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("supervisor list %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	resp, err := c.do(ctx, http.MethodGet, "/v1/files", url.Values{"path": {path}, "list": {"true"}}, nil)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, responseError("list "+strconv.Quote(path), resp)
+	}
+	var out struct {
+		Entries []FileEntry `json:"entries"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("supervisor list: %w: %v", ErrProtocol, err)
+	}
+	if len(out.Entries) > maxListEntries {
+		return nil, fmt.Errorf("supervisor list: %w: %d entries", ErrProtocol, len(out.Entries))
+	}
+	for _, e := range out.Entries {
+		if !validName(e.Name) || e.Size < 0 || e.Mode > 0o7777 {
+			return nil, fmt.Errorf("supervisor list: %w: bad entry %q", ErrProtocol, e.Name)
+		}
+	}
+	return out.Entries, nil
+}
+
+// RemoveFile removes path (a file or an empty directory; with recursive, a tree).
+func (c *Client) RemoveFile(ctx context.Context, path string, recursive bool) error {
+	if err := ValidatePath(path); err != nil {
+		return fmt.Errorf("supervisor remove %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	q := url.Values{"path": {path}}
+	if recursive {
+		q.Set("recursive", "true")
+	}
+	resp, err := c.do(ctx, http.MethodDelete, "/v1/files", q, nil)
+	if err != nil {
+		return unavailable("remove", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return responseError("remove "+strconv.Quote(path), resp)
+	}
+	return nil
+}
+
+// Process is one running exec.
+type Process struct {
+	mu     sync.Mutex // guards pw writes and closed
+	pw     *io.PipeWriter
+	closed bool
+	resp   *http.Response
+	cancel context.CancelFunc
+	stdout io.Writer
+	stderr io.Writer
+	max    int64
+	start  time.Time
+	done   chan struct{}
+	ready  chan struct{} // closed once the request and req.Stdin are queued
+	res    ExecResult
+	err    error
+}
+
+// ExecSlack is how long past its own timeout an exec may take before the
+// client gives up on the supervisor.
+const ExecSlack = 5 * time.Second
+
+// Start starts req; output goes to stdout and stderr (with a TTY, all of it
+// to stdout). req.Stdin is sent first; stdin stays open until CloseStdin.
+func (c *Client) Start(ctx context.Context, req ExecRequest, stdout, stderr io.Writer) (*Process, error) {
+	if err := validateExec(&req); err != nil {
+		return nil, fmt.Errorf("supervisor exec: %w: %v", errdefs.ErrInvalidArgument, err)
+	}
+	if req.MaxOutputBytes == 0 {
+		req.MaxOutputBytes = DefaultMaxOutput
+	}
+	var cancel context.CancelFunc
+	if req.TimeoutMS > 0 {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond+ExecSlack)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	p := &Process{pw: pw, cancel: cancel, stdout: stdout, stderr: stderr, max: req.MaxOutputBytes, start: time.Now()}
+	p.ready = make(chan struct{})
+	go func() {
+		// Frames are written into the pipe as the transport reads it.
+		defer close(p.ready)
+		if err := WriteFrame(pw, FrameRequest, b); err != nil {
+			return
+		}
+		if len(req.Stdin) > 0 {
+			_ = p.writeLocked(req.Stdin)
+		}
+	}()
+	resp, err := c.do(ctx, http.MethodPost, "/v1/exec", nil, pr)
+	if err != nil {
+		pw.CloseWithError(err)
+		cancel()
+		return nil, unavailable("exec", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := responseError("exec", resp)
+		resp.Body.Close()
+		pw.Close()
+		cancel()
+		return nil, err
+	}
+	p.resp = resp
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.res, p.err = p.pump()
+	}()
+	return p, nil
+}
+
+func (p *Process) write(b []byte) error {
+	<-p.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.writeLocked(b)
+}
+
+func (p *Process) writeLocked(b []byte) error {
+	if p.closed {
+		return errors.New("stdin closed")
+	}
+	for len(b) > 0 {
+		n := min(len(b), MaxFramePayload)
+		if err := WriteFrame(p.pw, FrameStdin, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// Write sends bytes to the process's stdin.
+func (p *Process) Write(b []byte) (int, error) {
+	if err := p.write(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// CloseStdin sends end of input (^D with a TTY).
+func (p *Process) CloseStdin() error {
+	<-p.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return WriteFrame(p.pw, FrameStdinEOF, nil)
+}
+
+// Resize changes the TTY's window size.
+func (p *Process) Resize(rows, cols uint16) error {
+	<-p.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return WriteFrame(p.pw, FrameResize, []byte{byte(rows >> 8), byte(rows), byte(cols >> 8), byte(cols)})
+}
+
+// Wait waits for the exit frame and returns the result. Output is copied to
+// the writers as it arrives, from Start on. The duration is measured here,
+// and output beyond the cap is a protocol error.
+func (p *Process) Wait() (ExecResult, error) {
+	<-p.done
+	return p.res, p.err
+}
+
+func (p *Process) pump() (ExecResult, error) {
+	defer p.cancel()
+	defer p.resp.Body.Close()
+	defer p.pw.Close()
+	br := bufio.NewReaderSize(p.resp.Body, 4<<10)
+	buf := make([]byte, MaxFramePayload)
+	var nout, nerr int64
+	for {
+		typ, b, err := ReadFrame(br, buf)
+		if err != nil {
+			if errors.Is(err, ErrFrame) {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: %v", ErrProtocol, err)
+			}
+			if errors.Is(err, io.EOF) {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: stream ended without an exit", errdefs.ErrUnavailable)
+			}
+			return ExecResult{}, unavailable("exec", err)
+		}
+		switch typ {
+		case FrameStdout, FrameStderr:
+			n, w := &nout, p.stdout
+			if typ == FrameStderr {
+				n, w = &nerr, p.stderr
+			}
+			*n += int64(len(b))
+			if *n > p.max {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: output beyond the cap", ErrProtocol)
+			}
+			if w != nil {
+				if _, err := w.Write(b); err != nil {
+					return ExecResult{}, fmt.Errorf("supervisor exec: writing output: %w", err)
+				}
+			}
+		case FrameExit:
+			var res ExecResult
+			if err := json.Unmarshal(b, &res); err != nil {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: %v", ErrProtocol, err)
+			}
+			if res.ExitCode < 0 || res.ExitCode > 255 || res.Signal < 0 || res.Signal > 64 {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: exit %d signal %d", ErrProtocol, res.ExitCode, res.Signal)
+			}
+			res.DurationMS = time.Since(p.start).Milliseconds()
+			return res, nil
+		case FrameError:
+			var we wireError
+			if err := json.Unmarshal(b, &we); err != nil {
+				return ExecResult{}, fmt.Errorf("supervisor exec: %w: %v", ErrProtocol, err)
+			}
+			return ExecResult{}, errorFrom("exec", we.Code, we.Message)
+		default:
+			return ExecResult{}, fmt.Errorf("supervisor exec: %w: frame type %d", ErrProtocol, typ)
+		}
+	}
+}
+
+// Exec runs req to completion: req.Stdin is sent and closed.
+func (c *Client) Exec(ctx context.Context, req ExecRequest, stdout, stderr io.Writer) (ExecResult, error) {
+	p, err := c.Start(ctx, req, stdout, stderr)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	go func() { _ = p.CloseStdin() }()
+	return p.Wait()
+}
