@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/config"
@@ -15,7 +12,6 @@ import (
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
-	"github.com/clawbox/clawbox/internal/store"
 )
 
 // sandboxConfig maps [containers] and [container_policy] to the manager's config.
@@ -54,8 +50,8 @@ func sandboxConfig(cfg *config.Config, instanceID string) sandbox.Config {
 // startSandboxes connects to Docker and starts the sandbox manager (reconciling what
 // ran before). Without a reachable Docker it returns a nil manager and the reason:
 // the server still serves WASM tools.
-func startSandboxes(ctx context.Context, cfg *config.Config, instanceID string, db *store.DB, gw *egress.Gateway,
-	creds *secrets.Store, sink sandbox.AuditSink, reg prometheus.Registerer, log *slog.Logger) (*sandbox.Manager, *docker.Backend, string, error) {
+func (d *dockerSide) startSandboxes(ctx context.Context) (*sandbox.Manager, *docker.Backend, string, error) {
+	log := d.log
 	b, err := docker.New(docker.Options{Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Sprintf("Docker client: %v", err), nil
@@ -67,16 +63,16 @@ func startSandboxes(ctx context.Context, cfg *config.Config, instanceID string, 
 		return nil, nil, why, nil
 	}
 	opts := sandbox.Options{
-		Config:     sandboxConfig(cfg, instanceID),
+		Config:     sandboxConfig(d.cfg, d.instanceID),
 		Backend:    b,
-		Store:      db,
-		Doors:      doorOpener{gw},
-		Audit:      sink,
+		Store:      d.db,
+		Doors:      doorOpener{d.gw},
+		Audit:      d.sink,
 		Logger:     log,
-		Registerer: reg,
+		Registerer: d.reg,
 	}
-	if creds != nil {
-		opts.Credentials = credentialEnv{creds}
+	if d.creds != nil {
+		opts.Credentials = credentialEnv{d.creds}
 	}
 	// Logs are redacted before they are stored (issue 14 item 9). A nil
 	// *secrets.Store is a valid redactor: it still replaces credential-pattern

@@ -153,8 +153,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if _, err := serverPolicy(cfg, log); err != nil {
 		return err
 	}
-	// A nil *secrets.Store still scans for credential patterns.
-	gw, err := newGateway(cfg, creds, auditW, reg, log)
+	// Without a master key there is no credential, but egress is still scanned and
+	// output still redacted for the credential patterns: scan is never nil.
+	scan := creds
+	if scan == nil {
+		scan = secrets.PatternsOnly()
+	}
+	gw, err := newGateway(cfg, scan, auditW, reg, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +169,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// Container sandboxes: without a reachable Docker the server still serves WASM
 	// tools, answers 503 for containers, and keeps trying to reach the engine.
 	dock := &dockerSide{cfg: cfg, instanceID: instanceID, db: db, gw: gw, creds: creds, sink: auditW, reg: reg, log: log,
-		redact: func(b []byte) []byte { out, _ := creds.Redact(b); return out }}
+		redact: func(b []byte) []byte { out, _ := scan.Redact(b); return out }}
 	if err := dock.start(ctx); err != nil {
 		return err
 	}
@@ -194,7 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Load: func(ctx context.Context, onChange func()) (*wasm.Engine, *wasm.Registry, error) {
 			return startTools(ctx, cfg, db, gw, log, onChange)
 		},
-		Redactor: creds, Audit: auditW, Metrics: tm, Logger: log,
+		Redactor: scan, Audit: auditW, Metrics: tm, Logger: log,
 		OnChange: mcpEP.ToolsChanged,
 	})
 	defer func() {

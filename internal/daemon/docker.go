@@ -48,7 +48,7 @@ type dockerSide struct {
 // retry loop. Only a configuration error is returned.
 func (d *dockerSide) start(ctx context.Context) error {
 	d.done = make(chan struct{})
-	mgr, backend, why, err := startSandboxes(ctx, d.cfg, d.instanceID, d.db, d.gw, d.creds, d.sink, d.reg, d.log)
+	mgr, backend, why, err := d.startSandboxes(ctx)
 	if err != nil {
 		close(d.done)
 		return err
@@ -88,7 +88,7 @@ func (d *dockerSide) retry(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		mgr, backend, why, err := startSandboxes(ctx, d.cfg, d.instanceID, d.db, d.gw, d.creds, d.sink, d.reg, d.log)
+		mgr, backend, why, err := d.startSandboxes(ctx)
 		if err != nil {
 			d.log.Error("containers: cannot start the sandbox manager", "err", err)
 			d.set(nil, nil, "the sandbox manager failed to start; see the server log")

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,8 +16,13 @@ import (
 	"github.com/clawbox/clawbox/internal/secrets"
 )
 
-// newGateway builds the egress gateway from the [proxy] config.
+// newGateway builds the egress gateway from the [proxy] config. secrets is required:
+// a server without a master key passes secrets.PatternsOnly(), so that the gateway
+// always scans for credential patterns.
 func newGateway(cfg *config.Config, secrets egress.Secrets, sink egress.AuditSink, reg prometheus.Registerer, log *slog.Logger) (*egress.Gateway, error) {
+	if secrets == nil {
+		return nil, errors.New("proxy: no leak scanner (internal error)")
+	}
 	var cidrs []netip.Prefix
 	for _, c := range cfg.Proxy.AllowPrivateCIDRs {
 		p, err := netip.ParsePrefix(c)
@@ -50,12 +56,10 @@ func newGateway(cfg *config.Config, secrets egress.Secrets, sink egress.AuditSin
 		AllowPrivateCIDRs:    cidrs,
 		Hosts:                hosts,
 		UpstreamCAFile:       cfg.Proxy.UpstreamCAFile,
+		Secrets:              secrets,
 		Audit:                sink,
 		Registerer:           reg,
 		Logger:               log,
-	}
-	if secrets != nil {
-		gcfg.Secrets = secrets
 	}
 	g, err := egress.New(gcfg)
 	if err != nil {

@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/clawbox/clawbox/internal/dockertest"
 )
@@ -25,6 +28,17 @@ func TestMain(m *testing.M) {
 		cancel()
 	}
 	code := m.Run()
+	if code == 0 {
+		// Every test has stopped its daemon: no goroutine of Run may outlive it. The
+		// per-test check is not possible here because TestMain builds the shared image.
+		// The test clients' keep-alive connections (http.DefaultTransport) are the
+		// process's, not Run's: close them first.
+		http.DefaultClient.CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	if d, ok := wasmCacheDir(); ok {
 		os.RemoveAll(d)
 	}

@@ -139,6 +139,17 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// PatternsOnly returns the Store of a server without a master key: it holds no
+// credential and has no file, so CheckOutbound and the Redact methods look for the
+// credential patterns only, Inject injects nothing, and Put and Delete answer
+// unavailable. It is a real value, not a nil pointer, so that leak scanning on such
+// a server never hangs on a nil check.
+func PatternsOnly() *Store {
+	s := &Store{log: slog.Default(), now: time.Now}
+	s.snap.Store(newSnapshot(nil, nil, [32]byte{}))
+	return s
+}
+
 // Close stops the watcher and waits for it. It is idempotent and safe on a nil Store.
 func (s *Store) Close() error {
 	if s == nil || s.watcher == nil {
@@ -174,7 +185,7 @@ func (s *Store) List() []api.Credential {
 // Put creates or replaces the credential name. Validation failures are
 // *api.Error with code invalid_request and details naming the field.
 func (s *Store) Put(name string, req api.PutCredentialRequest) (api.Credential, error) {
-	if s == nil {
+	if s == nil || s.key.IsZero() {
 		return api.Credential{}, api.Errorf(api.CodeUnavailable, "credential store is not configured (no master key)")
 	}
 	e, err := newEntry(name, req, s.now())
@@ -204,7 +215,7 @@ func (s *Store) Put(name string, req api.PutCredentialRequest) (api.Credential, 
 
 // Delete removes the credential name; an unknown name is a not_found *api.Error.
 func (s *Store) Delete(name string) error {
-	if s == nil {
+	if s == nil || s.key.IsZero() {
 		return api.Errorf(api.CodeUnavailable, "credential store is not configured (no master key)")
 	}
 	if !nameRE.MatchString(name) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -697,5 +699,33 @@ func TestLoadMasterKey(t *testing.T) {
 	}
 	if _, err := hex.DecodeString(string(bytes.TrimSpace(raw))); err != nil {
 		t.Errorf("key file is not hex: %v", err)
+	}
+}
+
+// TestPatternsOnly: the no-master-key store is a real value that still refuses and
+// redacts credential patterns, injects nothing and stores nothing.
+func TestPatternsOnly(t *testing.T) {
+	s := PatternsOnly()
+	defer s.Close()
+	const v = "sk-live0123456789abcdefghijklmnop"
+	u, _ := url.Parse("https://example.com/x")
+	err := s.CheckOutbound(nil, "GET", u, http.Header{"Authorization": {"Bearer " + v}}, nil)
+	if e, ok := api.AsError(err); !ok || e.Code != api.CodeLeakDetected {
+		t.Fatalf("CheckOutbound of a pattern = %v, want leak_detected", err)
+	}
+	if out, n := s.Redact([]byte("k=" + v)); n != 1 || string(out) != "k=[REDACTED]" {
+		t.Errorf("Redact = %q, %d", out, n)
+	}
+	req, _ := http.NewRequest("GET", "https://example.com/x", nil)
+	if names, err := s.Inject([]string{"X"}, req); err != nil || len(names) != 0 {
+		t.Errorf("Inject = %v, %v; want nothing", names, err)
+	}
+	if _, err := s.Put("X", api.PutCredentialRequest{Value: v, Host: "example.com"}); err == nil {
+		t.Error("Put on PatternsOnly: no error")
+	} else if e, ok := api.AsError(err); !ok || e.Code != api.CodeUnavailable {
+		t.Errorf("Put = %v, want unavailable", err)
+	}
+	if err := s.Delete("X"); err == nil {
+		t.Error("Delete on PatternsOnly: no error")
 	}
 }
