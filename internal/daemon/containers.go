@@ -74,10 +74,9 @@ func (d *dockerSide) startSandboxes(ctx context.Context) (*sandbox.Manager, *doc
 	if d.creds != nil {
 		opts.Credentials = credentialEnv{d.creds}
 	}
-	// Logs are redacted before they are stored (issue 14 item 9). A nil
-	// *secrets.Store is a valid redactor: it still replaces credential-pattern
-	// values (no master key, nothing stored), so it is passed as it is.
-	opts.Redactor = creds
+	// Logs are redacted before they are stored: the credential store, or without a
+	// master key the patterns-only scanner (never a nil store).
+	opts.Redactor = d.scan
 	m, err := sandbox.New(opts)
 	if err != nil {
 		b.Close()

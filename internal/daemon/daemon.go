@@ -168,7 +168,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 	// Container sandboxes: without a reachable Docker the server still serves WASM
 	// tools, answers 503 for containers, and keeps trying to reach the engine.
-	dock := &dockerSide{cfg: cfg, instanceID: instanceID, db: db, gw: gw, creds: creds, sink: auditW, reg: reg, log: log,
+	dock := &dockerSide{cfg: cfg, instanceID: instanceID, db: db, gw: gw, creds: creds, scan: scan, sink: auditW, reg: reg, log: log,
 		redact: func(b []byte) []byte { out, _ := scan.Redact(b); return out }}
 	if err := dock.start(ctx); err != nil {
 		return err

@@ -30,6 +30,7 @@ type dockerSide struct {
 	db         *store.DB
 	gw         *egress.Gateway
 	creds      *secrets.Store
+	scan       *secrets.Store // never nil: creds, or secrets.PatternsOnly() without a master key
 	sink       sandbox.AuditSink
 	reg        prometheus.Registerer
 	log        *slog.Logger
