@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: tools.Health})
 	policies.tool = tools.ToolPolicy
 	srv.RegisterPolicy(policies)
-	mcpEP.Start(ctx)
+	mcpEP.Start(ctx, tools.Ready())
 	defer mcpEP.Close()
 
 	var listeners []net.Listener

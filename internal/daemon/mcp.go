@@ -26,6 +26,8 @@ type mcpEndpoint struct {
 	log *slog.Logger
 
 	kick      chan struct{} // buffered 1: a pending refresh
+	listed    chan struct{} // closed once a refresh has seen the initial tool load
+	loaded    <-chan struct{}
 	cancel    context.CancelFunc
 	done      chan struct{}
 	startOnce sync.Once
@@ -42,11 +44,12 @@ func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *s
 	if err != nil {
 		return nil, err
 	}
-	ms, err := mcp.New(mcp.Config{Backend: backend, Templates: cfg.Images.Templates, Version: version.String(), Logger: log})
+	listed := make(chan struct{})
+	ms, err := mcp.New(mcp.Config{Backend: backend, Templates: cfg.Images.Templates, Version: version.String(), Logger: log, Ready: listed})
 	if err != nil {
 		return nil, err
 	}
-	e := &mcpEndpoint{mcp: ms, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	e := &mcpEndpoint{mcp: ms, log: log, kick: make(chan struct{}, 1), listed: listed, done: make(chan struct{})}
 	getServer := func(*http.Request) *sdk.Server { return ms.MCP() }
 	// Clients up to protocol 2025-11-25 get sessions (Mcp-Session-Id) and the GET
 	// stream that carries notifications/tools/list_changed. The SDK serves the
@@ -99,10 +102,12 @@ func newMCPEndpoint(srv *server.Server, token string, cfg *config.Config, log *s
 	return e, nil
 }
 
-// Start runs the refresher: it reads the tool list once (waiting for the tools to
-// load), then again after each ToolsChanged.
-func (e *mcpEndpoint) Start(ctx context.Context) {
+// Start runs the refresher: it reads the tool list once, then again after each
+// ToolsChanged. loaded is closed when the initial tool load has finished (loaded or
+// failed): tools/list waits until a refresh that began after it has completed.
+func (e *mcpEndpoint) Start(ctx context.Context, loaded <-chan struct{}) {
 	e.startOnce.Do(func() {
+		e.loaded = loaded
 		ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		// A refresh may already be pending (the tools loaded first): never block here.
 		select {
@@ -121,8 +126,21 @@ func (e *mcpEndpoint) run(ctx context.Context) {
 			return
 		case <-e.kick:
 		}
+		initial := false
+		select {
+		case <-e.loaded:
+			initial = true
+		default:
+		}
 		if _, err := e.mcp.Refresh(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("mcp: cannot refresh the tool list", "err", err)
+		}
+		if initial {
+			select {
+			case <-e.listed:
+			default:
+				close(e.listed) // even after an error: the list is as good as it gets
+			}
 		}
 	}
 }

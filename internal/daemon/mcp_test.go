@@ -423,3 +423,41 @@ func TestMCPInMemory(t *testing.T) {
 		}
 	})
 }
+
+// TestMCPToolsListWaitsForInitialLoad: a tools/list sent as soon as the server
+// answers lists the WASM tools (it waits for the initial load, here slow: an empty
+// compilation cache), and detailed /health then says the tools are no longer loading.
+func TestMCPToolsListWaitsForInitialLoad(t *testing.T) {
+	cfg := testConfig(t)
+	installTools(t, cfg, "echo")
+	cfg.Sandbox.CacheDir = t.TempDir() // nothing cached: the compile takes seconds
+	addrs, _ := runDaemon(t, cfg)
+	c := apiClient(t, cfg, addrs[0])
+	tok, err := cfg.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: bearer{token: tok, next: http.DefaultTransport}}
+	s := connectMCP(t, &sdk.StreamableClientTransport{Endpoint: addrs[0] + "/mcp", HTTPClient: hc}, "2025-11-25")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := s.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	if !slices.Contains(names, "echo") || !slices.Contains(names, "sandbox_spawn") {
+		t.Fatalf("first tools/list = %v, want echo and the sandbox tools", names)
+	}
+	h, err := c.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.Components["wasm_engine"].Detail.(map[string]any)
+	if d["loading"] != false || d["tools_loaded"] != float64(1) {
+		t.Errorf("wasm_engine health after the load = %#v, want loading=false, tools_loaded=1", h.Components["wasm_engine"])
+	}
+}

@@ -47,6 +47,10 @@ type Config struct {
 	Templates map[string]config.Template
 	// Version is reported to clients as the server version.
 	Version string
+	// Ready, when set, holds tools/list back until it is closed (or the request
+	// ends): the server closes it once the initial tool load is reflected in the
+	// tool set, so a client's first list is complete. Nil: no wait.
+	Ready <-chan struct{}
 	// Logger receives diagnostics. Default: discard. (Never stdout: the stdio
 	// transport owns it.)
 	Logger *slog.Logger
@@ -90,6 +94,13 @@ func New(cfg Config) (*Server, error) {
 // as a result the model can read and act on).
 func (s *Server) unknownTools(next sdk.MethodHandler) sdk.MethodHandler {
 	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if method == "tools/list" && s.cfg.Ready != nil {
+			select {
+			case <-s.cfg.Ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		if r, ok := req.(*sdk.CallToolRequest); ok && method == "tools/call" && r.Params != nil {
 			if !s.offers(r.Params.Name) {
 				return s.executeHandler(r.Params.Name)(ctx, r)

@@ -101,6 +101,9 @@ func (l *Loader) wait(ctx context.Context) (*Service, error) {
 	return l.svc, nil
 }
 
+// Ready is closed once the initial load has finished, loaded or failed.
+func (l *Loader) Ready() <-chan struct{} { return l.ready }
+
 // loaded returns the service if loading has finished.
 func (l *Loader) loaded() *Service {
 	select {
@@ -174,7 +177,7 @@ func (l *Loader) Health(context.Context) api.ComponentHealth {
 		return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]any{"loading": true}}
 	}
 	if l.err != nil {
-		return api.ComponentHealth{Status: "error", Detail: "tools could not be loaded; see the server log"}
+		return api.ComponentHealth{Status: "error", Detail: map[string]any{"loading": false, "error": "tools could not be loaded; see the server log"}}
 	}
-	return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]int{"tools_loaded": len(l.List())}}
+	return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]any{"loading": false, "tools_loaded": len(l.List())}}
 }
