@@ -86,7 +86,9 @@ func testHardeningFromInside(t *testing.T, rt dockertest.Runtime) {
 		t.Fatal(err)
 	}
 	of := waitFinal(t, c, oom.ContainerID)
-	if of.Status != api.ContainerStatusFailed || !of.OOMKilled {
+	// Under gVisor the sandbox kernel handles the allocation itself: the workload
+	// fails, but the engine does not always report it as the host kernel's OOM kill.
+	if of.Status != api.ContainerStatusFailed || (!of.OOMKilled && !rt.GVisor()) {
 		t.Errorf("over the memory limit: status %s oom_killed %v", of.Status, of.OOMKilled)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/client"
+	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestContainerLogsRedactedAtRest: a sandbox prints a stored credential's value;
@@ -162,17 +163,19 @@ func TestContainerLabelsAndExtend(t *testing.T) {
 	if err != nil || again.Deadline == nil || !again.Deadline.Equal(*got.Deadline) {
 		t.Errorf("GET after extend = %+v %v", again, err)
 	}
-	recs, err := c.Audit(ctx, client.AuditQuery{ContainerID: long.ContainerID, Kind: "lifecycle"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var audited bool
-	for _, r := range recs {
-		audited = audited || r.Event == "deadline_set"
-	}
-	if !audited {
-		t.Errorf("no deadline_set audit record in %+v", recs)
-	}
+	// The audit writer indexes records asynchronously: wait for it.
+	poll.Until(t, poll.Server, "a deadline_set audit record", func() (bool, error) {
+		recs, err := c.Audit(ctx, client.AuditQuery{ContainerID: long.ContainerID, Kind: "lifecycle"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Event == "deadline_set" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("lifecycle records so far: %+v", recs)
+	})
 	_, err = c.Extend(ctx, long.ContainerID, time.Duration(cfg.Containers.MaxTimeoutMS+1)*time.Millisecond)
 	if !errors.As(err, &ae) || ae.Code != api.CodeInvalidRequest || !strings.Contains(fmt.Sprint(ae.Details), "timeout_ms") {
 		t.Errorf("extend above the maximum = %v", err)
