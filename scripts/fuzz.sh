@@ -25,6 +25,8 @@ targets=(
   "./internal/wasm FuzzInspectModule"          # guest module structure (limits before compiling)
   "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
   "./internal/server FuzzDecodeJSON"           # every API request body
+  "./internal/supervisor FuzzReadFrame"        # frames a (hostile) supervisor sends
+  "./internal/supervisor FuzzValidatePath"     # file paths of the files API
 )
 
 # Fail if a fuzz target exists that this list does not run.
