@@ -304,11 +304,14 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (id string, err 
 		return "", classify("container create", err)
 	}
 	id = created.ID
+	// The cleanup captures the id itself: a failing return sets the named result id
+	// to "" before the deferred cleanup runs, which used to leave the container behind.
+	createdID := created.ID
 	cleanup = append(cleanup, func() {
 		rctx, rcancel := b.call(context.WithoutCancel(ctx))
 		defer rcancel()
-		if _, rerr := b.cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && !errdefs.IsNotFound(rerr) {
-			b.log.Error("docker: remove container after failed start", "container", id, "err", rerr)
+		if _, rerr := b.cli.ContainerRemove(rctx, createdID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && !errdefs.IsNotFound(rerr) {
+			b.log.Error("docker: remove container after failed start", "container", createdID, "err", rerr)
 		}
 	})
 	// Wait before start, so that however fast the workload exits, its exit is seen.
@@ -320,7 +323,7 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (id string, err 
 	out, wcancel := b.startWaitLocked(b.ctx, id, container.WaitConditionNextExit)
 	b.pending[id] = &pendingWait{out: out, cancel: wcancel}
 	b.mu.Unlock()
-	cleanup = append(cleanup, func() { b.dropPending(id) })
+	cleanup = append(cleanup, func() { b.dropPending(createdID) })
 	if _, err := b.cli.ContainerStart(cctx, id, client.ContainerStartOptions{}); err != nil {
 		return "", classify("container start", err)
 	}
