@@ -58,9 +58,7 @@ func (u *upstream) seen() []string {
 // https://example.com:<port>/ (example.com resolves to 127.0.0.1 through proxy.hosts:
 // nothing leaves the machine).
 func containerConfig(t *testing.T, up *upstream) *config.Config {
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	cfg.Proxy.AllowPrivateCIDRs = []string{"127.0.0.0/8"}
 	cfg.Proxy.Hosts = map[string][]string{"example.com": {"127.0.0.1"}}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -267,9 +265,7 @@ func (s *syncBuffer) Len() int {
 // TestContainerRoutes drives the container API over HTTP against the real daemon.
 func TestContainerRoutes(t *testing.T) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()

@@ -26,6 +26,14 @@ func freePort(t *testing.T) int {
 }
 
 // testConfig initialises a clawbox dir and loads its config with a free port.
+// dockerConfig is testConfig whose sandboxes run the package's test image.
+func dockerConfig(t *testing.T) *config.Config {
+	cfg := testConfig(t)
+	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
+	cfg.Containers.DefaultImage = testImage
+	return cfg
+}
+
 func testConfig(t *testing.T) *config.Config {
 	t.Helper()
 	dir := filepath.Join(shortTempDir(t), "cb")

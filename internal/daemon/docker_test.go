@@ -73,9 +73,7 @@ func TestContainersRecoverWhenDockerReturns(t *testing.T) {
 	requireDocker(t)
 	sock := filepath.Join(shortTempDir(t), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()

@@ -20,9 +20,7 @@ func TestHardeningFromInside(t *testing.T) { dockertest.ForEachRuntime(t, testHa
 
 func testHardeningFromInside(t *testing.T, rt dockertest.Runtime) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	cfg.Containers.PidsLimit = 40
 	useRuntime(cfg, rt)
 	addrs, _ := runDaemon(t, cfg)
@@ -98,9 +96,7 @@ func testHardeningFromInside(t *testing.T, rt dockertest.Runtime) {
 // DELETE returns the final record.
 func TestTimeoutReapsEverything(t *testing.T) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	cfg.Containers.StopGrace = 0
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])

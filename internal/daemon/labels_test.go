@@ -21,9 +21,7 @@ import (
 // state.db (or its WAL) once the sandbox has ended and the server has stopped.
 func TestContainerLogsRedactedAtRest(t *testing.T) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	addrs, stop := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
@@ -69,9 +67,7 @@ func TestContainerLogsRedactedAtRest(t *testing.T) {
 // that line through GET /containers/{id}/logs while it still runs.
 func TestContainerLogsWhileRunning(t *testing.T) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
@@ -116,9 +112,7 @@ func apiCode(err error) string {
 // sandbox is 409 conflict.
 func TestContainerLabelsAndExtend(t *testing.T) {
 	requireDocker(t)
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	addrs, _ := runDaemon(t, cfg)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()

@@ -23,9 +23,7 @@ import (
 // mcpConfig is a server config with the echo tool and, when Docker answers, the
 // package's test image allowed.
 func mcpConfig(t *testing.T) *config.Config {
-	cfg := testConfig(t)
-	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
-	cfg.Containers.DefaultImage = testImage
+	cfg := dockerConfig(t)
 	installTools(t, cfg, "echo")
 	return cfg
 }
