@@ -33,9 +33,15 @@ type AuditRecord struct {
 	Kind        AuditKind `json:"kind"`
 	ContainerID string    `json:"container_id,omitempty"` // sandbox the event is about
 	Tool        string    `json:"tool,omitempty"`         // tool the event is about
+	Agent       string    `json:"agent,omitempty"`        // agent the event is about
 	RequestID   string    `json:"request_id,omitempty"`
 
-	// Egress requests.
+	// Egress requests. Door is the way the request came: "proxy" (POST /proxy),
+	// "forward" (an absolute-form proxy request) or "connect" (a CONNECT tunnel and
+	// the requests inside it); empty for a tool's request. Passthrough marks a
+	// CONNECT tunnel spliced to the upstream without interception.
+	Door        string        `json:"door,omitempty"`
+	Passthrough bool          `json:"passthrough,omitempty"`
 	Method      string        `json:"method,omitempty"`
 	URL         string        `json:"url,omitempty"` // query values redacted
 	Host        string        `json:"host,omitempty"`

@@ -54,6 +54,20 @@ type ContainerCapabilities struct {
 	Credentials []string `json:"credentials,omitempty"`
 	// Resources sets limits; every field is optional and defaults from the config.
 	Resources *ContainerResources `json:"resources,omitempty"`
+	// Workspace mounts a quota-bounded directory read-write at /workspace
+	// (containers.max_workspace_mb), kept after the sandbox ends until
+	// DELETE /containers/{id}?workspace=true or retention removes it.
+	Workspace bool `json:"workspace,omitempty"`
+}
+
+// ContainerWorkspace is a sandbox's workspace as ContainerInfo reports it.
+type ContainerWorkspace struct {
+	// Path is where the sandbox sees it ("/workspace").
+	Path string `json:"path"`
+	// QuotaBytes is its size limit; UsedBytes what its file system uses (known
+	// while it is mounted).
+	QuotaBytes int64 `json:"quota_bytes"`
+	UsedBytes  int64 `json:"used_bytes,omitempty"`
 }
 
 // ContainerNetwork is the network part of ContainerCapabilities.
@@ -92,8 +106,13 @@ type ContainerInfo struct {
 	Deadline    *time.Time `json:"deadline,omitempty"` // when a running sandbox times out
 	ExitCode    *int       `json:"exit_code,omitempty"`
 	OOMKilled   bool       `json:"oom_killed,omitempty"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"` // when a finished record is removed
+	// Paused is true while a running sandbox is paused (its processes frozen,
+	// its deadline clock stopped; see POST /agents/{id}/pause).
+	Paused     bool       `json:"paused,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"` // when a finished record is removed
+	// Workspace is the sandbox's workspace, when it has one.
+	Workspace *ContainerWorkspace `json:"workspace,omitempty"`
 }
 
 // ContainerLogs is the body of GET /containers/{id}/logs (without follow).

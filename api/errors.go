@@ -99,6 +99,11 @@ const (
 	CodeUpstreamTimeout     = "upstream_timeout"       // 504
 	CodeHostNotAllowed      = "host_not_allowed"       // 421: the Host header does not name this server (server.allowed_hosts)
 	CodeOriginNotAllowed    = "origin_not_allowed"     // 403: a browser Origin that is not the server's own (server.allowed_origins)
+	CodePermissionDenied    = "permission_denied"      // 403: the sandbox user may not do this (files)
+	CodeQuotaExceeded       = "quota_exceeded"         // 507: the sandbox's workspace is full (containers.max_workspace_mb)
+	CodeProxyAuthRequired   = "proxy_auth_required"    // 407: missing or wrong sandbox token on a forward or CONNECT request at an egress door
+	CodeHostMismatch        = "host_mismatch"          // 421: a request inside a CONNECT tunnel names another host than the tunnel
+	CodeProtocolUnsupported = "protocol_not_supported" // 400: a CONNECT tunnel that is not TLS or not HTTP, or an Upgrade no rule allows
 )
 
 type codeInfo struct {
@@ -137,6 +142,11 @@ var catalogue = map[string]codeInfo{
 	CodeUpstreamTimeout:     {http.StatusGatewayTimeout, context.DeadlineExceeded},
 	CodeHostNotAllowed:      {http.StatusMisdirectedRequest, errdefs.ErrPermissionDenied},
 	CodeOriginNotAllowed:    {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodePermissionDenied:    {http.StatusForbidden, errdefs.ErrPermissionDenied},
+	CodeQuotaExceeded:       {http.StatusInsufficientStorage, errdefs.ErrResourceExhausted},
+	CodeProxyAuthRequired:   {http.StatusProxyAuthRequired, errdefs.ErrUnauthenticated},
+	CodeHostMismatch:        {http.StatusMisdirectedRequest, errdefs.ErrPermissionDenied},
+	CodeProtocolUnsupported: {http.StatusBadRequest, errdefs.ErrNotImplemented},
 }
 
 // Codes returns every stable error code (for documentation and tests).

@@ -8,6 +8,11 @@ type PolicyCheckRequest struct {
 	Tool        string `json:"tool,omitempty"`
 	URL         string `json:"url"`
 	Method      string `json:"method,omitempty"` // default GET
+	// Door is the way the request would come: "proxy" (POST /proxy, the default),
+	// "forward" (an absolute-form proxy request) or "connect" (a request inside a
+	// CONNECT tunnel to the URL's host and port: the tunnel is decided first). A
+	// tool has only "proxy".
+	Door string `json:"door,omitempty"`
 }
 
 // PolicyCheckResponse says what the gateway would decide, and which rule decided.
@@ -21,4 +26,17 @@ type PolicyCheckResponse struct {
 	Policy string `json:"policy"`
 	// Rules is the effective rule list that was checked.
 	Rules []string `json:"rules"`
+	// Door is the door that was checked ("proxy", "forward" or "connect").
+	Door string `json:"door"`
+	// Tunnel, for door "connect" when the tunnel would open, says what happens to
+	// it: "intercept" (TLS terminated with the sandbox's CA, each request decided,
+	// scanned and injected as through POST /proxy) or "passthrough" (spliced to the
+	// upstream uninspected, by a pass-through rule).
+	Tunnel string `json:"tunnel,omitempty"`
 }
+
+// Tunnel modes of PolicyCheckResponse.
+const (
+	TunnelIntercept   = "intercept"
+	TunnelPassthrough = "passthrough"
+)

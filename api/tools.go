@@ -197,4 +197,30 @@ type ToolLoadError struct {
 	// Code is the stable code of the failure when it has one (module_limit_exceeded,
 	// invalid_module).
 	Code string `json:"code,omitempty"`
+	// SHA256 is the hex digest of the module that failed, when it could be read.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// ToolStatus is the body of GET /tools/{name}/status: whether the module now in the
+// server's tool directory is the one loaded, or why it is not. `clawbox build` polls
+// it until the module it installed is loaded (SHA256 equals its digest) or failed
+// (LoadError.SHA256 equals it).
+type ToolStatus struct {
+	Name string `json:"name"`
+	// Loading is true while the server is loading tools: its initial load, a reload in
+	// progress, or a change to the tool directory seen and not yet reloaded.
+	Loading bool `json:"loading"`
+	// Watching is true when the server reloads its tool directory on changes
+	// (sandbox.watch_tools). Otherwise a new module loads with POST /tools/reload.
+	Watching bool `json:"watching"`
+	// FileSHA256 is the hex digest of <name>.wasm in the tool directory now; empty
+	// when there is no such file.
+	FileSHA256 string `json:"file_sha256,omitempty"`
+	// SHA256 is the hex digest of the loaded module; empty when the tool is not loaded.
+	SHA256 string `json:"sha256,omitempty"`
+	// LoadedAt is when the loaded module was loaded.
+	LoadedAt *time.Time `json:"loaded_at,omitempty"`
+	// LoadError is why the last load of the tool failed, with the digest of the
+	// module that failed; absent when its last load did not fail.
+	LoadError *ToolLoadError `json:"load_error,omitempty"`
 }

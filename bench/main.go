@@ -61,16 +61,22 @@ type Params struct {
 	DensityMax, DensityStep   int
 	ReaperN                   int
 	ReaperLifetime            time.Duration
+	ExecIters                 int
+	ForwardReps               int
+	ForwardLoads              []gatewayLoad
+	InterceptIters            int
 }
 
 func quickParams() Params {
 	return Params{SpawnIters: 8, FirstReqIters: 5, GatewayReps: 3, GatewayLoads: []gatewayLoad{{n: 300, c: 1}, {n: 1000, c: 8}},
-		InProcessRequests: 500, WASMIters: 200, ColdIters: 2, DensityMax: 50, DensityStep: 10, ReaperN: 5, ReaperLifetime: 2 * time.Second}
+		InProcessRequests: 500, WASMIters: 200, ColdIters: 2, DensityMax: 50, DensityStep: 10, ReaperN: 5, ReaperLifetime: 2 * time.Second, ExecIters: 20,
+		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 500, c: 1}, {n: 2000, c: 8}}, InterceptIters: 300}
 }
 
 func fullParams() Params {
 	return Params{SpawnIters: 30, FirstReqIters: 15, GatewayReps: 7, GatewayLoads: []gatewayLoad{{n: 1000, c: 1}, {n: 4000, c: 8}},
-		InProcessRequests: 2000, WASMIters: 1000, ColdIters: 5, DensityMax: 50, DensityStep: 10, ReaperN: 15, ReaperLifetime: 3 * time.Second}
+		InProcessRequests: 2000, WASMIters: 1000, ColdIters: 5, DensityMax: 50, DensityStep: 10, ReaperN: 15, ReaperLifetime: 3 * time.Second, ExecIters: 100,
+		ForwardReps: 7, ForwardLoads: []gatewayLoad{{n: 2000, c: 1}, {n: 8000, c: 8}}, InterceptIters: 1000}
 }
 
 // Results is the JSON result file.
@@ -91,8 +97,12 @@ func main() {
 	quick := flag.Bool("quick", false, "the short run (under five minutes on 2 cores)")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON results")
 	serve := flag.String("serve", "", "internal: run only a clawbox server with this JSON config (the density section's child)")
-	only := flag.String("only", "", "comma-separated sections to run (spawn,gateway,wasm,cold,density,reaper); default all")
+	door := flag.String("door", "", "internal: run only a forward-proxy door, DIR,PORT (the forward section's child)")
+	only := flag.String("only", "", "comma-separated sections to run (spawn,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
 	flag.Parse()
+	if *door != "" {
+		os.Exit(doorMain(*door))
+	}
 	if *serve != "" {
 		os.Exit(serveMain(*serve))
 	}
@@ -164,7 +174,7 @@ func markdown(res *Results) string {
 }
 
 func sections(only string) map[string]bool {
-	all := map[string]bool{"spawn": true, "gateway": true, "wasm": true, "cold": true, "density": true, "reaper": true}
+	all := map[string]bool{"spawn": true, "gateway": true, "wasm": true, "cold": true, "density": true, "reaper": true, "exec": true, "forward": true, "intercept": true}
 	if only == "" {
 		return all
 	}
@@ -225,6 +235,8 @@ func run(ctx context.Context, p Params, quick bool, sel map[string]bool, progres
 	step("wasm", false, func() ([]Row, error) { return benchWASM(ctx, e, p.WASMIters) })
 	step("cold", false, func() ([]Row, error) { return benchColdStart(ctx, e, p.ColdIters) })
 	step("gateway", false, func() ([]Row, error) { return benchGatewayInProcess(ctx, e, p.InProcessRequests) })
+	step("forward", false, func() ([]Row, error) { return benchForward(ctx, e, p.ForwardReps, p.ForwardLoads) })
+	step("intercept", false, func() ([]Row, error) { return benchIntercept(ctx, e, p.InterceptIters) })
 	step("spawn", true, func() ([]Row, error) {
 		rows, err := benchSpawn(ctx, e, p.SpawnIters)
 		if err != nil {
@@ -233,6 +245,7 @@ func run(ctx context.Context, p Params, quick bool, sel map[string]bool, progres
 		more, err := benchFirstRequest(ctx, e, p.FirstReqIters)
 		return append(rows, more...), err
 	})
+	step("exec", true, func() ([]Row, error) { return benchExec(ctx, e, p.ExecIters) })
 	step("gateway", true, func() ([]Row, error) { return benchGateway(ctx, e, p.GatewayReps, p.GatewayLoads) })
 	step("reaper", true, func() ([]Row, error) { return benchReaper(ctx, e, p.ReaperN, p.ReaperLifetime) })
 	step("density", true, func() ([]Row, error) {

@@ -80,10 +80,7 @@ func (c *Client) AuditStream(ctx context.Context, q AuditQuery, fn func(api.Audi
 
 // stream sends a request for a long-lived response (no overall timeout).
 func (c *Client) stream(ctx context.Context, method, path string) (*http.Response, error) {
-	sc := *c.hc
-	sc.Timeout = 0
-	s := &Client{base: c.base, token: c.token, hc: &sc}
-	return s.send(ctx, method, path, nil)
+	return c.sendRaw(ctx, c.streaming(), method, path, "", nil)
 }
 
 // readSSE reads Server-Sent Events and calls fn with each event's data.

@@ -140,24 +140,28 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// send performs the request and returns the response of a 2xx answer; any other
-// status is returned as *api.Error.
+// send performs the request with an optional JSON body and returns the response of
+// a 2xx answer; any other status is returned as *api.Error.
 func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.sendRaw(ctx, c.hc, method, path, "", nil)
 	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	return c.sendRaw(ctx, c.hc, method, path, "application/json", bytes.NewReader(b))
+}
+
+// sendRaw performs the request on hc with body (nil: none) of contentType.
+func (c *Client) sendRaw(ctx context.Context, hc *http.Client, method, path, contentType string, body io.Reader) (*http.Response, error) {
 	u := c.base.String() + path
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
@@ -169,7 +173,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { connected.Store(true) },
 	}))
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -185,6 +189,14 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	defer resp.Body.Close()
 	return nil, decodeError(resp)
+}
+
+// streaming returns the HTTP client for calls that last as long as their context
+// (streams, execs, file transfers): Options.Timeout does not apply.
+func (c *Client) streaming() *http.Client {
+	sc := *c.hc
+	sc.Timeout = 0
+	return &sc
 }
 
 func decodeError(resp *http.Response) error {

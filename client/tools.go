@@ -35,6 +35,16 @@ func (c *Client) Tool(ctx context.Context, name string) (*api.ToolInfo, error) {
 	return &out, nil
 }
 
+// ToolStatus reports whether the module in the server's tool directory as
+// name.wasm is loaded, or why not (GET /tools/{name}/status).
+func (c *Client) ToolStatus(ctx context.Context, name string) (*api.ToolStatus, error) {
+	var out api.ToolStatus
+	if err := c.do(ctx, http.MethodGet, "/tools/"+url.PathEscape(name)+"/status", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RegisterTool registers (or replaces) a tool manifest.
 func (c *Client) RegisterTool(ctx context.Context, m api.ToolManifest) (*api.ToolRegisterResponse, error) {
 	var out api.ToolRegisterResponse

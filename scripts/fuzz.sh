@@ -12,6 +12,7 @@ fuzztime="${FUZZTIME:-10s}"
 targets=(
   "./internal/egress FuzzPolicy"               # network allowlist rules and URL matching
   "./internal/egress FuzzDecodeProxyRequest"   # the door's POST /proxy body (sandbox input)
+  "./internal/egress FuzzConnect"              # CONNECT targets and the connect-level policy decision
   "./internal/egress FuzzUnquoteInPlace"       # the door's in-place JSON string decoder
   "./internal/egress FuzzBase64DecodeInPlace"  # the door's in-place base64 decoder
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
@@ -25,6 +26,7 @@ targets=(
   "./internal/wasm FuzzInspectModule"          # guest module structure (limits before compiling)
   "./internal/audit FuzzRedactURL"             # URL query redaction in audit records
   "./internal/server FuzzDecodeJSON"           # every API request body
+  "./internal/server FuzzExecFrames"           # exec output (sandbox bytes) into NDJSON frames
   "./internal/supervisor FuzzReadFrame"        # frames a (hostile) supervisor sends
   "./internal/supervisor FuzzValidatePath"     # file paths of the files API
 )
@@ -42,7 +44,9 @@ fi
 # engine itself can also stop with "context deadline exceeded" and no input when a
 # worker is slow to answer at the end of -fuzztime on a loaded machine: that is
 # retried once, and only fails the run if it happens again.
-corpus_count() { find "$1/testdata/fuzz/$2" -type f 2>/dev/null | wc -l; }
+# A target without a corpus directory yet counts 0 (find fails there: under
+# pipefail that must not end the script).
+corpus_count() { { find "$1/testdata/fuzz/$2" -type f 2>/dev/null || true; } | wc -l; }
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"
   for attempt in 1 2; do

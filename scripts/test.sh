@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole clawbox test suite, as the README documents it and CI runs it:
-# prerequisites (a Docker daemon, Debian's busybox-static for test images), format,
+# prerequisites (a Docker daemon, Debian's busybox-static for test images, the
+# debootstrapped Debian image of the end-to-end tests), format,
 # vet, staticcheck, go.mod drift, and every test with the race detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,10 +38,22 @@ docker version --format 'Docker Engine {{.Server.Version}} (API {{.Server.APIVer
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
   apt_install busybox-static
 fi
+# The Python SDK's tests run with pytest (Debian's python3-pytest, for /usr/bin/python3).
+PYTHON=python3
+if ! "$PYTHON" -c 'import pytest' >/dev/null 2>&1; then
+  dpkg -s python3-pytest >/dev/null 2>&1 || apt_install python3-pytest
+  PYTHON=/usr/bin/python3
+fi
 # Image pull tests push to and pull from Debian's docker-registry, run on loopback.
 if ! dpkg -s docker-registry >/dev/null 2>&1; then
   apt_install docker-registry
 fi
+
+# The dashboard's browser test (internal/ui) drives Debian's chromium headless.
+if ! command -v chromium >/dev/null; then
+  apt_install chromium
+fi
+echo "Chromium: $(chromium --version 2>/dev/null | head -1)"
 
 # gVisor: the container escape, isolation and door tests also run under runsc.
 # Install Debian's runsc and register it with the engine: merge a "runsc" entry into
@@ -83,6 +96,17 @@ fi
 echo "gVisor: $(runsc --version 2>/dev/null | head -1), registered with the engine"
 export RUNSC_TESTS=require
 
+# The end-to-end tests run unmodified programs (curl, wget, git, python3 with
+# requests, pip) from a Debian image built with debootstrap and cached by a content
+# hash under /var/cache/clawbox-test: built once (minutes), reused after. A failed
+# build fails the suite; the tests fail, not skip, when the tarball is missing.
+echo "Debian test image (scripts/debian-image.sh; the first build takes minutes)"
+CLAWBOX_TEST_DEBIAN_TARBALL=$(bash scripts/debian-image.sh) ||
+  die "cannot build the Debian test image with debootstrap (see the messages above); the end-to-end tests need it"
+[ -s "$CLAWBOX_TEST_DEBIAN_TARBALL" ] || die "scripts/debian-image.sh printed no tarball ($CLAWBOX_TEST_DEBIAN_TARBALL)"
+echo "Debian test image: $CLAWBOX_TEST_DEBIAN_TARBALL"
+export CLAWBOX_TEST_DEBIAN_TARBALL
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 [ -z "$unformatted" ] || { echo "$unformatted"; die "gofmt would change the files above"; }
@@ -98,6 +122,9 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 log "go test -race"
 go test -race -count=1 -timeout 30m ./...
+
+log "python SDK tests"
+(cd sdk/python && "$PYTHON" -m pytest -q)
 
 log "fuzz targets, briefly"
 bash scripts/fuzz.sh

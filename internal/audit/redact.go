@@ -23,6 +23,12 @@ func RedactURL(u *url.URL) string {
 	if c.RawQuery != "" {
 		c.RawQuery = redactQuery(c.RawQuery)
 	}
+	if u.User != nil && c.Scheme == "" && c.Host == "" {
+		// The authority held only user information ("//user@/path"). Without it
+		// String writes no "//", and a path that itself starts with "//" would read
+		// back as an authority; keep the empty authority instead.
+		return "//" + c.String()
+	}
 	return c.String()
 }
 

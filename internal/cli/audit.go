@@ -106,12 +106,25 @@ func (p *auditPrinter) print(r api.AuditRecord) error {
 		if r.Reason != "" {
 			what += " (" + r.Reason + ")"
 		}
+		if r.Count > 1 {
+			// An aggregated refusal: past the refusal budget, one record stands for many.
+			what += fmt.Sprintf(" [%d requests like this, aggregated]", r.Count)
+		}
 	case api.AuditKindGap:
 		what = fmt.Sprintf("%d records dropped", r.Dropped)
 	default:
 		what = r.Event
 		if r.ExitCode != nil {
 			what += fmt.Sprintf(" exit %d", *r.ExitCode)
+		}
+		if r.Reason != "" {
+			// What the event was about (an exec's command, a file's path), shortened
+			// for a line; --json has all of it.
+			reason := []rune(r.Reason)
+			if len(reason) > 120 {
+				reason = append(reason[:120], '…')
+			}
+			what += ": " + string(reason)
 		}
 		if r.Error != "" {
 			what += " (" + r.Error + ")"

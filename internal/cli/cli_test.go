@@ -19,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/clawbox/clawbox/internal/poll"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 type result struct {
@@ -34,20 +36,10 @@ func clawbox(t *testing.T, ctx context.Context, env map[string]string, args ...s
 	return result{code, out.String(), errb.String()}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestServeFirstRunThenClientCommands(t *testing.T) {
 	home := shortTempDir(t)
 	env := map[string]string{"HOME": home}
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testkit.FreePort(t))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
@@ -120,7 +112,7 @@ func TestServeFirstRunThenClientCommands(t *testing.T) {
 func TestExitCodes(t *testing.T) {
 	home := t.TempDir()
 	env := map[string]string{"HOME": home}
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testkit.FreePort(t))
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
@@ -196,20 +188,32 @@ func serveDir(t *testing.T, edit func(cfg string) string, prepare ...func(dir st
 	if r := clawbox(t, context.Background(), env, "init"); r.code != 0 {
 		t.Fatalf("init: %+v", r)
 	}
-	if edit != nil {
+	// Compiling a tool under -race on a loaded 2-core machine can take longer than
+	// the default two minutes; the tests wait for the load with poll.Slow instead.
+	raise := func(cfg string) string {
+		return strings.Replace(cfg, "compile_timeout_ms = 120000", "compile_timeout_ms = 600000", 1)
+	}
+	{
 		p := filepath.Join(dir, "config.toml")
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(edit(string(b))), 0o600); err != nil {
+		cfg := raise(string(b))
+		if !strings.Contains(cfg, "compile_timeout_ms = 600000") {
+			t.Fatal("the default config no longer has compile_timeout_ms = 120000")
+		}
+		if edit != nil {
+			cfg = edit(cfg)
+		}
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, p := range prepare {
 		p(dir)
 	}
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testkit.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -247,6 +251,12 @@ func TestPolicyCheckCommand(t *testing.T) {
 		{[]string{"http://api.github.com/repos/x"}, 1, []string{"BLOCKED"}},
 		{[]string{"ftp://api.github.com/"}, 1, []string{}},
 		{[]string{"--container", "clawbox-nope", "https://api.github.com/repos/x"}, 1, []string{}},
+		{[]string{"https://api.github.com/repos/x"}, 0, []string{"door:    proxy"}},
+		{[]string{"--door", "forward", "https://api.github.com/repos/x"}, 0, []string{"ALLOWED", "door:    forward"}},
+		{[]string{"--door", "connect", "https://api.github.com/repos/x"}, 0, []string{"ALLOWED", "door:    connect", "tunnel:  intercept"}},
+		{[]string{"--door", "connect", "https://api.github.com/repos/secret/x"}, 1, []string{"BLOCKED", "tunnel:  intercept"}},
+		{[]string{"--door", "connect", "https://example.com/"}, 1, []string{"BLOCKED", "door:    connect"}},
+		{[]string{"--door", "sideways", "https://api.github.com/repos/x"}, 1, []string{}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -281,7 +291,7 @@ func TestServeRefusesBadAllowlist(t *testing.T) {
 	p := filepath.Join(dir, "config.toml")
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, []byte(strings.Replace(string(b), "network_allowlist = []", `network_allowlist = ["https://"]`, 1)), 0o600)
-	r := clawbox(t, context.Background(), env, "serve", "--port", strconv.Itoa(freePort(t)))
+	r := clawbox(t, context.Background(), env, "serve", "--port", strconv.Itoa(testkit.FreePort(t)))
 	if r.code != ExitError || !strings.Contains(r.stderr, "container_policy.network_allowlist") {
 		t.Errorf("bad allowlist: %+v", r)
 	}

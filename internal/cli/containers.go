@@ -20,6 +20,7 @@ func (a *app) spawnCommand() *cobra.Command {
 		envs, allow, creds  []string
 		labels              []string
 		noNetwork, wait     bool
+		workspace           bool
 		timeout             time.Duration
 		memoryMB            int64
 		cpus                float64
@@ -79,6 +80,7 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 				if t.MemoryMB > 0 {
 					res.MemoryMB = &t.MemoryMB
 				}
+				caps.Workspace = t.Workspace
 			}
 			if image != "" {
 				req.Image = image
@@ -138,7 +140,10 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 			if *res != (api.ContainerResources{}) {
 				caps.Resources = res
 			}
-			if caps.Network != nil || len(caps.Credentials) > 0 || caps.Resources != nil {
+			if workspace {
+				caps.Workspace = true
+			}
+			if caps.Network != nil || len(caps.Credentials) > 0 || caps.Resources != nil || caps.Workspace {
 				req.Capabilities = caps
 			}
 
@@ -174,6 +179,7 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 	f.Int64Var(&memoryMB, "memory", 0, "memory limit in MiB (default containers.default_memory_mb)")
 	f.Float64Var(&cpus, "cpus", 0, "hard CPU quota, e.g. 0.5")
 	f.BoolVarP(&wait, "wait", "w", false, "stream the output and wait for the sandbox to finish")
+	f.BoolVar(&workspace, "workspace", false, "mount a quota-bounded /workspace that is kept after the sandbox ends (remove it with kill --workspace)")
 	cmd.MarkFlagsMutuallyExclusive("allow", "no-network")
 	return cmd
 }
@@ -383,10 +389,11 @@ func (a *app) logsCommand() *cobra.Command {
 }
 
 func (a *app) killCommand() *cobra.Command {
-	return &cobra.Command{
+	var workspace bool
+	cmd := &cobra.Command{
 		Use:     "kill CONTAINER_ID...",
 		Short:   "Kill container sandboxes (a finished one is left as it is)",
-		Example: "  clawbox kill clawbox-0d6f...",
+		Example: "  clawbox kill clawbox-0d6f...\n  clawbox kill --workspace clawbox-0d6f...   # also delete its kept /workspace",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("kill takes one or more CONTAINER_IDs")
@@ -401,7 +408,11 @@ func (a *app) killCommand() *cobra.Command {
 			var failed error
 			var results []*api.KillResponse
 			for _, id := range args {
-				res, err := c.Kill(cmd.Context(), id)
+				kill := c.Kill
+				if workspace {
+					kill = c.KillWithWorkspace
+				}
+				res, err := kill(cmd.Context(), id)
 				if err != nil {
 					fmt.Fprintf(a.stderr, "clawbox: %s: %s\n", id, errorText(err))
 					if failed == nil || exitCode(err) > exitCode(failed) {
@@ -425,4 +436,6 @@ func (a *app) killCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&workspace, "workspace", false, "also delete the sandbox's kept workspace (capabilities.workspace)")
+	return cmd
 }

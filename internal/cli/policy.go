@@ -24,11 +24,15 @@ func (a *app) policyCommand() *cobra.Command {
 		Short: "Say what the egress gateway would decide for a request, and which rule decided",
 		Long: `check asks the server what its egress gateway would decide for a request from a
 container sandbox (--container), a tool (--tool), or by default under the server's
-container policy, without sending anything. It exits 0 when the request would be
-allowed and 1 when it would be refused.`,
+container policy, without sending anything. --door picks how the request would
+come: proxy (POST /proxy, the default), forward (a forward-proxy request) or
+connect (inside a CONNECT tunnel: the tunnel is decided first, and the answer
+says whether it would be intercepted or passed through). It exits 0 when the
+request would be allowed and 1 when it would be refused.`,
 		Example: `  clawbox policy check https://api.github.com/repos/x/y
   clawbox policy check --method POST --container clawbox-1234 https://example.com/upload
-  clawbox policy check --tool web_fetch https://en.wikipedia.org/wiki/Go`,
+  clawbox policy check --tool web_fetch https://en.wikipedia.org/wiki/Go
+  clawbox policy check --door connect --container clawbox-1234 https://pypi.org/simple/`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("policy check takes one URL, got %d arguments", len(args))
@@ -59,6 +63,12 @@ allowed and 1 when it would be refused.`,
 				}
 				fmt.Fprintf(a.stdout, "%s  %s %s\n", verdict, orDefault(req.Method, "GET"), req.URL)
 				fmt.Fprintf(a.stdout, "policy:  %s\n", res.Policy)
+				if res.Door != "" {
+					fmt.Fprintf(a.stdout, "door:    %s\n", res.Door)
+				}
+				if res.Tunnel != "" {
+					fmt.Fprintf(a.stdout, "tunnel:  %s\n", res.Tunnel)
+				}
 				if res.Rule != "" {
 					fmt.Fprintf(a.stdout, "rule:    %s\n", res.Rule)
 				}
@@ -79,6 +89,7 @@ allowed and 1 when it would be refused.`,
 	f.StringVar(&req.Method, "method", "GET", "HTTP method of the request")
 	f.StringVar(&req.ContainerID, "container", "", "check the policy of this container sandbox")
 	f.StringVar(&req.Tool, "tool", "", "check the policy of this tool")
+	f.StringVar(&req.Door, "door", "", "the door the request would come through: proxy, forward or connect (default proxy)")
 	check.MarkFlagsMutuallyExclusive("container", "tool")
 	cmd.AddCommand(check)
 	return cmd

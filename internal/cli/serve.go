@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -70,6 +71,9 @@ serves, and tells you where the API token is. --host and --port override the con
 				Ready: func(addrs []string) {
 					fmt.Fprintf(a.stderr, "clawbox is serving on %s (config %s; %s)\n",
 						strings.Join(addrs, " and "), cfg.Path, tokenSource)
+					if u := dashboardURL(addrs); u != "" {
+						fmt.Fprintf(a.stderr, "dashboard: %s (sign in with the API token)\n", u)
+					}
 				},
 			})
 		},
@@ -81,4 +85,24 @@ func lookupEnv(env config.Env, key string) (string, bool) {
 		return os.LookupEnv(key)
 	}
 	return env(key)
+}
+
+// dashboardURL is the dashboard's address on the TCP listener ("" without one),
+// naming a wildcard listener by its loopback address, which the Host check accepts.
+func dashboardURL(addrs []string) string {
+	for _, a := range addrs {
+		hostport, ok := strings.CutPrefix(a, "http://")
+		if !ok {
+			continue
+		}
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		return "http://" + net.JoinHostPort(host, port) + "/ui/"
+	}
+	return ""
 }

@@ -2,17 +2,21 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/client"
 	"github.com/clawbox/clawbox/internal/toolbuild"
 )
 
@@ -229,18 +233,29 @@ of the toolkit, so it builds offline with any Go toolchain. Build and install it
 
 func (a *app) buildCommand() *cobra.Command {
 	var toolDir string
+	var wait bool
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "build [TOOL_SOURCE_DIR...]",
 		Short: "Compile Go tools to WASM (GOOS=wasip1) and install them into the tool directory",
 		Long: `build compiles each tool source directory (default .) with GOOS=wasip1 GOARCH=wasm
 and installs <name>.wasm and its manifest into the tool directory (sandbox.tool_dir of
-the config, or --tool-dir). A running server with watch_tools picks them up at once.
-It needs a Go toolchain (1.24 or later).`,
+the config, or --tool-dir). It needs a Go toolchain (1.24 or later).
+
+Then, unless --wait=false, it waits (at most --wait-timeout) until the server has loaded
+this build of each tool, matched by the module's sha256, so that 'clawbox run' works as
+soon as build returns. A module the server cannot load is an error (exit 1) showing the
+server's message. With no server reachable, or a server whose tool directory is another
+one, build says so and exits 0: a server loads the tool when it starts or reloads.`,
 		Example: `  clawbox build ./greet
-  clawbox build --tool-dir /tmp/tools ./a ./b`,
+  clawbox new-tool greet && clawbox build ./greet && clawbox run greet '{"name":"you"}'
+  clawbox build --tool-dir /tmp/tools --wait=false ./a ./b`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{"."}
+			}
+			if waitTimeout <= 0 {
+				return usageErrorf("--wait-timeout must be positive")
 			}
 			dest := toolDir
 			if dest == "" {
@@ -250,16 +265,117 @@ It needs a Go toolchain (1.24 or later).`,
 				}
 				dest = cfg.Sandbox.ToolDir
 			}
+			var built []toolbuild.Result
 			for _, src := range args {
 				fmt.Fprintf(a.stderr, "building %s ...\n", src)
-				if err := toolbuild.Build(cmd.Context(), src, dest, a.stderr); err != nil {
+				res, err := toolbuild.Build(cmd.Context(), src, dest, a.stderr)
+				if err != nil {
 					return fmt.Errorf("build %s: %w", src, err)
 				}
-				fmt.Fprintf(a.stdout, "installed %s into %s\n", filepath.Base(filepath.Clean(src)), dest)
+				fmt.Fprintf(a.stdout, "installed %s into %s\n", res.Name, dest)
+				built = append(built, res)
+			}
+			if !wait {
+				return nil
+			}
+			c, err := a.newClient(true)
+			if errors.Is(err, client.ErrUnreachable) {
+				fmt.Fprintln(a.stdout, "no clawbox server is reachable: a server loads the tools when it starts (clawbox serve)")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), waitTimeout)
+			defer cancel()
+			for i, res := range built {
+				err := a.waitLoaded(ctx, c, res, waitTimeout)
+				if errors.Is(err, errNoServer) && i == 0 {
+					fmt.Fprintln(a.stdout, "no clawbox server is reachable: a server loads the tools when it starts (clawbox serve)")
+					return nil
+				}
+				if err != nil {
+					return err
+				}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&toolDir, "tool-dir", "", "install here instead of the config's sandbox.tool_dir")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the server has loaded the new build (or reports why not)")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 5*time.Minute, "how long to wait for the server to load the tools")
 	return cmd
+}
+
+// notLoaded is waitLoaded's error when the time is up.
+func notLoaded(name string, timeout time.Duration, last api.ToolStatus) error {
+	state := "not loaded"
+	if last.Loading {
+		state = "still loading tools"
+	}
+	return fmt.Errorf("the server has not loaded %s within %s (%s); see clawbox tools list and the server's log, or raise --wait-timeout", name, timeout, state)
+}
+
+// errNoServer is waitLoaded's answer when the server did not answer its first question.
+var errNoServer = errors.New("no clawbox server is reachable")
+
+// waitLoaded polls the server's status of the tool until it has loaded the module
+// build installed (the same sha256) or reports that module's load error. It returns
+// nil without waiting when the server's tool directory does not hold this module:
+// the server watches another directory.
+func (a *app) waitLoaded(ctx context.Context, c *client.Client, res toolbuild.Result, timeout time.Duration) error {
+	fmt.Fprintf(a.stderr, "waiting for the server to load %s (sha256 %.12s) ...\n", res.Name, res.SHA256)
+	reloaded := false
+	sleep := 50 * time.Millisecond
+	var last api.ToolStatus
+	for asked := false; ; asked = true {
+		st, err := c.ToolStatus(ctx, res.Name)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return notLoaded(res.Name, timeout, last)
+		case errors.Is(err, client.ErrUnreachable) && !asked:
+			return errNoServer
+		case errors.Is(err, client.ErrUnreachable):
+			return fmt.Errorf("the server stopped answering while it was loading %s: %w", res.Name, err)
+		case err != nil:
+			if e, ok := api.AsError(err); ok && e.Code == api.CodeNotFound {
+				fmt.Fprintf(a.stdout, "the server does not report tool status (an older version): check clawbox tools list\n")
+				return nil
+			}
+			return fmt.Errorf("installed %s, but asking the server whether it loaded it failed: %w", res.Name, err)
+		}
+		last = *st
+		switch {
+		case st.SHA256 == res.SHA256:
+			fmt.Fprintf(a.stdout, "the server loaded %s: clawbox run %s '{}'\n", res.Name, res.Name)
+			return nil
+		case st.LoadError != nil && st.LoadError.SHA256 == res.SHA256:
+			msg := st.LoadError.Error
+			if st.LoadError.Code != "" {
+				msg += " (" + st.LoadError.Code + ")"
+			}
+			return fmt.Errorf("the server could not load %s: %s", res.Name, msg)
+		case !st.Loading && st.FileSHA256 != res.SHA256:
+			// The file in the server's tool directory is not this build.
+			fmt.Fprintf(a.stdout, "the server does not load tools from %s (its tool directory holds no such %s.wasm): not waiting for it\n", filepath.Dir(res.Path), res.Name)
+			return nil
+		case !st.Loading && !st.Watching && !reloaded:
+			// The server does not watch its directory (sandbox.watch_tools = false).
+			if _, err := c.ReloadTools(ctx); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("installed %s, but reloading the server's tools failed: %w", res.Name, err)
+			}
+			reloaded = true
+			continue
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return notLoaded(res.Name, timeout, last)
+		}
+		sleep = min(2*sleep, time.Second)
+	}
 }

@@ -143,6 +143,20 @@ type Proxy struct {
 	Hosts map[string][]string `toml:"hosts"`
 	// UpstreamCAFile adds a PEM CA to the system roots for upstream TLS. Default "".
 	UpstreamCAFile string `toml:"upstream_ca_file"`
+	// MaxStreamBytes caps each body, either way, of a forward-proxy or CONNECT
+	// request (those bodies are streamed, not held). Default 4294967296 (4 GiB).
+	MaxStreamBytes int64 `toml:"max_stream_bytes"`
+	// StreamTimeoutMS bounds one forward-proxy or CONNECT request from dial to the
+	// last body byte. Default 600000 (10 minutes).
+	StreamTimeoutMS int64 `toml:"stream_timeout_ms"`
+	// MaxStreamsPerDoor bounds the forward-proxy and intercepted CONNECT requests
+	// one door serves at once (apart from max_concurrent_per_door). Default 32.
+	MaxStreamsPerDoor int `toml:"max_streams_per_door"`
+	// MaxTunnelsPerDoor bounds the CONNECT tunnels open at once through one door.
+	// Default 64.
+	MaxTunnelsPerDoor int `toml:"max_tunnels_per_door"`
+	// TunnelIdleTimeoutMS ends a tunnel idle that long. Default 120000.
+	TunnelIdleTimeoutMS int64 `toml:"tunnel_idle_timeout_ms"`
 }
 
 // RateLimit is the [proxy.rate_limit] table.
@@ -260,6 +274,24 @@ type Containers struct {
 	// KillOnShutdown kills running sandboxes when the server stops; by default they
 	// keep running and the next start adopts them. Default false.
 	KillOnShutdown bool `toml:"kill_on_shutdown"`
+	// ExecTimeoutMS is an exec's timeout when the request sets none. Default 60000.
+	ExecTimeoutMS int64 `toml:"exec_timeout_ms"`
+	// MaxExecTimeoutMS is the longest timeout an exec may ask for. Default 3600000.
+	MaxExecTimeoutMS int64 `toml:"max_exec_timeout_ms"`
+	// MaxExecOutputBytes caps each of an exec's stdout and stderr. Default 1048576.
+	MaxExecOutputBytes int64 `toml:"max_exec_output_bytes"`
+	// MaxExecs bounds the execs running at once in one sandbox. Default 16.
+	MaxExecs int `toml:"max_execs"`
+	// MaxFileBytes caps one file written into or read out of a sandbox. Default 104857600.
+	MaxFileBytes int64 `toml:"max_file_bytes"`
+	// MaxWorkspaceMB is the size quota of a sandbox's workspace. Default 1024.
+	MaxWorkspaceMB int64 `toml:"max_workspace_mb"`
+	// SystemRootsFile is the host CA bundle appended to each sandbox's
+	// /run/clawbox/ca-bundle.pem after its own CA, so that hosts passed through
+	// without interception still verify. Default "": the first that exists of
+	// /etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt and
+	// /etc/ssl/cert.pem.
+	SystemRootsFile string `toml:"system_roots_file"`
 }
 
 // ContainerPolicy is the [container_policy] table.
@@ -294,6 +326,7 @@ type Template struct {
 	Env              map[string]string `toml:"env"`               // default {}
 	MaxLifetimeMS    int64             `toml:"max_lifetime_ms"`   // the sandbox's timeout; default: containers.default_timeout_ms
 	MemoryMB         int64             `toml:"memory_mb"`         // default: containers.default_memory_mb
+	Workspace        bool              `toml:"workspace"`         // mount a kept /workspace (containers.max_workspace_mb); default false
 }
 
 // Default returns the configuration with every default, paths relative to home
@@ -350,6 +383,11 @@ func Default(home string) Config {
 			MaxConcurrentPerDoor: 8,
 			AllowPrivateCIDRs:    []string{},
 			Hosts:                map[string][]string{},
+			MaxStreamBytes:       4 << 30,
+			StreamTimeoutMS:      600_000,
+			MaxStreamsPerDoor:    32,
+			MaxTunnelsPerDoor:    64,
+			TunnelIdleTimeoutMS:  120_000,
 		},
 		Credentials: Credentials{
 			StorePath: p("credentials.enc"),
@@ -390,6 +428,13 @@ func Default(home string) Config {
 			MaxLogBytes:      1 << 20,
 			Retention:        time.Hour,
 			ReaperInterval:   30 * time.Second,
+
+			ExecTimeoutMS:      60_000,
+			MaxExecTimeoutMS:   3_600_000,
+			MaxExecOutputBytes: 1 << 20,
+			MaxExecs:           16,
+			MaxFileBytes:       100 << 20,
+			MaxWorkspaceMB:     1024,
 		},
 		ContainerPolicy: ContainerPolicy{
 			NetworkAllowlist:   []string{},

@@ -92,6 +92,14 @@ upstream_ca_file = ""
 # Requests one container's door serves at once; one more gets 429 rate_limited
 # before its body is read (with max_request_bytes, this bounds a sandbox's memory).
 max_concurrent_per_door = 8
+# The forward-proxy and CONNECT doors stream bodies: a cap on each body either
+# way, the time one request may take, requests and tunnels one door serves at
+# once, and how long an idle tunnel stays open.
+max_stream_bytes = 4294967296
+stream_timeout_ms = 600000
+max_streams_per_door = 32
+max_tunnels_per_door = 64
+tunnel_idle_timeout_ms = 120000
 
 [proxy.rate_limit]
 # Per sandbox or tool: sustained requests per second, and burst.
@@ -177,6 +185,20 @@ reaper_interval = "30s"
 runtime = ""
 # Kill running sandboxes on shutdown; by default the next start adopts them.
 kill_on_shutdown = false
+# Exec (through the in-sandbox supervisor): the timeout when a request sets none,
+# the longest one a request may ask for, the cap on each output stream, and how
+# many execs may run at once in one sandbox.
+exec_timeout_ms = 60000
+max_exec_timeout_ms = 3600000
+max_exec_output_bytes = 1048576
+max_execs = 16
+# Cap on one file written into or read out of a sandbox.
+max_file_bytes = 104857600
+# Size quota of a sandbox's workspace (capabilities.workspace), in MiB.
+max_workspace_mb = 1024
+# The host CA bundle appended to each sandbox's /run/clawbox/ca-bundle.pem after its
+# own CA (for hosts passed through without interception); "" finds the system's.
+system_roots_file = ""
 
 [container_policy]
 # Egress rules of every container; a spawn may narrow them, never widen them.
@@ -199,4 +221,6 @@ default_language = "go"
 # credentials = ["GITHUB_TOKEN"]
 # command = ["python3", "-c", "print('hello')"]
 # max_lifetime_ms = 600000
+# memory_mb = 512
+# workspace = true        # a kept, quota-bounded /workspace
 `

@@ -161,17 +161,18 @@ func applyEnv(cfg *Config, env Env) error {
 // paths returns pointers to every path-valued field with its key.
 func (c *Config) paths() map[string]*string {
 	return map[string]*string{
-		"server.auth_token_file":    &c.Server.AuthTokenFile,
-		"server.unix_socket":        &c.Server.UnixSocket,
-		"sandbox.tool_dir":          &c.Sandbox.ToolDir,
-		"sandbox.cache_dir":         &c.Sandbox.CacheDir,
-		"proxy.upstream_ca_file":    &c.Proxy.UpstreamCAFile,
-		"credentials.store_path":    &c.Credentials.StorePath,
-		"credentials.key_file":      &c.Credentials.KeyFile,
-		"logging.audit_dir":         &c.Logging.AuditDir,
-		"store.path":                &c.Store.Path,
-		"containers.workspace_root": &c.Containers.WorkspaceRoot,
-		"containers.proxies_dir":    &c.Containers.ProxiesDir,
+		"server.auth_token_file":       &c.Server.AuthTokenFile,
+		"server.unix_socket":           &c.Server.UnixSocket,
+		"sandbox.tool_dir":             &c.Sandbox.ToolDir,
+		"sandbox.cache_dir":            &c.Sandbox.CacheDir,
+		"proxy.upstream_ca_file":       &c.Proxy.UpstreamCAFile,
+		"credentials.store_path":       &c.Credentials.StorePath,
+		"credentials.key_file":         &c.Credentials.KeyFile,
+		"logging.audit_dir":            &c.Logging.AuditDir,
+		"store.path":                   &c.Store.Path,
+		"containers.workspace_root":    &c.Containers.WorkspaceRoot,
+		"containers.proxies_dir":       &c.Containers.ProxiesDir,
+		"containers.system_roots_file": &c.Containers.SystemRootsFile,
 	}
 }
 
@@ -299,6 +300,11 @@ func (c *Config) Validate() error {
 	}
 	positive("proxy.rate_limit.burst", int64(p.RateLimit.Burst))
 	positive("proxy.max_concurrent_per_door", int64(p.MaxConcurrentPerDoor))
+	positive("proxy.max_stream_bytes", p.MaxStreamBytes)
+	positive("proxy.stream_timeout_ms", p.StreamTimeoutMS)
+	positive("proxy.max_streams_per_door", int64(p.MaxStreamsPerDoor))
+	positive("proxy.max_tunnels_per_door", int64(p.MaxTunnelsPerDoor))
+	positive("proxy.tunnel_idle_timeout_ms", p.TunnelIdleTimeoutMS)
 	if !(p.RateLimit.RefusalsPerSecond > 0) || math.IsInf(p.RateLimit.RefusalsPerSecond, 0) {
 		bad("proxy.rate_limit.refusals_per_second", "must be a positive number, got %v", p.RateLimit.RefusalsPerSecond)
 	}
@@ -394,6 +400,21 @@ func (c *Config) Validate() error {
 	}
 	if ct.ReaperInterval < 100*time.Millisecond {
 		bad("containers.reaper_interval", "must be at least 100ms, got %s", ct.ReaperInterval)
+	}
+	positive("containers.exec_timeout_ms", ct.ExecTimeoutMS)
+	positive("containers.max_exec_timeout_ms", ct.MaxExecTimeoutMS)
+	if ct.ExecTimeoutMS > ct.MaxExecTimeoutMS {
+		bad("containers.exec_timeout_ms", "must not exceed containers.max_exec_timeout_ms (%d), got %d", ct.MaxExecTimeoutMS, ct.ExecTimeoutMS)
+	}
+	positive("containers.max_exec_output_bytes", ct.MaxExecOutputBytes)
+	positive("containers.max_execs", int64(ct.MaxExecs))
+	positive("containers.max_file_bytes", ct.MaxFileBytes)
+	positive("containers.max_workspace_mb", ct.MaxWorkspaceMB)
+	if f := ct.SystemRootsFile; f != "" {
+		// Read at every spawn: a file that is not there would fail each one.
+		if st, err := os.Stat(f); err != nil || !st.Mode().IsRegular() {
+			bad("containers.system_roots_file", "%q is not a readable file", f)
+		}
 	}
 	if ct.Runtime != "" && !runtimeRe.MatchString(ct.Runtime) {
 		bad("containers.runtime", "%q is not a runtime name", ct.Runtime)

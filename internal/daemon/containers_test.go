@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -23,6 +22,8 @@ import (
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 // upstream is a loopback HTTPS server standing for a real API. It records the
@@ -112,7 +113,7 @@ func testContainerEgressEndToEnd(t *testing.T, rt dockertest.Runtime) {
 	up := newUpstream(t)
 	cfg := containerConfig(t, up)
 	cfg.Logging.Level = "debug"
-	var serverLog syncBuffer
+	var serverLog testkit.Buffer
 	useRuntime(cfg, rt)
 	addrs, stop := runDaemonLog(t, cfg, &serverLog)
 	c := apiClient(t, cfg, addrs[0])
@@ -236,30 +237,6 @@ func secretForms(s string) []string {
 		base64.StdEncoding.EncodeToString([]byte(s)),
 		base64.RawURLEncoding.EncodeToString([]byte(s)),
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
 }
 
 // TestContainerRoutes drives the container API over HTTP against the real daemon.

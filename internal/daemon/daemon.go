@@ -26,12 +26,15 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/config"
+	"github.com/clawbox/clawbox/internal/containers"
+	"github.com/clawbox/clawbox/internal/egress"
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
 	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/server"
 	"github.com/clawbox/clawbox/internal/store"
 	"github.com/clawbox/clawbox/internal/toolexec"
+	"github.com/clawbox/clawbox/internal/unixsock"
 	"github.com/clawbox/clawbox/internal/version"
 	"github.com/clawbox/clawbox/internal/wasm"
 )
@@ -67,6 +70,8 @@ func NewLogger(l config.Logging, w io.Writer) *slog.Logger {
 }
 
 // Run serves clawbox with cfg until ctx is canceled, then shuts down gracefully.
+// It starts the parts in order, each step registering the release of what it
+// started, and stops them in reverse order on every path out, at most once.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
@@ -75,30 +80,110 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if log == nil {
 		log = NewLogger(cfg.Logging, opts.Stderr)
 	}
-	token, err := cfg.Token()
+	p := &parts{cfg: cfg, log: log}
+	defer p.shutdown(ctx)
+	steps := []func(context.Context) error{
+		p.prepare,
+		p.openStore,
+		p.newServer,
+		p.startAudit,
+		p.openCredentials,
+		p.startGateway,
+		p.startContainers,
+		p.startAgents,
+		p.startTools,
+		p.listen,
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return p.serve(ctx, opts.Ready)
+}
+
+// parts are the parts of a running server, filled in by Run's steps in order.
+type parts struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	token      string
+	db         *store.DB
+	instanceID string
+	reg        *prometheus.Registry
+	srv        *server.Server
+	audit      *audit.Writer
+	creds      *secrets.Store // nil without a master key
+	scan       *secrets.Store // never nil: creds, or secrets.PatternsOnly() without a master key
+	gw         *egress.Gateway
+	policies   policySource
+	sandboxes  func() (*sandbox.Manager, error) // the container sandboxes' manager, or why there is none
+	listeners  []net.Listener
+	addrs      []string
+
+	stops []stop // releases, in start order
+}
+
+// stop is the release of one started part, with the time it may take.
+type stop struct {
+	timeout time.Duration // 0: fn does not wait on anything that needs a deadline
+	fn      func(context.Context)
+}
+
+// onStop registers the release of the part just started.
+func (p *parts) onStop(timeout time.Duration, fn func(context.Context)) {
+	p.stops = append(p.stops, stop{timeout: timeout, fn: fn})
+}
+
+// shutdown releases every started part in reverse start order. Each release is
+// run once: a second shutdown does nothing.
+func (p *parts) shutdown(ctx context.Context) {
+	base := context.WithoutCancel(ctx)
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		s := p.stops[i]
+		sctx, cancel := base, context.CancelFunc(func() {})
+		if s.timeout > 0 {
+			sctx, cancel = context.WithTimeout(base, s.timeout)
+		}
+		s.fn(sctx)
+		cancel()
+	}
+	p.stops = nil
+}
+
+// prepare reads the API token and creates the directories the configuration names.
+func (p *parts) prepare(context.Context) error {
+	token, err := p.cfg.Token()
 	if err != nil {
 		return err
 	}
-	if err := prepareDirs(cfg); err != nil {
-		return err
-	}
+	p.token = token
+	return prepareDirs(p.cfg)
+}
 
-	db, err := store.Open(ctx, cfg.Store.Path)
+// openStore opens the store and reads (or records) this server's instance ID.
+func (p *parts) openStore(ctx context.Context) error {
+	db, err := store.Open(ctx, p.cfg.Store.Path)
 	if err != nil {
 		return fmt.Errorf("store.path: %w", err)
 	}
-	defer db.Close()
-	instanceID, err := db.MetaSetDefault(ctx, "instance_id", uuid.NewString())
+	p.db = db
+	p.onStop(0, func(context.Context) { db.Close() })
+	p.instanceID, err = db.MetaSetDefault(ctx, "instance_id", uuid.NewString())
 	if err != nil {
-		return fmt.Errorf("store.path: %s: %w", cfg.Store.Path, err)
+		return fmt.Errorf("store.path: %s: %w", p.cfg.Store.Path, err)
 	}
-	log = log.With("instance", instanceID)
+	p.log = p.log.With("instance", p.instanceID)
+	return nil
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
+// newServer builds the HTTP server and the metrics registry.
+func (p *parts) newServer(context.Context) error {
+	cfg := p.cfg
+	p.reg = prometheus.NewRegistry()
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := server.New(server.Config{
-		Token:          token,
+		Token:          p.token,
 		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
 		PublicHealth:   cfg.Server.PublicHealth,
 		PublicMetrics:  cfg.Server.PublicMetrics,
@@ -107,119 +192,142 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		MaxConcurrent:  cfg.Server.MaxConcurrentExecutions,
 		MaxQueued:      cfg.Server.MaxQueuedExecutions,
 		Version:        version.String(),
-		Logger:         log,
-		Registry:       reg,
+		Logger:         p.log,
+		Registry:       p.reg,
 		Health: []server.HealthCheck{
-			{Name: "store", Check: storeHealth(db)},
+			{Name: "store", Check: storeHealth(p.db)},
 		},
 	})
 	if err != nil {
 		return err
 	}
+	p.srv = srv
+	return nil
+}
 
-	auditW, err := audit.New(audit.Config{
-		Dir:             cfg.Logging.AuditDir,
-		MaxBytes:        cfg.Logging.AuditMaxBytes,
-		MaxFiles:        cfg.Logging.AuditKeepFiles,
-		RefusalBudget:   cfg.Audit.RefusalBudget,
-		AggregateWindow: cfg.Audit.AggregateWindow,
-		MaxAge:          cfg.Audit.MaxAge,
-		IndexMaxBytes:   cfg.Audit.IndexMaxBytes,
-		RetentionEvery:  cfg.Audit.RetentionInterval,
-	}, audit.Deps{Index: db, Logger: log, Registerer: reg})
+// startAudit starts the audit writer and serves the audit routes.
+func (p *parts) startAudit(context.Context) error {
+	a := p.cfg.Audit
+	w, err := audit.New(audit.Config{
+		Dir:             p.cfg.Logging.AuditDir,
+		MaxBytes:        p.cfg.Logging.AuditMaxBytes,
+		MaxFiles:        p.cfg.Logging.AuditKeepFiles,
+		RefusalBudget:   a.RefusalBudget,
+		AggregateWindow: a.AggregateWindow,
+		MaxAge:          a.MaxAge,
+		IndexMaxBytes:   a.IndexMaxBytes,
+		RetentionEvery:  a.RetentionInterval,
+	}, audit.Deps{Index: p.db, Logger: p.log, Registerer: p.reg})
 	if err != nil {
 		return fmt.Errorf("logging.audit_dir: %w", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := auditW.Close(cctx); err != nil {
-			log.Warn("audit log not fully flushed", "err", err)
+	p.audit = w
+	p.onStop(5*time.Second, func(ctx context.Context) {
+		if err := w.Close(ctx); err != nil {
+			p.log.Warn("audit log not fully flushed", "err", err)
 		}
-	}()
-	srv.RegisterAudit(auditLog{db: db, w: auditW})
+	})
+	p.srv.RegisterAudit(auditLog{db: p.db, w: w})
+	return nil
+}
 
-	creds, why, err := openCredentials(cfg, log)
+// openCredentials opens the credential store and serves the credential routes.
+// Without a master key the routes answer 503 with the reason, and the leak scanner
+// is the patterns-only one: egress is still scanned and output still redacted for
+// the credential patterns.
+func (p *parts) openCredentials(context.Context) error {
+	creds, why, err := openCredentials(p.cfg, p.log)
 	if err != nil {
 		return err
 	}
-	defer creds.Close()
-	if creds != nil {
-		srv.RegisterCredentials(creds, "")
-	} else {
-		srv.RegisterCredentials(nil, why)
+	if creds == nil {
+		p.srv.RegisterCredentials(nil, why)
+		p.scan = secrets.PatternsOnly()
+		return nil
 	}
+	p.creds, p.scan = creds, creds
+	p.onStop(0, func(context.Context) { creds.Close() })
+	p.srv.RegisterCredentials(creds, "")
+	return nil
+}
 
-	if _, err := serverPolicy(cfg, log); err != nil {
+// startGateway checks the server's egress policy and starts the egress gateway.
+func (p *parts) startGateway(context.Context) error {
+	if _, err := serverPolicy(p.cfg, p.log); err != nil {
 		return err
 	}
-	// Without a master key there is no credential, but egress is still scanned and
-	// output still redacted for the credential patterns: scan is never nil.
-	scan := creds
-	if scan == nil {
-		scan = secrets.PatternsOnly()
-	}
-	gw, err := newGateway(cfg, scan, auditW, reg, log)
+	gw, err := newGateway(p.cfg, p.scan, p.audit, p.reg, p.log)
 	if err != nil {
 		return err
 	}
-	defer gw.Close()
-	policies := policySource{server: cfg.ContainerPolicy.NetworkAllowlist}
+	p.gw = gw
+	p.onStop(0, func(context.Context) { gw.Close() })
+	p.policies = policySource{server: p.cfg.ContainerPolicy.NetworkAllowlist}
+	return nil
+}
 
-	// Container sandboxes: without a reachable Docker the server still serves WASM
-	// tools, answers 503 for containers, and keeps trying to reach the engine.
-	dock := &dockerSide{cfg: cfg, instanceID: instanceID, db: db, gw: gw, creds: creds, scan: scan, sink: auditW, reg: reg, log: log,
-		redact: func(b []byte) []byte { out, _ := scan.Redact(b); return out }}
-	if err := dock.start(ctx); err != nil {
+// startContainers brings up the container sandboxes and serves their routes and
+// the image routes. Without a reachable Docker the server still serves WASM tools,
+// answers 503 for containers, and keeps trying to reach the engine.
+func (p *parts) startContainers(ctx context.Context) error {
+	side, err := containers.Start(ctx, containers.Options{
+		Config: p.cfg, InstanceID: p.instanceID, Store: p.db, Gateway: p.gw,
+		Credentials: p.creds, Redactor: p.scan, Audit: p.audit, Registerer: p.reg, Logger: p.log,
+	})
+	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		dock.Close(sctx)
-	}()
-	srv.RegisterContainers(sandbox.NewService(dock.manager, dock.redact))
-	srv.RegisterImages(docker.NewImages(docker.ImagesConfig{
-		Backend: dock.engine, Allowed: cfg.Containers.AllowedImages, Logger: log, RequestID: server.RequestID,
+	p.onStop(30*time.Second, side.Close)
+	p.sandboxes = side.Manager
+	scan := p.scan
+	p.srv.RegisterContainers(execService{sandbox.NewService(side.Manager, func(b []byte) []byte { out, _ := scan.Redact(b); return out })})
+	p.srv.RegisterImages(docker.NewImages(docker.ImagesConfig{
+		Backend: side.Engine, Allowed: p.cfg.Containers.AllowedImages, Logger: p.log, RequestID: server.RequestID,
 	}))
-	policies.container = dock.policy
-	srv.AddHealth(server.HealthCheck{Name: "docker", Check: dock.health})
+	p.policies.container = side.Policy
+	p.srv.AddHealth(server.HealthCheck{Name: "docker", Check: side.Health})
+	return nil
+}
 
-	mcpEP, err := newMCPEndpoint(srv, token, cfg, log)
+// startTools starts loading the WASM tools in the background, serves the tool
+// routes, the policy check and MCP. The first start compiles each module (seconds
+// each): the tool routes wait for it, everything else serves at once.
+func (p *parts) startTools(ctx context.Context) error {
+	mcpEP, err := newMCPEndpoint(p.srv, p.token, p.cfg, p.log)
 	if err != nil {
 		return err
 	}
-	tm, err := toolexec.NewMetrics(reg)
+	tm, err := toolexec.NewMetrics(p.reg)
 	if err != nil {
 		return err
 	}
-	// Tools load in the background: the first start compiles each module (seconds
-	// each); the tool routes wait for it, everything else serves at once.
 	tools := toolexec.StartLoader(ctx, toolexec.LoaderConfig{
 		Load: func(ctx context.Context, onChange func()) (*wasm.Engine, *wasm.Registry, error) {
-			return startTools(ctx, cfg, db, gw, log, onChange)
+			return startTools(ctx, p.cfg, p.db, p.gw, p.log, onChange)
 		},
-		Redactor: scan, Audit: auditW, Metrics: tm, Logger: log,
+		Redactor: p.scan, Audit: p.audit, Metrics: tm, Logger: p.log,
 		OnChange: mcpEP.ToolsChanged,
 	})
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		tools.Close(cctx)
-	}()
-	srv.RegisterTools(tools)
-	srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: tools.Health})
-	policies.tool = tools.ToolPolicy
-	srv.RegisterPolicy(policies)
+	p.onStop(10*time.Second, tools.Close)
+	p.srv.RegisterTools(tools)
+	p.srv.AddHealth(server.HealthCheck{Name: "wasm_engine", Check: tools.Health})
+	p.policies.tool = tools.ToolPolicy
+	p.srv.RegisterPolicy(p.policies)
 	mcpEP.Start(ctx, tools.Ready())
-	defer mcpEP.Close()
+	p.onStop(0, func(context.Context) { mcpEP.Close() })
+	return nil
+}
 
-	var listeners []net.Listener
-	defer func() {
-		for _, ln := range listeners {
+// listen opens the TCP listener and, if configured, the Unix socket.
+func (p *parts) listen(context.Context) error {
+	cfg := p.cfg
+	// Serve closes the listeners; this release covers a failed start. Closing a
+	// listener twice is harmless (the Unix one removes its socket once).
+	p.onStop(0, func(context.Context) {
+		for _, ln := range p.listeners {
 			ln.Close()
 		}
-	}()
+	})
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -228,24 +336,27 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		return fmt.Errorf("server.host/server.port: cannot listen on %s: %w", addr, err)
 	}
-	listeners = append(listeners, tcp)
-	addrs := []string{"http://" + tcp.Addr().String()}
+	p.listeners = append(p.listeners, tcp)
+	p.addrs = append(p.addrs, "http://"+tcp.Addr().String())
 	if cfg.Server.UnixSocket != "" {
-		uln, err := ListenUnix(cfg.Server.UnixSocket)
+		uln, err := unixsock.Listen(cfg.Server.UnixSocket)
 		if err != nil {
 			return fmt.Errorf("server.unix_socket: %w", err)
 		}
-		listeners = append(listeners, uln)
-		addrs = append(addrs, "unix://"+cfg.Server.UnixSocket)
+		p.listeners = append(p.listeners, uln)
+		p.addrs = append(p.addrs, "unix://"+cfg.Server.UnixSocket)
 	}
+	return nil
+}
 
-	log.Info("clawbox listening", "addresses", strings.Join(addrs, " "), "version", version.String())
-	if opts.Ready != nil {
-		opts.Ready(addrs)
+// serve serves on the listeners until ctx is canceled.
+func (p *parts) serve(ctx context.Context, ready func(addrs []string)) error {
+	p.log.Info("clawbox listening", "addresses", strings.Join(p.addrs, " "), "version", version.String())
+	if ready != nil {
+		ready(p.addrs)
 	}
-	err = srv.Serve(ctx, cfg.Server.ShutdownTimeout, listeners...)
-	listeners = nil // Serve closed them
-	log.Info("clawbox stopped")
+	err := p.srv.Serve(ctx, p.cfg.Server.ShutdownTimeout, p.listeners...)
+	p.log.Info("clawbox stopped")
 	return err
 }
 

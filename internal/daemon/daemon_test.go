@@ -13,17 +13,9 @@ import (
 
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/home"
-)
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+	"github.com/clawbox/clawbox/internal/testkit"
+)
 
 // testConfig initialises a clawbox dir and loads its config with a free port.
 // dockerConfig is testConfig whose sandboxes run the package's test image.
@@ -45,7 +37,7 @@ func testConfig(t *testing.T) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Server.Port = freePort(t)
+	cfg.Server.Port = testkit.FreePort(t)
 	cfg.Logging.Level = "error"
 	return cfg
 }

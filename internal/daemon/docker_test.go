@@ -3,68 +3,16 @@ package daemon
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
 )
-
-// relay forwards connections on a Unix socket to the real Docker socket: a Docker
-// that can be made to appear after the server started.
-type relay struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func startRelay(t *testing.T, path string) *relay {
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("unix", "/var/run/docker.sock")
-			if err != nil {
-				c.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.conns = append(r.conns, c, up)
-			r.mu.Unlock()
-			r.wg.Add(2)
-			go func() { defer r.wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer r.wg.Done(); io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(r.close)
-	return r
-}
-
-func (r *relay) close() {
-	r.ln.Close()
-	r.mu.Lock()
-	for _, c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
-}
 
 // TestContainersRecoverWhenDockerReturns: a server started while Docker does not
 // answer serves WASM and answers 503 for containers, then brings container sandboxes
@@ -86,7 +34,7 @@ func TestContainersRecoverWhenDockerReturns(t *testing.T) {
 		t.Errorf("policy check of a container before Docker answers: %v", err)
 	}
 
-	startRelay(t, sock)
+	dockertest.StartRelay(t, sock)
 	poll.Until(t, poll.Server, "containers to be available after Docker came back", func() (bool, error) {
 		_, err = c.Containers(ctx, "")
 		return err == nil, err

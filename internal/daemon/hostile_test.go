@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 // hostileIDs are path segments, already percent-encoded as they travel, that try
@@ -214,7 +216,7 @@ func TestHostileInputOnEveryRoute(t *testing.T) {
 		cfg.Containers.AllowedImages = []string{"clawbox-test/"}
 		cfg.Containers.DefaultImage = testImage
 	}
-	var serverLog syncBuffer
+	var serverLog testkit.Buffer
 	addrs, _ := runDaemonLog(t, cfg, &serverLog)
 	tok, err := cfg.Token()
 	if err != nil {

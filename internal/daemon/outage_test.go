@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
 )
 
@@ -18,7 +19,7 @@ func TestDockerOutageWhileServing(t *testing.T) {
 	requireDocker(t)
 	sock := filepath.Join(shortTempDir(t), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
-	r := startRelay(t, sock)
+	r := dockertest.StartRelay(t, sock)
 	cfg := testConfig(t)
 	cfg.Containers.KillOnShutdown = true // nothing outlives the test, even on failure
 	cfg.Containers.AllowedImages = []string{"clawbox-test/"}
@@ -38,7 +39,7 @@ func TestDockerOutageWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r.close() // Docker stops answering
+	r.Close() // Docker stops answering
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	_, err = c.Spawn(sctx, api.ContainerSpawnRequest{Task: "during the outage", Command: []string{"true"}})
 	cancel()
@@ -55,7 +56,7 @@ func TestDockerOutageWhileServing(t *testing.T) {
 		t.Errorf("tools while Docker is down: %v", err)
 	}
 
-	startRelay(t, sock) // Docker is back
+	dockertest.StartRelay(t, sock) // Docker is back
 	var after *api.ContainerInfo
 	poll.Until(t, poll.Server, "a spawn to succeed after Docker came back", func() (bool, error) {
 		after, err = c.Spawn(ctx, api.ContainerSpawnRequest{Task: "after the outage", Command: []string{"echo", "back"}})

@@ -105,7 +105,9 @@ func testEscapeAttemptsFromInside(t *testing.T, rt dockertest.Runtime) {
 		{"dockerrun", func(v string) bool { return v == "dial=failed" }, "dial=failed"},
 		{"dockerfile", func(v string) bool { return v == "0" }, "0 Docker sockets"},
 		{"api", func(v string) bool { return v == "dial=failed" }, "dial=failed (the server's API port)"},
-		{"run", func(v string) bool { return v == ". .. proxy.sock token" }, "only its own proxy.sock and token"},
+		{"run", func(v string) bool {
+			return v == ". .. ca-bundle.pem ca.pem proxy.sock supervisor-token supervisor.sock token"
+		}, "only its own CA certificate and bundle (never the CA key), proxy.sock, token and supervisor socket and token"},
 		{"victimdir", func(v string) bool { return v == "0" }, "0 entries of the other sandbox"},
 		{"tmpfull", func(v string) bool { return v == "yes" }, "yes (writing past tmpfs_size_mb fails)"},
 		{"tmpbytes", func(v string) bool {

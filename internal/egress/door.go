@@ -22,6 +22,7 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
+	"github.com/clawbox/clawbox/internal/egress/tlsca"
 )
 
 // DoorSpec describes the door of one container sandbox.
@@ -42,6 +43,10 @@ type DoorSpec struct {
 	// Authenticate reports whether token is this sandbox's token; it should compare in
 	// constant time. Nil refuses every request.
 	Authenticate func(token string) bool
+	// CA is the sandbox's own certificate authority: CONNECT tunnels are
+	// terminated with leaves it mints. Nil refuses every CONNECT that would be
+	// intercepted.
+	CA *tlsca.Authority
 }
 
 // Door is a sandbox's HTTP/1.1 server on its Unix socket.
@@ -56,15 +61,17 @@ type Door struct {
 	// while closing is false, so inflight.Add never races with the Wait in Close.
 	mu        sync.Mutex
 	closing   bool
-	active    int            // POST /proxy requests being served, at most MaxConcurrentPerDoor
+	active    int // POST /proxy requests being served, at most MaxConcurrentPerDoor
+	streams   int // forward and intercepted requests being served, at most MaxStreamsPerDoor
+	tunnels   map[*tunnel]struct{}
 	inflight  sync.WaitGroup // handlers still running
 	served    chan struct{}  // closed when Serve has returned
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// OpenDoor creates the socket and starts serving the routes GET /health and
-// POST /proxy on it.
+// OpenDoor creates the socket and starts serving on it the routes GET /health and
+// POST /proxy, forward-proxy requests (absolute form) and CONNECT.
 func (g *Gateway) OpenDoor(spec DoorSpec) (*Door, error) {
 	if spec.SandboxID == "" || spec.SocketPath == "" {
 		return nil, errors.New("egress: a door needs a sandbox id and a socket path")
@@ -150,11 +157,19 @@ func (d *Door) Close() error {
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), d.g.cfg.DoorShutdownTimeout)
 		defer cancel()
+		// CONNECT tunnels are hijacked connections, which Shutdown does not track:
+		// they are ended beside it, with the same grace.
+		tunnelsEnded := make(chan struct{})
+		go func() {
+			defer close(tunnelsEnded)
+			d.endTunnels(ctx)
+		}()
 		if err := d.srv.Shutdown(ctx); err != nil {
 			// In-flight requests did not finish in time: closing their connections
 			// cancels their contexts, and the pipeline returns promptly.
 			_ = d.srv.Close()
 		}
+		<-tunnelsEnded
 		<-d.served
 		d.inflight.Wait()
 		if err := os.Remove(d.spec.SocketPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -179,6 +194,14 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer d.inflight.Done()
 	reqID := uuid.NewString()
 	w.Header().Set("X-Request-Id", reqID)
+	if r.Method == http.MethodConnect {
+		d.connect(w, r, reqID)
+		return
+	}
+	if r.RequestURI != "*" && !strings.HasPrefix(r.RequestURI, "/") {
+		d.forward(w, r, reqID)
+		return
+	}
 	switch r.URL.Path {
 	case "/health":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -198,6 +221,7 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Kind:        audit.KindRequest,
 				ContainerID: d.spec.SandboxID,
 				RequestID:   reqID,
+				Door:        DoorProxy,
 				Method:      http.MethodPost,
 				URL:         "/proxy",
 				Decision:    audit.DecisionBlocked,
@@ -260,6 +284,7 @@ func (d *Door) refuseEarly(w http.ResponseWriter, reqID, reason string, err *api
 		Kind:        audit.KindRequest,
 		ContainerID: d.spec.SandboxID,
 		RequestID:   reqID,
+		Door:        DoorProxy,
 		Method:      http.MethodPost,
 		URL:         "/proxy",
 		Decision:    audit.DecisionRateLimited,
@@ -284,20 +309,7 @@ func (d *Door) authenticate(r *http.Request) bool {
 	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
 		return d.spec.Authenticate(tok)
 	}
-	pa := r.Header.Get("Proxy-Authorization")
-	if tok, ok := bearer(pa); ok {
-		return d.spec.Authenticate(tok)
-	}
-	if scheme, cred, ok := strings.Cut(pa, " "); ok && strings.EqualFold(scheme, "Basic") {
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-		if err != nil {
-			return false
-		}
-		if _, pass, ok := strings.Cut(string(raw), ":"); ok && pass != "" {
-			return d.spec.Authenticate(pass)
-		}
-	}
-	return false
+	return d.authenticateProxy(r)
 }
 
 func bearer(h string) (string, bool) {
@@ -331,6 +343,7 @@ func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 		Policy:      d.policy,
 		Grants:      d.spec.Credentials,
 		RequestID:   reqID,
+		Door:        DoorProxy,
 		Method:      req.Method,
 		URL:         req.URL,
 		Headers:     req.Headers,

@@ -46,6 +46,16 @@ type Secrets interface {
 	// Redact returns b with every known secret value (in every encoded form) and every
 	// credential-pattern match replaced by "[REDACTED]", and the number of replacements.
 	Redact(b []byte) ([]byte, int)
+	// CheckBody is CheckOutbound's body scan alone, for one window of a streamed
+	// request body.
+	CheckBody(grants []string, method string, u *url.URL, body []byte) error
+	// StreamCarry is how many bytes of one window a streaming body check keeps
+	// into the next, so that a value split across windows is found whole.
+	StreamCarry() int
+	// RedactStream returns a writer that redacts a stream into w as Redact would
+	// redact the whole of it, across write boundaries; Close flushes what it holds
+	// back and does not close w.
+	RedactStream(w io.Writer) io.WriteCloser
 }
 
 // AuditSink receives one record per egress request, allowed or refused. Record must
@@ -102,6 +112,25 @@ type Config struct {
 	RefusalsPerSecond float64
 	RefusalBurst      int
 
+	// MaxStreamBytes caps each body of a forward or CONNECT request, either way
+	// (proxy.max_stream_bytes): an upload over it is refused or cut off, a
+	// download over it is cut off (the client sees a truncated body). Bodies of
+	// these doors are streamed, not held. Default 4 GiB.
+	MaxStreamBytes int64
+	// StreamTimeout bounds one forward or CONNECT request from dial to the last
+	// body byte either way (proxy.stream_timeout_ms). Default 10 min.
+	StreamTimeout time.Duration
+	// MaxStreamsPerDoor bounds the forward and intercepted requests one door serves
+	// at once, apart from POST /proxy's MaxConcurrentPerDoor
+	// (proxy.max_streams_per_door); one more is refused with 429. Default 32.
+	MaxStreamsPerDoor int
+	// MaxTunnelsPerDoor bounds the CONNECT tunnels open at once through one door
+	// (proxy.max_tunnels_per_door); one more is refused with 429. Default 64.
+	MaxTunnelsPerDoor int
+	// TunnelIdleTimeout ends an intercepted tunnel idle between requests, and a
+	// pass-through tunnel with no byte either way, for that long. Default 2 min.
+	TunnelIdleTimeout time.Duration
+
 	// Secrets scans, injects and redacts credentials. Nil means no credentials: no
 	// leak scan and no redaction.
 	Secrets Secrets
@@ -135,6 +164,11 @@ const (
 	DefaultMaxConcurrentPerDoor = 8
 	DefaultRefusalsPerSecond    = 1
 	DefaultRefusalBurst         = 20
+	DefaultMaxStreamBytes       = 4 << 30
+	DefaultStreamTimeout        = 10 * time.Minute
+	DefaultMaxStreamsPerDoor    = 32
+	DefaultMaxTunnelsPerDoor    = 64
+	DefaultTunnelIdleTimeout    = 2 * time.Minute
 )
 
 // MaxMethodLen is the longest request method the gateway accepts.
@@ -152,6 +186,7 @@ type Gateway struct {
 	now       func() time.Time
 	guard     *Guard
 	transport *http.Transport
+	dial      func(ctx context.Context, network, address string) (net.Conn, error)
 	limits    *limiters
 	refusals  *limiters // the refusal budget, apart from the request rate
 	metrics   *metrics
@@ -194,6 +229,21 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RefusalBurst <= 0 {
 		cfg.RefusalBurst = DefaultRefusalBurst
 	}
+	if cfg.MaxStreamBytes <= 0 {
+		cfg.MaxStreamBytes = DefaultMaxStreamBytes
+	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = DefaultStreamTimeout
+	}
+	if cfg.MaxStreamsPerDoor <= 0 {
+		cfg.MaxStreamsPerDoor = DefaultMaxStreamsPerDoor
+	}
+	if cfg.MaxTunnelsPerDoor <= 0 {
+		cfg.MaxTunnelsPerDoor = DefaultMaxTunnelsPerDoor
+	}
+	if cfg.TunnelIdleTimeout <= 0 {
+		cfg.TunnelIdleTimeout = DefaultTunnelIdleTimeout
+	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -215,6 +265,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.guard = NewGuard(cfg.AllowPrivateCIDRs)
 	d := newDialer(g.guard, hosts, cfg.Resolver, cfg.Dial, cfg.ConnectTimeout)
+	g.dial = d.DialContext
 	g.transport = &http.Transport{
 		Proxy:                  nil, // never an environment proxy
 		DialContext:            d.DialContext,
@@ -273,6 +324,9 @@ type Call struct {
 	Grants []string
 	// RequestID ties the audit record to the caller's request.
 	RequestID string
+	// Door is the door the request came through ("proxy"), for the audit record;
+	// empty for a tool.
+	Door string
 
 	Method string // as the caller wrote it; default GET
 	URL    string
@@ -321,9 +375,25 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 		ContainerID: c.ContainerID,
 		Tool:        c.Tool,
 		RequestID:   c.RequestID,
+		Door:        c.Door,
 	}
 	resp, err := g.do(ctx, c, &rec)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
+	g.closeRecord(c, &rec, err)
+	kind := callerContainer
+	if c.ContainerID == "" {
+		kind = callerTool
+	}
+	g.metrics.requests.WithLabelValues(kind, string(rec.Decision)).Inc()
+	if g.cfg.Audit != nil {
+		g.cfg.Audit.Record(rec)
+	}
+	return resp, err
+}
+
+// closeRecord is step 10 for every door: it puts err into rec, charges a refusal to
+// the caller's refusal budget, and redacts what rec took from the caller.
+func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
 	if err != nil {
 		if e, ok := api.AsError(err); ok {
 			rec.Error = e.Code + ": " + e.Message
@@ -337,18 +407,9 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 	if refused(rec.Decision) {
 		g.refusals.allow(callerKey(c), g.now())
 	}
-	g.redactRecord(c, &rec)
+	g.redactRecord(c, rec)
 	rec.Reason = g.redactString(rec.Reason)
 	rec.Error = g.redactString(rec.Error)
-	kind := callerContainer
-	if c.ContainerID == "" {
-		kind = callerTool
-	}
-	g.metrics.requests.WithLabelValues(kind, string(rec.Decision)).Inc()
-	if g.cfg.Audit != nil {
-		g.cfg.Audit.Record(rec)
-	}
-	return resp, err
 }
 
 // refused reports whether d counts against the refusal budget: the caller asked for
@@ -408,19 +469,10 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// 2. Parse the method, the URL (http and https only) and the caller's headers.
 	// The method is recorded only once it is known to be a short token, and it is
 	// scanned with the rest below.
-	orig, _ := url.Parse(c.URL)
-	u, t, err := parseTarget(c.Method, c.URL)
+	u, t, err := parseRecorded(c.Method, c.URL, rec)
 	if err != nil {
-		if !isFieldError(err, "method") {
-			rec.Method = validMethodOrEmpty(c.Method)
-		}
-		if orig != nil && orig.Host != "" {
-			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
-		}
 		return refuse(audit.DecisionBlocked, err)
 	}
-	rec.Method = t.method
-	rec.URL, rec.Host = audit.RedactURL(u), u.Hostname()
 	for name, v := range c.Headers {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return refuse(audit.DecisionBlocked, invalidField("headers", "headers: invalid header name"))
@@ -454,26 +506,8 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// the URL and the header names as the caller wrote them and in every form they
 	// reach the upstream in (header names canonicalised for HTTP/1.1, lower case for
 	// HTTP/2), the header values and the body.
-	if s := g.cfg.Secrets; s != nil {
-		if err := s.CheckOutbound(c.Grants, t.method, u, scanHeaders(c.Headers), body); err != nil {
-			if e, ok := api.AsError(err); ok && e.Code == api.CodeLeakDetected {
-				return refuse(audit.DecisionLeak, e)
-			}
-			g.log.Warn("egress leak scan failed", "request_id", c.RequestID, "err", g.redactString(err.Error()))
-			return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available"))
-		}
-		// Normalising the URL lower-cases the host; scan it as the caller wrote it too.
-		if c.URL != u.String() {
-			if _, n := s.Redact([]byte(c.URL)); n > 0 {
-				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential"))
-			}
-		}
-		for _, m := range caseForms(c.Method) {
-			if _, n := s.Redact([]byte(m)); n > 0 {
-				rec.Method = ""
-				return refuse(audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the method holds a credential"))
-			}
-		}
+	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec); err != nil {
+		return refuse(d, err)
 	}
 
 	// 5. Rate limit; refused requests above took no token.
@@ -538,7 +572,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	if err != nil {
 		return refuse(audit.DecisionError, g.upstreamError(ctx, c.RequestID, err))
 	}
-	if ce := resp.Header.Get("Content-Encoding"); len(body) > 0 && ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce, ok := encodedBody(resp.Header); len(body) > 0 && ok {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "upstream sent a body with Content-Encoding %q, which cannot be scanned", ce))
 	}
 	out := &Response{Status: resp.StatusCode, Header: resp.Header.Clone(), Credentials: rec.Credentials}
@@ -560,6 +594,69 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	out.Body, out.Truncated = body, truncated
 	rec.Decision = audit.DecisionAllowed
 	return out, nil
+}
+
+// parseRecorded is step 2 for every door: it parses the method and the URL and
+// records them; what does not parse is recorded as far as it is safe (a method
+// only once it is a short token, a URL only with its query values redacted).
+func parseRecorded(method, rawURL string, rec *audit.Record) (*url.URL, target, error) {
+	u, t, err := parseTarget(method, rawURL)
+	if err != nil {
+		if !isFieldError(err, "method") {
+			rec.Method = validMethodOrEmpty(method)
+		}
+		if orig, _ := url.Parse(rawURL); orig != nil && orig.Host != "" {
+			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
+		}
+		return nil, target{}, err
+	}
+	rec.Method = t.method
+	rec.URL, rec.Host = audit.RedactURL(u), u.Hostname()
+	return u, t, nil
+}
+
+// scanOutbound is step 4 for every door: the leak scan of what the caller supplied
+// (header names and values, body), then of the URL and the method as the caller
+// wrote them (normalising lower-cases the host and upper-cases the method). A
+// refusal comes with its decision; a method holding a credential is not recorded.
+func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record) (audit.Decision, error) {
+	s := g.cfg.Secrets
+	if s == nil {
+		return "", nil
+	}
+	if err := s.CheckOutbound(grants, method, u, h, body); err != nil {
+		if e, ok := api.AsError(err); ok && e.Code == api.CodeLeakDetected {
+			return audit.DecisionLeak, e
+		}
+		g.log.Warn("egress leak scan failed", "request_id", reqID, "err", g.redactString(err.Error()))
+		return audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available")
+	}
+	if rawURL != u.String() {
+		if _, n := s.Redact([]byte(rawURL)); n > 0 {
+			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential")
+		}
+	}
+	for _, m := range caseForms(rawMethod) {
+		if _, n := s.Redact([]byte(m)); n > 0 {
+			rec.Method = ""
+			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the method holds a credential")
+		}
+	}
+	return "", nil
+}
+
+// encodedBody reports whether h declares a content coding other than identity, in
+// any of its Content-Encoding values (an upstream may send several headers, and a
+// client decodes them all), and returns the first such coding.
+func encodedBody(h http.Header) (string, bool) {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return c, true
+			}
+		}
+	}
+	return "", false
 }
 
 // upstreamError turns a transport error into the error the caller sees; the detail

@@ -495,3 +495,17 @@ func TestDoNoDNSBeforeLeakScan(t *testing.T) {
 		})
 	}
 }
+
+func TestDoRefusesASecondContentEncoding(t *testing.T) {
+	var cfg Config
+	base := upstream(t, &cfg, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Content-Encoding", "identity")
+		w.Header().Add("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, "gzip: "+r.Header.Get("Authorization"))
+		zw.Close()
+	})
+	env := newTestEnv(t, cfg)
+	_, err := env.gw.Do(context.Background(), Call{ContainerID: "c", Policy: mustPolicy(t, "*"), Grants: []string{"tok"}, URL: base + "/"})
+	wantCode(t, err, api.CodeUpstreamError)
+}

@@ -363,3 +363,11 @@ func TestUnquoteInPlace(t *testing.T) {
 		t.Errorf("base64 with a line break: %d %v", n, err)
 	}
 }
+
+func (lowerSecrets) CheckBody([]string, string, *url.URL, []byte) error { return nil }
+
+func (lowerSecrets) StreamCarry() int { return len(lowerSecret) }
+
+func (lowerSecrets) RedactStream(w io.Writer) io.WriteCloser {
+	return &holdbackRedactor{w: w, secret: []byte(lowerSecret)}
+}

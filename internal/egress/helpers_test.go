@@ -3,6 +3,7 @@ package egress
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -155,3 +156,47 @@ func wantCode(t *testing.T, err error, code string) *api.Error {
 	}
 	return e
 }
+
+func (f fakeSecrets) CheckBody(grants []string, method string, u *url.URL, body []byte) error {
+	if bytes.Contains(body, []byte(testSecret)) {
+		return api.Errorf(api.CodeLeakDetected, "the body holds the value of credential tok")
+	}
+	return nil
+}
+
+func (f fakeSecrets) StreamCarry() int { return len(testSecret) }
+
+func (f fakeSecrets) RedactStream(w io.Writer) io.WriteCloser {
+	return &holdbackRedactor{w: w, secret: []byte(testSecret)}
+}
+
+// holdbackRedactor is a streaming redactor of one value: it holds back
+// len(secret)-1 bytes of what it was given, so a value split across writes is
+// replaced whole.
+type holdbackRedactor struct {
+	w      io.Writer
+	secret []byte
+	buf    []byte
+	n      int
+}
+
+func (h *holdbackRedactor) Write(p []byte) (int, error) {
+	h.buf = append(h.buf, p...)
+	out := bytes.ReplaceAll(h.buf, h.secret, []byte("[REDACTED]"))
+	h.n += bytes.Count(h.buf, h.secret)
+	keep := min(len(out), len(h.secret)-1)
+	// The kept tail holds no whole value (it is shorter than one).
+	if _, err := h.w.Write(out[:len(out)-keep]); err != nil {
+		return 0, err
+	}
+	h.buf = append(h.buf[:0], out[len(out)-keep:]...)
+	return len(p), nil
+}
+
+func (h *holdbackRedactor) Close() error {
+	_, err := h.w.Write(h.buf)
+	h.buf = nil
+	return err
+}
+
+func (h *holdbackRedactor) Redactions() int { return h.n }

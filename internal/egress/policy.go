@@ -2,6 +2,7 @@ package egress
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -16,6 +17,8 @@ type Decision struct {
 	Allowed bool   `json:"allowed"`
 	Rule    string `json:"rule,omitempty"` // the rule that decided, in canonical form
 	Reason  string `json:"reason"`         // safe text; it never repeats the URL
+	// websocket: every list allowed the request with a rule of option websocket.
+	websocket bool
 }
 
 // Policy is a compiled allowlist, possibly narrowed by further lists: a request is
@@ -49,6 +52,12 @@ func compileLayer(source string, rules []string) (layer, error) {
 		}
 		if r.anyHost && !r.deny {
 			l.warnings = append(l.warnings, fmt.Sprintf("network rule %q allows every host", r.String()))
+		}
+		if r.websocket {
+			l.warnings = append(l.warnings, fmt.Sprintf("network rule %q allows WebSocket upgrades: frames after the handshake are not scanned or redacted", r.String()))
+		}
+		if r.passthrough {
+			l.warnings = append(l.warnings, fmt.Sprintf("network rule %q passes TLS through uninspected: no credential injection, no leak scan, no redaction, no per-request policy", r.String()))
 		}
 		l.rules = append(l.rules, r)
 	}
@@ -259,8 +268,10 @@ func (p *Policy) decide(t target) Decision {
 		return Decision{Reason: "no network policy: no network"}
 	}
 	var allowed Decision
+	ws := true
 	for i, l := range p.layers {
 		d := l.decide(t)
+		ws = ws && d.websocket
 		if !d.Allowed {
 			if l.source == "request" || i > 0 {
 				d.Reason = "request allowlist: " + d.Reason
@@ -271,6 +282,7 @@ func (p *Policy) decide(t target) Decision {
 			allowed = d
 		}
 	}
+	allowed.websocket = ws
 	return allowed
 }
 
@@ -285,7 +297,7 @@ func (l layer) decide(t target) Decision {
 	}
 	for _, r := range l.rules {
 		if !r.deny && r.matches(t) {
-			return Decision{Allowed: true, Rule: r.String(), Reason: "allowed by rule"}
+			return Decision{Allowed: true, Rule: r.String(), Reason: "allowed by rule", websocket: r.websocket}
 		}
 	}
 	return Decision{Reason: "no rule allows this method, scheme, host, port and path"}
@@ -328,4 +340,169 @@ func parseTarget(method, rawURL string) (*url.URL, target, error) {
 
 func invalidField(field, msg string) *api.Error {
 	return &api.Error{Code: api.CodeInvalidRequest, Message: msg, Details: map[string]any{"field": field}}
+}
+
+// ConnectDecision is what a policy says about a CONNECT tunnel to host:port, before
+// any TLS: whether any https request through it could be allowed, and whether the
+// tunnel is a TLS pass-through.
+type ConnectDecision struct {
+	Decision
+	// Passthrough: the tunnel is spliced to the upstream, not intercepted. It holds
+	// only when a pass-through rule of the server's list allows the destination
+	// (a request's list may narrow the policy, never open a pass-through), every
+	// list allows it with a rule that restricts neither methods nor paths, and no
+	// list denies some of its methods or paths (a pass-through cannot enforce them).
+	Passthrough bool `json:"passthrough,omitempty"`
+}
+
+// DecideConnect says whether a CONNECT to host:port may be opened: it is refused
+// when a deny rule without methods or path matches https to host:port, or when some
+// list has no rule that could allow https to host:port (whatever method and path).
+// Every request inside an intercepted tunnel is still decided on its own.
+func (p *Policy) DecideConnect(host string, port int) ConnectDecision {
+	t, err := connectTarget(host, port)
+	if err != nil {
+		return ConnectDecision{Decision: Decision{Reason: "invalid request: " + err.Error()}}
+	}
+	return p.decideConnect(t)
+}
+
+// connectTarget is the target of CONNECT host:port: https, any method, no path.
+func connectTarget(host string, port int) (target, error) {
+	t := target{method: http.MethodConnect, scheme: "https", port: port}
+	if port < 1 || port > 65535 {
+		return t, errorString("port must be 1-65535")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return t, errorString("IPv6 zones are not allowed")
+		}
+		t.addr = a
+		return t, nil
+	}
+	name, err := normalizeName(host)
+	if err != nil {
+		return t, err
+	}
+	t.host = name
+	return t, nil
+}
+
+func (p *Policy) decideConnect(t target) ConnectDecision {
+	if p == nil || len(p.layers) == 0 {
+		return ConnectDecision{Decision: Decision{Reason: "no network policy: no network"}}
+	}
+	out := ConnectDecision{Passthrough: true}
+	for i, l := range p.layers {
+		d, pass, unrestricted, denyInside := l.decideConnect(t)
+		if !d.Allowed {
+			if l.source == "request" || i > 0 {
+				d.Reason = "request allowlist: " + d.Reason
+			}
+			return ConnectDecision{Decision: d}
+		}
+		if i == 0 {
+			out.Decision = d
+			// Only the server's list can open a pass-through: a request's list may
+			// narrow the policy, and a pass-through widens it (no scan, no
+			// injection, no per-request policy).
+			out.Passthrough = pass
+		}
+		// A pass-through cannot enforce methods or paths: a list that allows the
+		// destination only with them, or denies some of its methods or paths,
+		// keeps the tunnel intercepted.
+		out.Passthrough = out.Passthrough && unrestricted && !denyInside
+	}
+	return out
+}
+
+// decideConnect decides a CONNECT target for one list. pass reports a pass-through
+// rule allowing it; unrestricted an allow rule without methods or path; denyInside
+// a deny rule with methods or a path for this host and port (enforceable only on
+// the requests inside an intercepted tunnel).
+func (l layer) decideConnect(t target) (d Decision, pass, unrestricted, denyInside bool) {
+	if len(l.rules) == 0 {
+		return Decision{Reason: "empty allowlist: no network"}, false, false, false
+	}
+	for _, r := range l.rules {
+		if !r.deny || !r.matchesHostPort(t) {
+			continue
+		}
+		if r.methods == nil && r.path == nil {
+			return Decision{Rule: r.String(), Reason: "denied by rule"}, false, false, false
+		}
+		denyInside = true
+	}
+	for _, r := range l.rules {
+		if r.deny || !r.matchesHostPort(t) {
+			continue
+		}
+		if !d.Allowed || r.passthrough && !pass {
+			d = Decision{Allowed: true, Rule: r.String(), Reason: "allowed by rule"}
+		}
+		pass = pass || r.passthrough
+		unrestricted = unrestricted || r.methods == nil && r.path == nil
+	}
+	if !d.Allowed {
+		return Decision{Reason: "no rule allows https to this host and port"}, false, false, false
+	}
+	return d, pass, unrestricted, denyInside
+}
+
+// matchesHostPort reports whether r matches t's scheme, host and port, whatever
+// t's method and path.
+func (r Rule) matchesHostPort(t target) bool {
+	r.methods, r.path = nil, nil
+	t.segs, t.ambiguous = nil, false
+	return r.matches(t)
+}
+
+// DoorDecision is what a policy says about a request through one door.
+type DoorDecision struct {
+	Decision
+	Door string `json:"door"`
+	// Tunnel is set for door "connect" when the tunnel opens: "intercept" or
+	// "passthrough" (api.TunnelIntercept, api.TunnelPassthrough).
+	Tunnel string `json:"tunnel,omitempty"`
+}
+
+// ExplainDoor is Explain for a request through door ("" means "proxy"). For
+// "connect" the tunnel to the URL's host and port is decided first, as the door
+// does before any TLS: refused, the answer is the tunnel's; passed through, the
+// request itself is not decided (nothing inside is seen); intercepted, the answer
+// is the request's. An unknown door is an invalid_request error on field "door".
+func ExplainDoor(p *Policy, door, method, rawURL string) (DoorDecision, error) {
+	switch door {
+	case "", DoorProxy:
+		d, err := Explain(p, method, rawURL)
+		return DoorDecision{Decision: d, Door: DoorProxy}, err
+	case DoorForward:
+		d, err := Explain(p, method, rawURL)
+		return DoorDecision{Decision: d, Door: DoorForward}, err
+	case DoorConnect:
+	default:
+		return DoorDecision{}, invalidField("door", `door must be "proxy", "forward" or "connect"`)
+	}
+	_, t, err := parseTarget(method, rawURL)
+	if err != nil {
+		return DoorDecision{}, err
+	}
+	out := DoorDecision{Door: DoorConnect}
+	if t.scheme != "https" {
+		out.Reason = "CONNECT tunnels carry https only"
+		return out, nil
+	}
+	ct := target{method: http.MethodConnect, scheme: "https", host: t.host, addr: t.addr, port: t.port}
+	cd := p.decideConnect(ct)
+	if !cd.Allowed {
+		out.Decision = cd.Decision
+		return out, nil
+	}
+	if cd.Passthrough {
+		out.Decision, out.Tunnel = cd.Decision, api.TunnelPassthrough
+		out.Reason = "the tunnel is passed through uninspected: " + cd.Reason
+		return out, nil
+	}
+	out.Decision, out.Tunnel = p.decide(t), api.TunnelIntercept
+	return out, nil
 }

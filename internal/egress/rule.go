@@ -22,11 +22,20 @@ import (
 //	*                                      every host and port (a warning is reported)
 //	GET,HEAD https://api.github.com/repos/ methods, scheme, host, port, path prefix
 //	!*.internal.example.com                a deny rule: it wins over every allow rule
+//	https://pinned.example.com passthrough a CONNECT to it is spliced, not intercepted
+//	https://chat.example.com/ws websocket  a WebSocket upgrade to it is allowed
 //
 // The extended form is `[METHODS ]scheme://host[:port][/path-prefix]`. Hosts are
 // normalised (lower case, IDNA to ASCII, trailing dot removed); a port that is not
 // written is the scheme's default (80 for http, 443 for https), so a rule never opens
-// another port by accident; a deny rule without a port denies every port. A path prefix matches on whole segments: `/repos` matches
+// another port by accident; a deny rule without a port denies every port.
+// The option "passthrough" after an https host[:port] allow rule (no methods, no
+// path) makes a CONNECT tunnel to that destination a TLS pass-through: spliced to
+// the upstream with no interception, so no credential injection, no body scan and
+// no per-request policy (a warning is reported at load). The option "websocket"
+// after any allow rule lets a WebSocket upgrade that the rule allows go through:
+// the handshake is decided, scanned and injected like any request, the frames
+// after it are spliced unscanned (a warning is reported at load). A path prefix matches on whole segments: `/repos` matches
 // `/repos` and `/repos/x`, never `/reposx`; a path that servers may read in several
 // ways (dot segments, empty segments, encoded slashes, backslashes, ';') matches no
 // allow rule with a path prefix and every deny rule for its destination. An empty
@@ -41,7 +50,23 @@ type Rule struct {
 	addr    netip.Addr
 	port    int      // 0 means the default port of the request's scheme, anyPort any port
 	path    []string // path-prefix segments; nil means any path
+	// passthrough: CONNECT tunnels to the destination are spliced, not intercepted.
+	passthrough bool
+	// websocket: a WebSocket upgrade the rule allows may go through.
+	websocket bool
 }
+
+// optWebSocket is the rule option that allows WebSocket upgrades.
+const optWebSocket = "websocket"
+
+// WebSocket reports whether r allows WebSocket upgrades.
+func (r Rule) WebSocket() bool { return r.websocket }
+
+// optPassthrough is the rule option of a TLS pass-through rule.
+const optPassthrough = "passthrough"
+
+// Passthrough reports whether r is a TLS pass-through rule.
+func (r Rule) Passthrough() bool { return r.passthrough }
 
 // anyPort is the port of the bare rule "*": every destination, whatever its port.
 const anyPort = -1
@@ -76,6 +101,12 @@ func (r Rule) String() string {
 	b.WriteString(host)
 	if r.path != nil {
 		b.WriteString("/" + strings.Join(r.path, "/"))
+	}
+	if r.passthrough {
+		b.WriteString(" " + optPassthrough)
+	}
+	if r.websocket {
+		b.WriteString(" " + optWebSocket)
 	}
 	return b.String()
 }
@@ -118,6 +149,40 @@ func parseRule(s string) (Rule, error) {
 		return r, errorString("empty rule")
 	}
 	fields := strings.Fields(s)
+	if n := len(fields); n >= 2 && strings.EqualFold(fields[n-1], optPassthrough) {
+		fields = fields[:n-1]
+		r.passthrough = true
+		s = strings.Join(fields, " ")
+	}
+	if n := len(fields); !r.passthrough && n >= 2 && strings.EqualFold(fields[n-1], optWebSocket) {
+		if r.deny {
+			return r, errorString("a deny rule cannot take the websocket option")
+		}
+		fields = fields[:n-1]
+		r.websocket = true
+		s = strings.Join(fields, " ")
+	}
+	if r.passthrough {
+		switch {
+		case r.deny:
+			return r, errorString("a deny rule cannot be passthrough")
+		case len(fields) != 1:
+			return r, errorString("a passthrough rule has no methods: write https://host[:port] passthrough")
+		}
+		out, err := parseExtended(r, fields[0])
+		if err != nil {
+			return out, err
+		}
+		switch {
+		case out.scheme != "https" || !strings.Contains(fields[0], "://"):
+			return out, errorString("a passthrough rule needs the https://host[:port] form")
+		case out.path != nil || strings.HasSuffix(fields[0], "/"):
+			return out, errorString("a passthrough rule has no path")
+		case out.anyHost:
+			return out, errorString("a passthrough rule needs a host, not '*'")
+		}
+		return out, nil
+	}
 	switch len(fields) {
 	case 1:
 	case 2:

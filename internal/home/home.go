@@ -128,32 +128,53 @@ func (r *Result) mkdir(p string, mode fs.FileMode) error {
 	return nil
 }
 
-// writeNew creates p with mode 0600 and content, unless p exists.
+// writeNew creates p with mode 0600 and content, unless p exists. The file appears
+// whole or not at all: content goes to a temporary file in the same directory,
+// which is then hard-linked to p (link fails if p exists, like O_EXCL), so a client
+// command reading the config while `serve` creates it never sees it half written.
 func (r *Result) writeNew(p string, content []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		it := Item{Path: p}
-		if st, err := os.Lstat(p); err != nil {
-			return err
-		} else if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s exists and is not a regular file", p)
-		} else if st.Mode().Perm()&0o077 != 0 {
-			it.Warning = fmt.Sprintf("mode %04o lets other users read it: run chmod 600 %s", st.Mode().Perm(), p)
-		}
-		r.Items = append(r.Items, it)
-		return nil
+	if st, err := os.Lstat(p); err == nil {
+		return r.existing(p, st)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	_, werr := f.Write(content)
+	merr := f.Chmod(0o600)
 	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(p)
+	if err := errors.Join(werr, merr, serr, cerr); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) { // created meanwhile by another process
+			st, lerr := os.Lstat(p)
+			if lerr != nil {
+				return lerr
+			}
+			return r.existing(p, st)
+		}
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	r.Items = append(r.Items, Item{Path: p, Created: true})
+	return nil
+}
+
+// existing records a file that was already there, warning when others may read it.
+func (r *Result) existing(p string, st fs.FileInfo) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s exists and is not a regular file", p)
+	}
+	it := Item{Path: p}
+	if st.Mode().Perm()&0o077 != 0 {
+		it.Warning = fmt.Sprintf("mode %04o lets other users read it: run chmod 600 %s", st.Mode().Perm(), p)
+	}
+	r.Items = append(r.Items, it)
 	return nil
 }
 

@@ -2,9 +2,12 @@ package home
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/clawbox/clawbox/internal/config"
@@ -152,5 +155,63 @@ func TestInitRunsInstaller(t *testing.T) {
 	}
 	if res.Items[len(res.Items)-1].Path != filepath.Join(dir, "tools", "echo.wasm") {
 		t.Errorf("installed file not reported: %+v", res.Items)
+	}
+}
+
+// TestWriteNewIsWholeOrAbsent reads a file while writeNew creates it, as a client
+// command reads config.toml while the first `serve` writes it: the reader sees no
+// file or the whole file, never an empty or partial one. Two writers racing for
+// the same path end with one file, one of them reporting it created, and no
+// temporary file left behind.
+func TestWriteNewIsWholeOrAbsent(t *testing.T) {
+	dir := t.TempDir()
+	content := []byte(strings.Repeat("x", 256<<10))
+	for i := range 40 {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		stop := make(chan struct{})
+		bad := make(chan int, 1)
+		go func() {
+			defer close(bad)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if b, err := os.ReadFile(p); err == nil && len(b) != len(content) {
+					bad <- len(b)
+					return
+				}
+			}
+		}()
+		var r1, r2 Result
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for j, r := range []*Result{&r1, &r2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = r.writeNew(p, content)
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		if n, ok := <-bad; ok {
+			t.Fatalf("a reader saw %s with %d of %d bytes", p, n, len(content))
+		}
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if got := r1.Created() || r2.Created(); !got || (r1.Created() && r2.Created()) {
+			t.Fatalf("created by first: %v, by second: %v; want exactly one", r1.Created(), r2.Created())
+		}
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != 0o600 || st.Size() != int64(len(content)) {
+			t.Fatalf("%s: %v, %v", p, st, err)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
 	}
 }

@@ -60,6 +60,8 @@ func TestImportDirection(t *testing.T) {
 		{"internal/secrets", []string{"internal/server", "internal/daemon", "internal/cli"}},
 		{"internal/wasm", []string{"internal/server", "internal/daemon", "internal/cli"}},
 		{"internal/audit", []string{"internal/server", "internal/daemon", "internal/cli"}},
+		{"internal/unixsock", []string{"internal/server", "internal/daemon", "internal/cli"}},
+		{"internal/containers", []string{"internal/server", "internal/daemon", "internal/cli"}},
 		{"api", []string{"internal/"}},
 		{"client", []string{"internal/"}},
 		{"door", []string{"internal/"}},

@@ -112,7 +112,21 @@ func describe(err error, hc hintContext) ErrorResult {
 		if hc.container != "" {
 			r.Next = fmt.Sprintf("there is no sandbox %q (finished records expire): call sandbox_list to see the current ids", hc.container)
 		}
+	case api.CodeConflict:
+		if hc.container != "" {
+			r.Next = fmt.Sprintf("sandbox %s is not running (commands and files need a running sandbox): check it with sandbox_logs, or start a new one with sandbox_spawn", hc.container)
+		}
+	case api.CodePermissionDenied:
+		r.Next = "the sandbox user may not touch that path: use /workspace (when the sandbox has one) or /tmp, or a path the image makes writable"
+	case api.CodeQuotaExceeded:
+		r.Next = "the sandbox's workspace is full: delete files you no longer need (sandbox_exec with rm) and retry"
+	case api.CodeTooLarge:
+		r.Next = "the file is over the server's containers.max_file_bytes: write it in parts, or produce it inside the sandbox with sandbox_exec"
 	case api.CodeUnavailable:
+		if hc.container != "" && strings.Contains(strings.ToLower(ae.Message), "supervisor") {
+			r.Next = "the sandbox's supervisor is not answering (the workload may have killed it): check the sandbox with sandbox_logs; spawn a new one if it has ended"
+			break
+		}
 		r.Next = "a backend of the clawbox server is unavailable (for container tools: Docker); WASM tools still work. Ask the user to check `clawbox status`"
 	case api.CodeBusy, api.CodeRateLimited:
 		r.Next = "the server is busy: wait a little and retry"

@@ -1,6 +1,8 @@
 // Package mcp serves clawbox to MCP clients (Claude Code, Cursor, agent frameworks):
 // every WASM tool the server has loaded, with its manifest's input schema, plus the
-// container sandbox tools (sandbox_spawn, sandbox_logs, sandbox_kill, sandbox_list).
+// container sandbox tools (sandbox_spawn, sandbox_logs, sandbox_kill, sandbox_list,
+// and in a running sandbox sandbox_exec, sandbox_read_file, sandbox_write_file and
+// sandbox_list_files).
 //
 // It is built on the official Go SDK and knows nothing about HTTP or the daemon: it
 // talks to clawbox through a Backend, which the Go client satisfies, so the stdio
@@ -15,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -36,6 +39,10 @@ type Backend interface {
 	Container(ctx context.Context, id string) (*api.ContainerInfo, error)
 	Kill(ctx context.Context, id string) (*api.KillResponse, error)
 	Logs(ctx context.Context, id string) (*api.ContainerLogs, error)
+	Exec(ctx context.Context, id string, req api.ExecRequest) (api.ExecResult, error)
+	ReadFile(ctx context.Context, id, path string, w io.Writer) (int64, error)
+	WriteFile(ctx context.Context, id, path string, r io.Reader, mode uint32) (api.FileWritten, error)
+	ListFiles(ctx context.Context, id, path string) (api.FileList, error)
 }
 
 // Config configures a Server.
@@ -84,6 +91,10 @@ func New(cfg Config) (*Server, error) {
 		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}},
 	})
 	s.addSandboxTools()
+	s.addExecTools()
+	if ab, ok := cfg.Backend.(AgentBackend); ok {
+		s.addAgentTools(ab)
+	}
 	s.srv.AddReceivingMiddleware(s.unknownTools)
 	return s, nil
 }
@@ -127,7 +138,13 @@ func (s *Server) offers(name string) bool {
 const instructions = `clawbox runs code in sandboxes. Its WASM tools run one call each in a fresh WebAssembly
 instance; sandbox_spawn starts a hardened Docker container (no network except clawbox's
 egress gateway, read-only root, time and memory limits), sandbox_logs reads its output
-and status, sandbox_kill stops it, sandbox_list lists them. Tool errors say what to do next.`
+and status, sandbox_kill stops it, sandbox_list lists them. In a running sandbox,
+sandbox_exec runs commands one after another (state persists between them),
+sandbox_write_file and sandbox_read_file move files in and out, and sandbox_list_files
+lists a directory. agent_create makes a named, long-lived sandbox (an agent) whose
+/workspace is kept across stops and starts; agent_start, agent_exec, agent_pause,
+agent_resume, agent_stop, agent_list and agent_remove drive it. Tool errors say what
+to do next.`
 
 // MCP returns the SDK server, to connect transports or build an HTTP handler.
 func (s *Server) MCP() *sdk.Server { return s.srv }

@@ -79,6 +79,7 @@ func TestSpawnRequest(t *testing.T) {
 	s := &Server{cfg: Config{Templates: map[string]config.Template{
 		"py": {Image: "python:3.12", Description: "python", Command: []string{"python3"}, Env: map[string]string{"A": "1"},
 			NetworkAllowlist: []string{"pypi.org"}, MaxLifetimeMS: 1000, MemoryMB: 64},
+		"ws": {Image: "alpine", Workspace: true},
 	}}}
 	for _, tc := range []struct {
 		name string
@@ -96,6 +97,10 @@ func TestSpawnRequest(t *testing.T) {
 			api.ContainerSpawnRequest{Image: "python:3.12", Task: "python", Command: []string{"sh"}, Env: map[string]string{"A": "1", "B": "2"},
 				Capabilities: &api.ContainerCapabilities{Network: &api.ContainerNetwork{Allowlist: []string{}},
 					Resources: &api.ContainerResources{TimeoutMS: ptr[int64](5), MemoryMB: ptr[int64](64)}}}, ""},
+		{"workspace", SpawnArgs{Image: "alpine", Workspace: true},
+			api.ContainerSpawnRequest{Image: "alpine", Task: "mcp: alpine", Capabilities: &api.ContainerCapabilities{Workspace: true}}, ""},
+		{"template workspace", SpawnArgs{Template: "ws"},
+			api.ContainerSpawnRequest{Image: "alpine", Task: "mcp: alpine", Env: map[string]string{}, Capabilities: &api.ContainerCapabilities{Workspace: true}}, ""},
 		{"unknown template", SpawnArgs{Template: "rust"}, api.ContainerSpawnRequest{}, "use one of: py"},
 		{"negative", SpawnArgs{Image: "alpine", MemoryMB: -1}, api.ContainerSpawnRequest{}, "must be positive"},
 	} {

@@ -14,6 +14,8 @@ import (
 	gomcp "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/clawbox/clawbox/internal/cli"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 // TestThirdPartyClientBothTransports drives `clawbox mcp` (stdio) and the real
@@ -32,7 +34,7 @@ func TestThirdPartyClientBothTransports(t *testing.T) {
 	// stdio: the real command, in process.
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	cmdCtx, cmdCancel := context.WithCancel(context.Background())
 	code := make(chan int, 1)
 	go func() {

@@ -19,7 +19,10 @@ const (
 	toolList  = "sandbox_list"
 )
 
-var sandboxToolNames = map[string]bool{toolSpawn: true, toolLogs: true, toolKill: true, toolList: true}
+var sandboxToolNames = map[string]bool{toolSpawn: true, toolLogs: true, toolKill: true, toolList: true,
+	toolExec: true, toolReadFile: true, toolWriteFile: true, toolListFiles: true,
+	toolAgentCreate: true, toolAgentList: true, toolAgentGet: true, toolAgentStart: true, toolAgentStop: true,
+	toolAgentPause: true, toolAgentResume: true, toolAgentExec: true, toolAgentRemove: true}
 
 // SpawnArgs are the arguments of sandbox_spawn.
 type SpawnArgs struct {
@@ -33,6 +36,7 @@ type SpawnArgs struct {
 	TimeoutMS        int64             `json:"timeout_ms,omitempty" jsonschema:"lifetime in milliseconds; the sandbox is stopped when it expires"`
 	MemoryMB         int64             `json:"memory_mb,omitempty" jsonschema:"memory limit in MiB"`
 	Labels           map[string]string `json:"labels,omitempty" jsonschema:"your own key/value tags, shown in sandbox_list and selectable with its label filter"`
+	Workspace        bool              `json:"workspace,omitempty" jsonschema:"mount a quota-bounded read-write /workspace that is kept after the sandbox ends (for files to keep and programs to build and run)"`
 }
 
 // IDArgs name one sandbox.
@@ -190,6 +194,7 @@ func (s *Server) spawnRequest(in SpawnArgs) (api.ContainerSpawnRequest, string) 
 		if t.MemoryMB > 0 {
 			res.MemoryMB = ptr(t.MemoryMB)
 		}
+		caps.Workspace = t.Workspace
 	}
 	if in.Image != "" {
 		req.Image = in.Image
@@ -232,7 +237,10 @@ func (s *Server) spawnRequest(in SpawnArgs) (api.ContainerSpawnRequest, string) 
 	if res != (api.ContainerResources{}) {
 		caps.Resources = &res
 	}
-	if caps.Network != nil || len(caps.Credentials) > 0 || caps.Resources != nil {
+	if in.Workspace {
+		caps.Workspace = true
+	}
+	if caps.Network != nil || len(caps.Credentials) > 0 || caps.Resources != nil || caps.Workspace {
 		req.Capabilities = &caps
 	}
 	return req, ""

@@ -6,20 +6,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 // block is one marked shell block of the README.
@@ -65,34 +65,6 @@ func quickstartBlocks(t *testing.T, readme string) []block {
 	return blocks
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestQuickstart(t *testing.T) {
 	if err := dockertest.Ping(); err != nil {
 		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run the README quickstart", err)
@@ -128,8 +100,8 @@ func TestQuickstart(t *testing.T) {
 	tag := make([]byte, 6)
 	rand.Read(tag)
 	image := "clawbox/quickstart-" + hex.EncodeToString(tag)
-	upstreamPort := strconv.Itoa(freePort(t))
-	apiPort := strconv.Itoa(freePort(t))
+	upstreamPort := strconv.Itoa(testkit.FreePort(t))
+	apiPort := strconv.Itoa(testkit.FreePort(t))
 	rewrite := strings.NewReplacer(
 		"bin/clawbox", filepath.Join(tmp, "bin", "clawbox"),
 		"127.0.0.1:8088", "127.0.0.1:"+upstreamPort,
@@ -152,7 +124,7 @@ func TestQuickstart(t *testing.T) {
 		}
 	})
 
-	var outputs []*syncBuffer // every block's output, for the assertions and for failures
+	var outputs []*testkit.Buffer // every block's output, for the assertions and for failures
 	defer func() {
 		if t.Failed() {
 			for i, o := range outputs {
@@ -160,10 +132,10 @@ func TestQuickstart(t *testing.T) {
 			}
 		}
 	}()
-	newCmd := func(ctx context.Context, b block) (*exec.Cmd, *syncBuffer) {
+	newCmd := func(ctx context.Context, b block) (*exec.Cmd, *testkit.Buffer) {
 		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", rewrite.Replace(b.code))
 		cmd.Dir, cmd.Env = root, env
-		out := &syncBuffer{}
+		out := &testkit.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		// Stop the whole group (go run's child, the server) when the context ends.

@@ -69,6 +69,28 @@ type Config struct {
 	NetworkAllowlist []string
 	// AllowedCredentials are the credential names a spawn may request. Default none.
 	AllowedCredentials []string
+	// SupervisorDir holds the supervisor binary mounted into every sandbox (a
+	// content-addressed file, 0555). Default: "supervisor" beside ProxiesDir.
+	SupervisorDir string
+	// ExecTimeout is an exec's timeout when the request names none; MaxExecTimeout
+	// bounds what a request may ask for. Defaults 60s and 1h.
+	ExecTimeout, MaxExecTimeout time.Duration
+	// MaxExecOutputBytes caps each of an exec's stdout and stderr (the rest is
+	// dropped, the command keeps running). Default 1 MiB.
+	MaxExecOutputBytes int64
+	// MaxExecs bounds the execs running at once in one sandbox. Default 16.
+	MaxExecs int
+	// MaxFileBytes caps one file written into a sandbox or read out of it.
+	// Default 100 MiB.
+	MaxFileBytes int64
+	// MaxWorkspaceMB is the quota of a sandbox's workspace. Default 1024.
+	MaxWorkspaceMB int64
+	// SystemRootsFile is the host's CA bundle, appended to each sandbox's
+	// ca-bundle.pem after its own CA so that hosts passed through without
+	// interception still verify. Default: the first that exists of
+	// /etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt and
+	// /etc/ssl/cert.pem (none: the bundle holds the sandbox's CA only).
+	SystemRootsFile string
 }
 
 // withDefaults returns c with every zero field defaulted, or an error naming the
@@ -123,6 +145,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxContainers == 0 {
 		c.MaxContainers = 10
 	}
+	if c.SupervisorDir == "" {
+		c.SupervisorDir = filepath.Join(filepath.Dir(c.ProxiesDir), "supervisor")
+	}
+	defD(&c.ExecTimeout, time.Minute)
+	defD(&c.MaxExecTimeout, time.Hour)
+	def(&c.MaxExecOutputBytes, 1<<20)
+	if c.MaxExecs == 0 {
+		c.MaxExecs = 16
+	}
+	def(&c.MaxFileBytes, 100<<20)
+	def(&c.MaxWorkspaceMB, 1024)
 	if c.AllowedPolicies == nil {
 		c.AllowedPolicies = []string{"wasm_only", "container"}
 	}
@@ -133,6 +166,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sandbox config: default_cpu_shares %d must be between %d and max_cpu_shares %d", c.DefaultCPUShares, minCPUShares, c.MaxCPUShares)
 	case c.DefaultTimeout > c.MaxTimeout || c.DefaultTimeout < 0:
 		return c, fmt.Errorf("sandbox config: default timeout %s is above the max timeout %s", c.DefaultTimeout, c.MaxTimeout)
+	case c.ExecTimeout > c.MaxExecTimeout || c.ExecTimeout < 0:
+		return c, fmt.Errorf("sandbox config: exec timeout %s must be between 0 and the max exec timeout %s", c.ExecTimeout, c.MaxExecTimeout)
+	case c.MaxExecOutputBytes < 0 || c.MaxExecs < 0 || c.MaxFileBytes < 0:
+		return c, errors.New("sandbox config: exec and file limits must not be negative")
 	case c.PidsLimit < 0 || c.TmpfsSizeMB < 0 || c.Nofile < 0 || c.MaxLogBytes < 0 || c.MaxContainers < 0 || c.MaxCPUs < 0:
 		return c, errors.New("sandbox config: limits must not be negative")
 	}

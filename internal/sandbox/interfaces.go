@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/internal/audit"
+	"github.com/clawbox/clawbox/internal/egress/tlsca"
 )
 
 // In-container paths (the wire contract with workloads).
@@ -41,7 +42,21 @@ type Spec struct {
 	Instance string   // this server's instance id (label)
 	// SocketDir is the host directory mounted read-only at ContainerSocketDir.
 	SocketDir string
-	User      string // "uid:gid"
+	// Supervisor is the host path of the supervisor binary, mounted read-only at
+	// ContainerSupervisorPath; the container's entrypoint is then Entrypoint
+	// (the supervisor's command line) followed by the main command: Command, or
+	// else the image's own entrypoint and command. "" means no supervisor: the
+	// engine's init runs Command (or the image's) instead.
+	Supervisor string
+	Entrypoint []string
+	// WaitMain gives the container no main command at all, whatever Command
+	// and the image say: its supervisor (Entrypoint from WaitMainSupervisorArgs)
+	// waits for the server's. The mode of a pooled sandbox (docs/warm-pool.md).
+	WaitMain bool
+	// WorkspaceDir is the host directory bind-mounted read-write at
+	// ContainerWorkspacePath; "" for none.
+	WorkspaceDir string
+	User         string // "uid:gid"
 	// MemoryBytes is the memory limit; swap is set equal (no extra swap).
 	MemoryBytes int64
 	CPUShares   int64
@@ -133,6 +148,30 @@ type DoorSpec struct {
 	// Authenticate reports whether token is this sandbox's current token (constant
 	// time; false once the sandbox has left running).
 	Authenticate func(token string) bool
+	// CA is the sandbox's own certificate authority: CONNECT tunnels are
+	// terminated with leaves it mints. Nil refuses every CONNECT that would be
+	// intercepted.
+	CA *tlsca.Authority
+}
+
+// ContainerWorkspacePath is where a sandbox sees its workspace.
+const ContainerWorkspacePath = "/workspace"
+
+// Workspaces keeps the quota-bounded workspaces of sandboxes
+// (internal/sandbox/workspace implements it). Not-found errors satisfy
+// errors.Is(err, errdefs.ErrNotFound) or are *api.Error not_found.
+type Workspaces interface {
+	// Create makes, formats and mounts sandbox id's workspace of quota bytes,
+	// owned by uid:gid, and returns the host directory to bind.
+	Create(ctx context.Context, id string, quota int64, uid, gid int) (dir string, err error)
+	// Open mounts a kept workspace again (or adopts a mounted one).
+	Open(ctx context.Context, id string) (dir string, err error)
+	// Release unmounts it and keeps it.
+	Release(id string) error
+	// Remove deletes it. Idempotent.
+	Remove(id string) error
+	// Usage reports the used and total bytes of a mounted workspace.
+	Usage(id string) (used, total int64, err error)
 }
 
 // DoorOpener opens a sandbox's egress door (the gateway implements it).

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/clawbox/clawbox/api"
 )
 
 // finishTimeout bounds the whole of one sandbox's teardown (beyond the stop grace).
@@ -58,7 +60,7 @@ func (m *Manager) monitor(ctx context.Context, l *live) {
 	// The deadline timer lives in l so that Extend can replace it; the monitor
 	// re-reads it whenever Extend says so.
 	l.mu.Lock()
-	l.timer = m.clock.NewTimer(l.rec.Deadline.Sub(m.clock.Now()))
+	l.timer = m.clock.NewTimer(m.deadlineIn(l.rec))
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
@@ -80,7 +82,7 @@ func (m *Manager) monitor(ctx context.Context, l *live) {
 			continue
 		case <-timerC:
 			l.mu.Lock()
-			early := m.clock.Now().Before(l.rec.Deadline)
+			early := !l.rec.PausedAt.IsZero() || m.clock.Now().Before(l.rec.Deadline)
 			l.mu.Unlock()
 			if early {
 				continue // a stale timer: Extend moved the deadline meanwhile
@@ -118,8 +120,6 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 	}
 	l.finishing = true
 	rec := l.rec.clone()
-	door := l.door
-	l.door = nil
 	l.mu.Unlock()
 	l.revoked.Store(true)
 	if l.cancel != nil {
@@ -133,6 +133,7 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 
 	if to != StatusLost {
 		if exit == nil {
+			m.unpauseToStop(ctx, rec)
 			if err := m.backend.Stop(ctx, rec.ContainerID, m.cfg.StopGrace); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 				log.Error("sandbox: stop", "err", err)
 			}
@@ -157,14 +158,7 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 			}
 		}
 	}
-	if door != nil {
-		if err := door.Close(); err != nil {
-			log.Error("sandbox: close door", "err", err)
-		}
-	}
-	if err := removeSocketDir(l.socketDir); err != nil {
-		log.Error("sandbox: remove socket dir", "err", err)
-	}
+	l.res.release()
 
 	from := rec.Status
 	if exit != nil && to != StatusLost {
@@ -175,6 +169,7 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 	now := m.clock.Now().UTC()
 	rec.FinishedAt = now
 	rec.ExpiresAt = now.Add(m.cfg.Retention)
+	rec.PausedAt = time.Time{}
 	if err := rec.transition(to); err != nil {
 		log.Error("sandbox: finish", "err", err)
 	} else if err := m.store.UpdateSandbox(ctx, rec, from); err != nil {
@@ -203,8 +198,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, rec := range creating {
-		l := newLive(rec)
-		l.socketDir = filepath.Join(m.cfg.ProxiesDir, rec.ID)
+		l := m.newLive(rec, filepath.Join(m.cfg.ProxiesDir, rec.ID))
 		l.finishing = true // nothing to stop: the spawn never completed
 		m.markLost(ctx, l)
 	}
@@ -226,9 +220,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 func (m *Manager) markLost(ctx context.Context, l *live) {
 	rec := l.rec.clone()
 	from := rec.Status
-	if err := removeSocketDir(l.socketDir); err != nil {
-		m.log.Error("sandbox: remove socket dir", "sandbox", rec.ID, "err", err)
-	}
+	l.res.release()
 	now := m.clock.Now().UTC()
 	rec.FinishedAt, rec.ExpiresAt = now, now.Add(m.cfg.Retention)
 	if err := rec.transition(StatusLost); err != nil {
@@ -245,10 +237,8 @@ func (m *Manager) markLost(ctx context.Context, l *live) {
 
 // adopt takes over a sandbox recorded running by an earlier process.
 func (m *Manager) adopt(ctx context.Context, rec *Record) error {
-	l := newLive(rec)
-	if rec.Policy == PolicyContainer {
-		l.socketDir = filepath.Join(m.cfg.ProxiesDir, rec.ID)
-	}
+	dir := filepath.Join(m.cfg.ProxiesDir, rec.ID)
+	l := m.newLive(rec, dir)
 	c, err := m.backend.Inspect(ctx, rec.ContainerID)
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
@@ -277,7 +267,25 @@ func (m *Manager) adopt(ctx context.Context, rec *Record) error {
 			m.finish(ctx, l, StatusKilled, nil)
 			return nil
 		}
-		l.door = door
+		l.res.setDoor(door)
+	}
+	// A workspace that the sandbox had is still mounted (shutdown never
+	// releases one): adopt it, so that the sandbox's end releases it.
+	if m.workspaces != nil {
+		if _, err := m.workspaces.Open(ctx, rec.workspaceID()); err == nil {
+			l.res.setWorkspaceID(m.workspaces, rec.Workspace)
+		} else if ae, ok := api.AsError(err); !ok || ae.Code != api.CodeNotFound {
+			m.log.Error("sandbox: reopen workspace at adoption", "sandbox", rec.ID, "err", err)
+		}
+	}
+	// The supervisor redials the same socket with the same token: listen again.
+	// Without it the sandbox still runs; exec and files answer 503.
+	if tok, err := readSupervisorToken(dir); err != nil {
+		m.log.Warn("sandbox: no supervisor token at adoption: exec and files are unavailable", "sandbox", rec.ID, "err", err)
+	} else if link, err := listenSupervisor(rec.ID, dir, tok, m.log); err != nil {
+		m.log.Error("sandbox: reopen supervisor socket at adoption", "sandbox", rec.ID, "err", err)
+	} else {
+		l.res.setSupervisor(link)
 	}
 	m.wg.Add(1)
 	go m.monitor(mctx, l)
@@ -290,10 +298,17 @@ func (m *Manager) reopenDoor(l *live, rec *Record) (door interface{ Close() erro
 	if m.doors == nil {
 		return nil, errors.New("no door opener configured")
 	}
-	if _, err := os.Stat(l.socketDir); err != nil {
+	if _, err := os.Stat(l.res.socketDir()); err != nil {
 		return nil, fmt.Errorf("socket dir: %w", err)
 	}
 	spec := m.doorSpec(l, rec)
+	// The sandbox trusts the CA made at its spawn: keep signing with it. Without
+	// it the door still serves, refusing the CONNECTs it would intercept.
+	if ca, err := loadCA(l.res.socketDir()); err != nil {
+		m.log.Warn("sandbox: no usable CA at adoption: intercepted CONNECTs will be refused", "sandbox", rec.ID, "err", err)
+	} else {
+		spec.CA = ca
+	}
 	if err := os.Remove(spec.SocketPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("stale socket: %w", err)
 	}
@@ -346,6 +361,15 @@ func (m *Manager) Reap(ctx context.Context) error {
 		// A leftover socket dir (a failed teardown) goes too.
 		if err := removeSocketDir(filepath.Join(m.cfg.ProxiesDir, id)); err != nil {
 			m.log.Error("sandbox: remove socket dir", "sandbox", id, "err", err)
+		}
+		if err := removeCAKey(filepath.Join(m.cfg.ProxiesDir, id)); err != nil {
+			m.log.Error("sandbox: remove CA key", "sandbox", id, "err", err)
+		}
+		// Retention ends a kept workspace with its record.
+		if m.workspaces != nil {
+			if err := m.workspaces.Remove(id); err != nil {
+				m.log.Error("sandbox: remove expired workspace", "sandbox", id, "err", err)
+			}
 		}
 	}
 	if len(ids) > 0 {
@@ -428,7 +452,8 @@ func (m *Manager) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	// Detach what is still running: close the doors, keep everything else.
+	// Detach what is still running: close the doors and supervisor links, keep
+	// the socket dirs and containers for the next start to adopt.
 	m.mu.Lock()
 	rest := make([]*live, 0, len(m.live))
 	for _, l := range m.live {
@@ -436,15 +461,7 @@ func (m *Manager) shutdown(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	for _, l := range rest {
-		l.mu.Lock()
-		door := l.door
-		l.door = nil
-		l.mu.Unlock()
-		if door != nil {
-			if cerr := door.Close(); cerr != nil {
-				m.log.Error("sandbox: close door at shutdown", "sandbox", l.id, "err", cerr)
-			}
-		}
+		l.res.detach()
 	}
 	return err
 }

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
+	"github.com/clawbox/clawbox/internal/supervisor/supervisorbin"
 )
 
 // Options are a Manager's dependencies. Backend and Store are required; a nil field
@@ -36,6 +38,8 @@ type Options struct {
 	Doors DoorOpener
 	// Audit receives lifecycle events; nil: none.
 	Audit AuditSink
+	// Workspaces keeps sandbox workspaces; nil: a spawn asking for one is 503.
+	Workspaces Workspaces
 	// Credentials provides env placeholders for granted credentials; nil: none.
 	Credentials CredentialEnv
 	// Redactor removes known secrets from container logs before they are stored
@@ -53,16 +57,20 @@ type Options struct {
 // per-sandbox lifecycle monitors, the reaper and start-up reconciliation.
 // Call Start before serving and Shutdown at the end.
 type Manager struct {
-	cfg     Config
-	backend Backend
-	store   RecordStore
-	doors   DoorOpener
-	audit   AuditSink
-	creds   CredentialEnv
-	redact  Redactor
-	clock   Clock
-	log     *slog.Logger
-	metrics *metrics
+	cfg        Config
+	backend    Backend
+	store      RecordStore
+	doors      DoorOpener
+	audit      AuditSink
+	workspaces Workspaces
+	creds      CredentialEnv
+	redact     Redactor
+	clock      Clock
+	log        *slog.Logger
+	metrics    *metrics
+
+	// supervisorBin is the host path of the supervisor binary (set by Start).
+	supervisorBin string
 
 	ctx    context.Context // cancelled at Shutdown: monitors and the reaper
 	cancel context.CancelFunc
@@ -82,26 +90,43 @@ type live struct {
 	id        string
 	tokenHash []byte
 	revoked   atomic.Bool
-	socketDir string // "" for container_direct
+	res       *hostResources // socket dir, door, supervisor link: released once
 	cancel    context.CancelFunc
 	done      chan struct{} // closed once finished (or detached at shutdown)
 
-	mu        sync.Mutex // guards rec, door, finishing, timer
+	mu        sync.Mutex // guards rec, finishing, timer
 	rec       *Record
-	door      io.Closer
 	finishing bool
 	// timer fires at rec.Deadline; the monitor arms it, Extend replaces it and
 	// tells the monitor through rearm.
 	timer Timer
 	rearm chan struct{} // capacity 1
+	// execs holds a token per running exec (capacity containers.max_execs).
+	execs chan struct{}
+	// activity is the last exec, file call or door request (Unix nanoseconds;
+	// see LastActivity).
+	activity atomic.Int64
+	// pauseMu serializes Pause and Resume.
+	pauseMu sync.Mutex
+	now     func() time.Time // the manager's clock
 }
 
-func newLive(rec *Record) *live {
-	return &live{id: rec.ID, tokenHash: rec.TokenHash, rec: rec.clone(), done: make(chan struct{}), rearm: make(chan struct{}, 1)}
+// newLive returns the live side of rec; dir is its socket directory ("" for
+// container_direct), owned from now on by the returned live's resources.
+func (m *Manager) newLive(rec *Record, dir string) *live {
+	l := &live{id: rec.ID, tokenHash: rec.TokenHash, rec: rec.clone(), res: newHostResources(rec.ID, dir, m.log),
+		done: make(chan struct{}), rearm: make(chan struct{}, 1), execs: make(chan struct{}, m.cfg.MaxExecs),
+		now: m.clock.Now}
+	l.touch(m.clock.Now())
+	return l
 }
 
 func (l *live) authenticate(token string) bool {
-	return !l.revoked.Load() && tokenMatches(l.tokenHash, token)
+	ok := !l.revoked.Load() && tokenMatches(l.tokenHash, token)
+	if ok {
+		l.touch(l.now())
+	}
+	return ok
 }
 
 func (l *live) snapshot() *Record {
@@ -124,17 +149,18 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("sandbox metrics: %w", err)
 	}
 	m := &Manager{
-		cfg:     cfg,
-		backend: opts.Backend,
-		store:   opts.Store,
-		doors:   opts.Doors,
-		audit:   opts.Audit,
-		creds:   opts.Credentials,
-		redact:  opts.Redactor,
-		clock:   opts.Clock,
-		log:     opts.Logger,
-		metrics: met,
-		live:    map[string]*live{},
+		cfg:        cfg,
+		backend:    opts.Backend,
+		store:      opts.Store,
+		doors:      opts.Doors,
+		audit:      opts.Audit,
+		workspaces: opts.Workspaces,
+		creds:      opts.Credentials,
+		redact:     opts.Redactor,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		metrics:    met,
+		live:       map[string]*live{},
 	}
 	if m.clock == nil {
 		m.clock = realClock{}
@@ -166,6 +192,11 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := ensureBaseDir(m.cfg.ProxiesDir); err != nil {
 		return err
 	}
+	bin, err := supervisorbin.Install(m.cfg.SupervisorDir, runtime.GOARCH)
+	if err != nil {
+		return fmt.Errorf("install the sandbox supervisor: %w", err)
+	}
+	m.supervisorBin = bin
 	if err := m.reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile sandboxes: %w", err)
 	}
@@ -188,6 +219,11 @@ func ensureBaseDir(dir string) error {
 // and creates and starts the hardened container. It is all or nothing: on any error
 // every earlier step is undone. It returns the running sandbox's record.
 func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Record, error) {
+	return m.SpawnWith(ctx, req, SpawnOptions{})
+}
+
+// SpawnWith is Spawn with the server-side options o (see SpawnOptions).
+func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, o SpawnOptions) (*Record, error) {
 	began := m.clock.Now()
 	p, err := m.validate(&req)
 	if err != nil {
@@ -214,12 +250,14 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 		Credentials: p.credentials,
 		LogLimit:    p.logLimit,
 		Labels:      p.labels,
+		Workspace:   o.Workspace,
 	}
 	var token string
 	if p.policy == PolicyContainer {
 		token, rec.TokenHash = newToken()
 	}
-	l := newLive(rec)
+	dir := filepath.Join(m.cfg.ProxiesDir, id) // every sandbox has one, for its supervisor
+	l := m.newLive(rec, dir)
 
 	// Undo stack: run in reverse on failure.
 	var undo []func()
@@ -253,6 +291,12 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 		env[k] = v
 	}
 	env["CLAWBOX_CONTAINER_ID"] = id
+	if p.policy == PolicyContainer {
+		// The bridge and the CA bundle: unmodified clients reach the door.
+		for k, v := range doorEnv() {
+			env[k] = v
+		}
+	}
 	if m.creds != nil && len(p.credentials) > 0 {
 		ce, err := m.creds.CredentialEnv(id, p.credentials)
 		if err != nil {
@@ -276,31 +320,64 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 		PidsLimit: m.cfg.PidsLimit, TmpfsMB: m.cfg.TmpfsSizeMB, Nofile: m.cfg.Nofile,
 		Runtime: m.cfg.Runtime,
 	}
-	if p.policy == PolicyContainer {
-		if m.doors == nil {
-			return fail(fmt.Errorf("sandbox %s: no door opener configured", id))
+	if p.policy == PolicyContainer && m.doors == nil {
+		return fail(fmt.Errorf("sandbox %s: no door opener configured", id))
+	}
+	if err := makeSocketDir(dir, token); err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", id, err))
+	}
+	undo = append(undo, l.res.release)
+	supToken, _ := newToken()
+	if err := writeSupervisorToken(dir, supToken); err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", id, err))
+	}
+	link, err := listenSupervisor(id, dir, supToken, m.log)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", id, err))
+	}
+	l.res.setSupervisor(link)
+	if o.Workspace != "" {
+		// A kept workspace (an agent's): a failed spawn releases it (the undo
+		// above), never removes it.
+		wdir, err := m.keptWorkspace(ctx, o.Workspace)
+		if err != nil {
+			return fail(fmt.Errorf("sandbox %s: workspace: %w", id, err))
 		}
-		dir := filepath.Join(m.cfg.ProxiesDir, id)
-		if err := makeSocketDir(dir, token); err != nil {
-			return fail(fmt.Errorf("sandbox %s: %w", id, err))
+		l.res.setWorkspaceID(m.workspaces, o.Workspace)
+		spec.WorkspaceDir = wdir
+	} else if p.workspace {
+		uid, gid := userIDs(m.cfg.User)
+		wdir, err := m.workspaces.Create(ctx, id, m.cfg.MaxWorkspaceMB<<20, uid, gid)
+		if err != nil {
+			return fail(fmt.Errorf("sandbox %s: workspace: %w", id, err))
 		}
-		l.socketDir = dir
+		// A failed spawn leaves no workspace; a sandbox that ran keeps it.
 		undo = append(undo, func() {
-			if err := os.RemoveAll(dir); err != nil {
-				m.log.Error("sandbox: undo spawn: remove socket dir", "sandbox", id, "err", err)
+			l.res.setWorkspace(nil) // removed here, not released
+			if err := m.workspaces.Remove(id); err != nil {
+				m.log.Error("sandbox: undo spawn: remove workspace", "sandbox", id, "err", err)
 			}
 		})
-		door, err := m.doors.OpenDoor(m.doorSpec(l, rec))
+		l.res.setWorkspace(m.workspaces)
+		spec.WorkspaceDir = wdir
+	}
+	spec.SocketDir = dir
+	spec.Supervisor = m.supervisorBin
+	spec.Entrypoint = SupervisorArgs(m.cfg.MaxFileBytes, p.policy == PolicyContainer)
+	if p.policy == PolicyContainer {
+		// The CA's key is written beside the socket dir, never inside it;
+		// release (the undo above) removes both.
+		ca, err := makeCA(id, dir, systemRoots(m.cfg.SystemRootsFile))
+		if err != nil {
+			return fail(fmt.Errorf("sandbox %s: %w", id, err))
+		}
+		ds := m.doorSpec(l, rec)
+		ds.CA = ca
+		door, err := m.doors.OpenDoor(ds)
 		if err != nil {
 			return fail(fmt.Errorf("sandbox %s: open door: %w", id, err))
 		}
-		l.door = door
-		undo = append(undo, func() {
-			if err := door.Close(); err != nil {
-				m.log.Error("sandbox: undo spawn: close door", "sandbox", id, "err", err)
-			}
-		})
-		spec.SocketDir = dir
+		l.res.setDoor(door)
 		env["CLAWBOX_PROXY_SOCKET"] = ContainerSocketPath
 		env["CLAWBOX_PROXY_TOKEN"] = token
 		env["CLAWBOX_PROXY_TOKEN_FILE"] = ContainerTokenPath
@@ -348,7 +425,7 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 func (m *Manager) doorSpec(l *live, rec *Record) DoorSpec {
 	return DoorSpec{
 		SandboxID:    rec.ID,
-		SocketPath:   filepath.Join(l.socketDir, "proxy.sock"),
+		SocketPath:   filepath.Join(l.res.socketDir(), "proxy.sock"),
 		Allowlist:    append([]string{}, m.cfg.NetworkAllowlist...),
 		Narrow:       rec.Allowlist,
 		Credentials:  append([]string(nil), rec.Credentials...),
@@ -356,7 +433,8 @@ func (m *Manager) doorSpec(l *live, rec *Record) DoorSpec {
 	}
 }
 
-// makeSocketDir creates a sandbox's socket directory (0755) with its token file (0444).
+// makeSocketDir creates a sandbox's socket directory (0755) with its door token
+// file (0444; none when token is "", for container_direct).
 func makeSocketDir(dir, token string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("socket dir: %w", err)
@@ -364,6 +442,9 @@ func makeSocketDir(dir, token string) error {
 	if err := os.Chmod(dir, 0o755); err != nil { // beat the umask
 		os.RemoveAll(dir)
 		return fmt.Errorf("socket dir: %w", err)
+	}
+	if token == "" {
+		return nil
 	}
 	tf := filepath.Join(dir, "token")
 	if err := os.WriteFile(tf, []byte(token), 0o444); err != nil {
@@ -635,17 +716,6 @@ func (m *Manager) refreshMetrics(ctx context.Context) {
 	m.metrics.set(counts)
 }
 
-// removeSocketDir deletes a sandbox's socket directory; a missing one is fine.
-func removeSocketDir(dir string) error {
-	if dir == "" {
-		return nil
-	}
-	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // Wait blocks until sandbox id has reached a final status (or ctx ends) and returns
 // its record.
 func (m *Manager) Wait(ctx context.Context, id string) (*Record, error) {
@@ -660,4 +730,16 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Record, error) {
 		}
 	}
 	return m.storedLogs(ctx, id)
+}
+
+// userIDs returns the numeric uid and gid of a checked "uid[:gid]" (gid = uid
+// when absent).
+func userIDs(user string) (int, int) {
+	u, g, ok := strings.Cut(user, ":")
+	uid, _ := strconv.Atoi(u)
+	if !ok {
+		return uid, uid
+	}
+	gid, _ := strconv.Atoi(g)
+	return uid, gid
 }

@@ -72,12 +72,12 @@ func matchImageEntry(repo, entry string) bool {
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // reservedEnv are the keys a spawn may not set (compared upper-cased); any key
-// starting with CLAWBOX_ is reserved too.
+// starting with CLAWBOX_ is reserved too. It holds every key of doorEnv.
 var reservedEnv = []string{
 	"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
 	"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV",
 	"PYTHONSTARTUP", "NODE_OPTIONS", "SSL_CERT_FILE", "SSL_CERT_DIR",
-	"REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
+	"REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT",
 }
 
 // Bounds on a spawn's environment.

@@ -129,6 +129,8 @@ func TestCheckEnv(t *testing.T) {
 		{"node options", map[string]string{"node_options": "--require x"}, "node_options"},
 		{"ca bundle", map[string]string{"REQUESTS_CA_BUNDLE": "/x"}, "REQUESTS_CA_BUNDLE"},
 		{"git ca", map[string]string{"GIT_SSL_CAINFO": "/x"}, "GIT_SSL_CAINFO"},
+		{"pip cert", map[string]string{"pip_cert": "/x"}, "pip_cert"},
+		{"https_proxy lower", map[string]string{"https_proxy": "http://evil"}, "https_proxy"},
 		{"ENV", map[string]string{"env": "/x"}, "env"},
 		{"similar but fine", map[string]string{"ENVIRONMENT": "prod", "MY_HTTP_PROXY_NAME": "x"}, ""},
 	}
@@ -145,6 +147,25 @@ func TestCheckEnv(t *testing.T) {
 				t.Fatalf("CheckEnv = %v, want invalid_request naming %s", err, tc.bad)
 			}
 		})
+	}
+}
+
+// TestDoorEnvIsReserved checks that a spawn can set none of the variables
+// clawbox sets for a sandbox with a door, in any case.
+func TestDoorEnvIsReserved(t *testing.T) {
+	env := doorEnv()
+	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy",
+		"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "PIP_CERT"} {
+		if env[k] == "" {
+			t.Errorf("doorEnv does not set %s", k)
+		}
+	}
+	for k := range env {
+		for _, key := range []string{k, strings.ToLower(k), strings.ToUpper(k)} {
+			if err := CheckEnv(map[string]string{key: "x"}); errCode(err) != api.CodeInvalidRequest {
+				t.Errorf("CheckEnv(%s) = %v, want it reserved", key, err)
+			}
+		}
 	}
 }
 

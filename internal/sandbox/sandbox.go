@@ -103,6 +103,12 @@ type Record struct {
 	LogLimit int64
 	// Labels are the caller's labels (nil when none).
 	Labels map[string]string
+	// Workspace is the id of the kept workspace mounted at /workspace when it is
+	// not the sandbox's own (an agent's, the same at every start); "" otherwise.
+	Workspace string
+	// PausedAt is when the sandbox was paused (its container frozen and its
+	// deadline clock stopped); zero while it is not paused.
+	PausedAt time.Time
 }
 
 // transition moves r to status to, or reports why it cannot.
@@ -126,6 +132,7 @@ func (r *Record) Info() api.ContainerInfo {
 		Labels:      maps.Clone(r.Labels),
 		ExitCode:    r.ExitCode,
 		OOMKilled:   r.OOMKilled,
+		Paused:      !r.PausedAt.IsZero(),
 	}
 	if r.Policy != PolicyContainerDirect {
 		info.ProxySocket = ContainerSocketPath

@@ -36,7 +36,9 @@ func (s *Service) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (api
 	if err != nil {
 		return api.ContainerInfo{}, err
 	}
-	return rec.Info(), nil
+	info := rec.Info()
+	info.Workspace = m.workspaceInfo(rec.ID)
+	return info, nil
 }
 
 // Get returns one sandbox.
@@ -49,7 +51,9 @@ func (s *Service) Get(ctx context.Context, id string) (api.ContainerInfo, error)
 	if err != nil {
 		return api.ContainerInfo{}, err
 	}
-	return rec.Info(), nil
+	info := rec.Info()
+	info.Workspace = m.workspaceInfo(rec.ID)
+	return info, nil
 }
 
 // List returns the sandboxes, optionally of one status, carrying every label of
@@ -70,6 +74,7 @@ func (s *Service) List(ctx context.Context, status string, selectors []string) (
 	out := make([]api.ContainerInfo, len(recs))
 	for i, r := range recs {
 		out[i] = r.Info()
+		out[i].Workspace = m.workspaceInfo(r.ID)
 	}
 	return out, nil
 }
@@ -146,4 +151,71 @@ func (s *Service) Wait(ctx context.Context, id string) (api.ContainerInfo, error
 		return api.ContainerInfo{}, err
 	}
 	return rec.Info(), nil
+}
+
+// Exec starts req in the running sandbox id. It validates req (the spawn's env
+// policy, containers.max_exec_timeout_ms, stdin), sends req.Stdin or
+// req.StdinBase64 (then closes stdin unless opts.KeepStdin), and copies the
+// command's output, capped per stream at containers.max_exec_output_bytes and
+// redacted of known secrets like logs, to stdout and stderr as it comes (with a
+// TTY all output goes to stdout). Writes to stdout and stderr happen from one
+// goroutine owned by the session. Unknown id: 404; not running: 409; bad
+// request: 400 naming the field; no supervisor: 503; too many execs in the
+// sandbox (containers.max_execs): 429 resource_exhausted.
+func (s *Service) Exec(ctx context.Context, id string, req api.ExecRequest, opts ExecOptions, stdout, stderr io.Writer) (*Exec, error) {
+	m, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	return m.startExec(ctx, id, req, opts, s.redact, stdout, stderr)
+}
+
+// WriteFile streams r to path inside the sandbox as the sandbox user, creating
+// parent directories; mode 0 means 0644. Capped by containers.max_file_bytes
+// (413); the file appears whole or not at all.
+func (s *Service) WriteFile(ctx context.Context, id, path string, mode uint32, r io.Reader) (api.FileWritten, error) {
+	m, err := s.current()
+	if err != nil {
+		return api.FileWritten{}, err
+	}
+	return m.writeFile(ctx, id, path, mode, r)
+}
+
+// ReadFile opens path for streaming; every error (404, 403, 400, 413) comes back
+// here, before any byte. The caller closes the reader.
+func (s *Service) ReadFile(ctx context.Context, id, path string) (io.ReadCloser, api.FileEntry, error) {
+	m, err := s.current()
+	if err != nil {
+		return nil, api.FileEntry{}, err
+	}
+	return m.openFile(ctx, id, path)
+}
+
+// ListFiles lists the directory at path.
+func (s *Service) ListFiles(ctx context.Context, id, path string) (api.FileList, error) {
+	m, err := s.current()
+	if err != nil {
+		return api.FileList{}, err
+	}
+	return m.listFiles(ctx, id, path)
+}
+
+// RemoveFile removes a file, or a directory with everything in it when
+// recursive.
+func (s *Service) RemoveFile(ctx context.Context, id, path string, recursive bool) error {
+	m, err := s.current()
+	if err != nil {
+		return err
+	}
+	return m.removeFile(ctx, id, path, recursive)
+}
+
+// RemoveWorkspace deletes the sandbox's kept workspace (the sandbox must have
+// ended, else 409 conflict; none: 404).
+func (s *Service) RemoveWorkspace(ctx context.Context, id string) error {
+	m, err := s.current()
+	if err != nil {
+		return err
+	}
+	return m.removeWorkspace(ctx, id)
 }

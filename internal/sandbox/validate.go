@@ -29,6 +29,7 @@ type plan struct {
 	timeout     time.Duration
 	logLimit    int64
 	labels      map[string]string // nil when none
+	workspace   bool
 }
 
 func invalid(field, format string, args ...any) error {
@@ -86,6 +87,10 @@ func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
 		return nil, invalid("capabilities", "policy container_direct has no egress door: network and credentials cannot be requested")
 	}
 	p.credentials = slices.Compact(slices.Sorted(slices.Values(caps.Credentials)))
+	p.workspace = caps.Workspace
+	if p.workspace && m.workspaces == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "workspaces are not available on this server")
+	}
 	if caps.Network != nil {
 		p.allowlist = append([]string{}, caps.Network.Allowlist...)
 	}

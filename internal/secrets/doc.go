@@ -29,7 +29,8 @@
 //
 // # Live reload
 //
-// Open watches the store's directory (fsnotify). Changes to the file, by this process
+// Open watches the store's directory (internal/watch, which also survives the directory
+// being removed and re-created). Changes to the file, by this process
 // or another (clawbox creds add), are debounced and reloaded; the new set replaces the
 // old one atomically. A file that fails to load is logged and the last good set kept.
 //

@@ -330,3 +330,17 @@ func (s *Store) Placeholders(grants []string) map[string]string {
 	}
 	return out
 }
+
+// RedactStream is NewRedactWriter as an io.WriteCloser (for the egress gateway's
+// streaming doors); Close flushes the held tail and does not close w.
+func (s *Store) RedactStream(w io.Writer) io.WriteCloser {
+	return s.NewRedactWriter(w)
+}
+
+// StreamCarry is how many bytes a streaming outbound check keeps from one window
+// of a body into the next (leak.Scanner.Carry for the current credential set): a
+// checker that scans each window with CheckBody and releases all but its last
+// StreamCarry bytes has scanned whole every value that reaches a released byte.
+func (s *Store) StreamCarry() int {
+	return s.load().scan.Carry()
+}

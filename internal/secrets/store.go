@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -15,10 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/secrets/leak"
+	"github.com/clawbox/clawbox/internal/watch"
 )
 
 // DefaultDebounce is how long the watcher waits after the last change to the store
@@ -67,10 +65,7 @@ type Store struct {
 	mu   sync.Mutex
 	snap atomic.Pointer[snapshot]
 
-	watcher   *fsnotify.Watcher
-	cancel    context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
+	watcher *watch.Watcher // nil with NoWatch
 }
 
 // snapshot is one immutable credential set.
@@ -125,17 +120,23 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.NoWatch {
 		return s, nil
 	}
-	w, err := fsnotify.NewWatcher()
+	base := filepath.Base(s.path)
+	w, err := watch.New(watch.Config{
+		Dir:      filepath.Dir(s.path),
+		Debounce: s.debounce,
+		Match:    func(name string) bool { return name == base },
+		OnChange: func() {
+			err := s.reload()
+			if s.onReload != nil {
+				s.onReload(err)
+			}
+		},
+		Logger: s.log,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("credential store: watch: %w", err)
+		return nil, fmt.Errorf("credential store: %w", err)
 	}
-	if err := w.Add(filepath.Dir(s.path)); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("credential store: watch: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.watcher, s.cancel, s.done = w, cancel, make(chan struct{})
-	go s.watch(ctx)
+	s.watcher = w
 	return s, nil
 }
 
@@ -155,13 +156,7 @@ func (s *Store) Close() error {
 	if s == nil || s.watcher == nil {
 		return nil
 	}
-	var err error
-	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.done
-		err = s.watcher.Close()
-	})
-	return err
+	return s.watcher.Close()
 }
 
 // load returns the current snapshot (an empty one for a nil Store).
@@ -333,39 +328,4 @@ func (s *Store) reload() error {
 	s.swapLocked(entries, sum)
 	s.log.Info("credential store reloaded", "path", s.path, "credentials", len(entries))
 	return nil
-}
-
-// watch is the watcher goroutine: debounce events on the store file, then reload.
-func (s *Store) watch(ctx context.Context) {
-	defer close(s.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	base := filepath.Base(s.path)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-s.watcher.Events:
-			if !ok {
-				return
-			}
-			if filepath.Base(ev.Name) != base {
-				continue
-			}
-			timer.Reset(s.debounce)
-		case err, ok := <-s.watcher.Errors:
-			if !ok {
-				return
-			}
-			s.log.Warn("credential store watcher", "err", err)
-			// Events may have been lost: reload to be sure.
-			timer.Reset(s.debounce)
-		case <-timer.C:
-			err := s.reload()
-			if s.onReload != nil {
-				s.onReload(err)
-			}
-		}
-	}
 }

@@ -26,6 +26,18 @@ type Sandboxes interface {
 	FollowLogs(ctx context.Context, id string, stdout, stderr io.Writer) error
 	// Wait returns the sandbox once it has reached a final status (or ctx ends).
 	Wait(ctx context.Context, id string) (api.ContainerInfo, error)
+
+	// Exec starts req in the running sandbox id, writing its output to stdout and
+	// stderr (from one goroutine) until the session's Wait returns.
+	Exec(ctx context.Context, id string, req api.ExecRequest, opts ExecOptions, stdout, stderr io.Writer) (ExecSession, error)
+	// WriteFile streams r to path as the sandbox user (mode 0: 0644).
+	WriteFile(ctx context.Context, id, path string, mode uint32, r io.Reader) (api.FileWritten, error)
+	// ReadFile opens path for streaming; every error comes before any byte.
+	ReadFile(ctx context.Context, id, path string) (io.ReadCloser, api.FileEntry, error)
+	ListFiles(ctx context.Context, id, path string) (api.FileList, error)
+	RemoveFile(ctx context.Context, id, path string, recursive bool) error
+	// RemoveWorkspace deletes an ended sandbox's kept workspace.
+	RemoveWorkspace(ctx context.Context, id string) error
 }
 
 // RegisterContainers adds the container sandbox routes. When no sandboxes can run
@@ -111,15 +123,29 @@ func (s *Server) RegisterContainers(svc Sandboxes) {
 		Responses: []Response{{Status: 200, Body: api.ContainerInfo{}}},
 	}})
 	s.Handle(Route{Method: http.MethodDelete, Pattern: "/containers/{id}", Handler: func(w http.ResponseWriter, r *http.Request) error {
-		res, err := svc.Kill(r.Context(), r.PathValue("id"))
+		workspace, err := boolQuery(r, "workspace", false)
 		if err != nil {
 			return err
+		}
+		id := r.PathValue("id")
+		res, err := svc.Kill(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if workspace {
+			// A sandbox without a kept workspace has nothing more to remove.
+			if err := svc.RemoveWorkspace(r.Context(), id); err != nil && !isCode(err, api.CodeNotFound) {
+				return err
+			}
 		}
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}, Doc: Doc{
-		Summary:   "Kill a container sandbox (idempotent: a finished one returns its final record)",
+		Summary: "Kill a container sandbox (idempotent: a finished one returns its final record)",
+		Describe: "With workspace=true the sandbox's kept workspace (capabilities.workspace) is deleted too, after the " +
+			"kill; without it the workspace stays until retention removes it.",
 		Tags:      []string{"containers"},
+		Query:     []Param{{Name: "workspace", Type: "boolean", Describe: "also delete the sandbox's kept workspace"}},
 		Responses: []Response{{Status: 200, Body: api.KillResponse{}}},
 	}})
 	s.Handle(Route{Method: http.MethodGet, Pattern: "/containers/{id}/logs", Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -148,6 +174,13 @@ func (s *Server) RegisterContainers(svc Sandboxes) {
 			{Status: 200, Body: api.LogFrame{}, ContentType: "application/x-ndjson", Describe: "with follow=true"},
 		},
 	}})
+	s.registerExec(svc)
+}
+
+// isCode reports whether err is an *api.Error with code.
+func isCode(err error, code string) bool {
+	e, ok := api.AsError(err)
+	return ok && e.Code == code
 }
 
 // frameWriter writes LogFrames as NDJSON, one per Write, flushing each.

@@ -18,6 +18,7 @@ func TestOpenAPIGolden(t *testing.T) {
 	s, _ := newTestServer(t, Config{})
 	s.RegisterAudit(nil)
 	s.RegisterContainers(nil)
+	s.RegisterAgents(nil)
 	s.RegisterCredentials(nil, "golden")
 	s.RegisterImages(nil)
 	s.RegisterPolicy(nil)

@@ -93,6 +93,9 @@ func (s *Server) OpenAPI() (map[string]any, error) {
 				return nil, err
 			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": r}}}
+		} else if rt.Doc.RawRequest != "" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				rt.Doc.RawRequest: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
 		}
 		responses := map[string]any{"default": errResp}
 		for _, resp := range rt.Doc.Responses {

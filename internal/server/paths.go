@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 	"path"
+
+	"github.com/clawbox/clawbox/internal/ui"
 )
 
 // canonicalPaths answers a request whose path is not in canonical form ("." or ".."
@@ -12,7 +14,8 @@ import (
 // client that follows a redirect could replay a PUT or DELETE on another resource.
 func (s *Server) canonicalPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; len(p) > 1 && p[0] == '/' && path.Clean(p) != p {
+		// The dashboard's index is the one path with a trailing slash (ui.Prefix).
+		if p := r.URL.Path; len(p) > 1 && p[0] == '/' && path.Clean(p) != p && p != ui.Prefix {
 			s.noRoute(w, r)
 			return
 		}

@@ -24,6 +24,9 @@ func (s *Server) RegisterPolicy(src PolicySource) {
 		if req.ContainerID != "" && req.Tool != "" {
 			return fieldError("tool", "name a container_id or a tool, not both")
 		}
+		if req.Tool != "" && req.Door != "" && req.Door != egress.DoorProxy {
+			return fieldError("door", "a tool reaches the network only through the gateway's own requests: door \"proxy\"")
+		}
 		method := req.Method
 		if method == "" {
 			method = http.MethodGet
@@ -32,7 +35,7 @@ func (s *Server) RegisterPolicy(src PolicySource) {
 		if err != nil {
 			return err
 		}
-		d, err := egress.Explain(p, method, req.URL)
+		d, err := egress.ExplainDoor(p, req.Door, method, req.URL)
 		if err != nil {
 			return err
 		}
@@ -42,10 +45,13 @@ func (s *Server) RegisterPolicy(src PolicySource) {
 		}
 		writeJSON(w, http.StatusOK, api.PolicyCheckResponse{
 			Allowed: d.Allowed, Rule: d.Rule, Reason: d.Reason, Policy: label, Rules: rules,
+			Door: d.Door, Tunnel: d.Tunnel,
 		})
 		return nil
 	}, Doc: Doc{
-		Summary:   "Explain what the egress gateway would decide for a request, without sending it",
+		Summary: "Explain what the egress gateway would decide for a request, without sending it",
+		Describe: "door picks the way the request would come (proxy, the default; forward; connect). For connect the " +
+			"tunnel to the URL's host and port is decided first, and tunnel says whether it would be intercepted or passed through.",
 		Tags:      []string{"egress"},
 		Request:   api.PolicyCheckRequest{},
 		Responses: []Response{{Status: 200, Body: api.PolicyCheckResponse{}}},

@@ -35,6 +35,9 @@ type Route struct {
 	Auth    AuthMode
 	// Limited routes take a slot of the execution limiter (after auth).
 	Limited bool
+	// RawBody routes stream their body themselves and bound it by their own limit
+	// (file uploads): Config.MaxBodyBytes does not apply.
+	RawBody bool
 	Handler HandlerFunc
 	Doc     Doc
 }
@@ -46,6 +49,8 @@ type Doc struct {
 	Tags     []string
 	// Request is a zero value of the JSON request body type (nil: no body).
 	Request any
+	// RawRequest, with Request nil, documents a raw body of this content type.
+	RawRequest string
 	// Query lists the query parameters.
 	Query []Param
 	// Responses lists the success responses; error responses are added for every route.
@@ -131,7 +136,7 @@ func (pr *patternRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.Auth != AuthPublic {
 		r = r.WithContext(context.WithValue(r.Context(), authedKey{}, authed))
 	}
-	if r.Body != nil {
+	if r.Body != nil && !rt.RawBody {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	}
 	if rt.Limited {

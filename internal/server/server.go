@@ -37,6 +37,10 @@ type Config struct {
 	// MaxConcurrent and MaxQueued size the execution limiter. Defaults 10 and 100.
 	MaxConcurrent int
 	MaxQueued     int
+	// MaxExecs bounds the exec sessions (streamed, interactive or not) open at once
+	// across the server; beyond it an exec is refused with 503 busy. Execs do not
+	// take a slot of the execution limiter. Default 128.
+	MaxExecs int
 	// AllowedHosts are Host names (with an optional port) answered besides
 	// localhost, 127.0.0.1, [::1] and the address a connection arrived at.
 	AllowedHosts []string
@@ -69,6 +73,7 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 	limiter *Limiter
+	execs   chan struct{} // one token per open exec session (Config.MaxExecs)
 	metrics *httpMetrics
 	guard   *browserGuard
 
@@ -93,6 +98,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 10
+	}
+	if cfg.MaxExecs <= 0 {
+		cfg.MaxExecs = 128
 	}
 	if cfg.MaxQueued < 0 {
 		cfg.MaxQueued = 0
@@ -120,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		started:  cfg.Now(),
 		limiter:  NewLimiter(cfg.MaxConcurrent, cfg.MaxQueued),
+		execs:    make(chan struct{}, cfg.MaxExecs),
 		metrics:  m,
 		guard:    guard,
 		patterns: map[string]*patternRoutes{},
@@ -127,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.mux.Handle("/", http.HandlerFunc(s.noRoute))
+	s.mountUI()
 	s.handler = s.middleware(s.canonicalPaths(s.mux))
 
 	auth := AuthRequired

@@ -12,6 +12,7 @@ import (
 type Tools interface {
 	List() []api.ToolInfo
 	Get(name string) (api.ToolInfo, bool)
+	Status(ctx context.Context, name string) (api.ToolStatus, error)
 	Register(ctx context.Context, m *api.ToolManifest) (created bool, err error)
 	Reload(ctx context.Context) (api.ToolReloadResponse, error)
 	Execute(ctx context.Context, req api.ExecuteRequest, requestID string) (*api.ExecuteResponse, error)
@@ -69,6 +70,25 @@ func (s *Server) RegisterTools(t Tools) {
 		Summary:   "One tool and its manifest",
 		Tags:      []string{"tools"},
 		Responses: []Response{{Status: 200, Body: api.ToolInfo{}}},
+	}})
+	s.Handle(Route{Method: http.MethodGet, Pattern: "/tools/{name}/status", Handler: func(w http.ResponseWriter, r *http.Request) error {
+		name := r.PathValue("name")
+		if err := wasm.ValidateName(name); err != nil {
+			return fieldError("name", "invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only")
+		}
+		st, err := t.Status(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, st)
+		return nil
+	}, Doc: Doc{
+		Summary: "Whether the module now in the tool directory is loaded, or why not",
+		Describe: "Answers at once, also for a tool that is not loaded: loading (the initial load, a reload running or a change seen and not yet reloaded), " +
+			"watching (sandbox.watch_tools), file_sha256 (the digest of <name>.wasm in the tool directory), sha256 (of the loaded module) and load_error " +
+			"(the last failure to load the tool, with the digest of the module that failed). clawbox build polls it until the module it installed is loaded or failed.",
+		Tags:      []string{"tools"},
+		Responses: []Response{{Status: 200, Body: api.ToolStatus{}}},
 	}})
 	s.Handle(Route{Method: http.MethodPost, Pattern: "/tools/register", Handler: func(w http.ResponseWriter, r *http.Request) error {
 		var m api.ToolManifest

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -24,6 +26,13 @@ import (
 // ErrProtocol marks a supervisor that broke the protocol (garbage, an
 // oversized frame, more output than the cap). It wraps errdefs.ErrUnavailable.
 var ErrProtocol = fmt.Errorf("supervisor protocol violation: %w", errdefs.ErrUnavailable)
+
+// ErrTooManyEntries marks a directory listing over the supervisor's entry cap:
+// the listing is refused rather than answered in part.
+var ErrTooManyEntries = fmt.Errorf("directory too large to list: %w", errdefs.ErrResourceExhausted)
+
+// ErrNoSpace marks a write that ran out of space (or quota) in the sandbox.
+var ErrNoSpace = errors.New("no space left")
 
 // Listener is the server side of one sandbox's supervisor socket.
 type Listener struct {
@@ -37,8 +46,18 @@ type Listener struct {
 	ln        net.Listener
 	tokenHash [32]byte
 	closeOnce sync.Once
-	mu        sync.Mutex // guards clients
+	mu        sync.Mutex // guards clients and tokenHash
 	clients   map[*Client]struct{}
+}
+
+// SetToken replaces the token later connections must present: a pooled
+// sandbox's at claim, after the new token file was written. Connections
+// already accepted stay; a supervisor that reconnects presents the new one.
+func (l *Listener) SetToken(token string) {
+	h := sha256.Sum256([]byte(token))
+	l.mu.Lock()
+	l.tokenHash = h
+	l.mu.Unlock()
 }
 
 // Listen creates the socket at path (replacing a stale one) and returns a
@@ -104,7 +123,10 @@ func (l *Listener) handshake(conn net.Conn) (*Client, error) {
 	}
 	tok, ok := cutPrefix(string(line), HelloPrefix)
 	got := sha256.Sum256([]byte(tok))
-	if !ok || subtle.ConstantTimeCompare(got[:], l.tokenHash[:]) != 1 {
+	l.mu.Lock()
+	want := l.tokenHash
+	l.mu.Unlock()
+	if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return nil, errors.New("bad hello")
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -159,6 +181,13 @@ type Client struct {
 	closeOnce   sync.Once
 }
 
+// Alive reports whether the connection can still carry calls: false once it
+// closed, failed or went silent past its ping timeout.
+func (c *Client) Alive() bool {
+	st := c.cc.State()
+	return !st.Closed && !st.Closing
+}
+
 // Close closes the connection. Idempotent.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
@@ -209,6 +238,8 @@ func errorFrom(op string, code string, msg string) error {
 		class = errdefs.ErrPermissionDenied
 	case codeTooLarge:
 		class = errdefs.ErrResourceExhausted
+	case codeNoSpace:
+		class = ErrNoSpace
 	default:
 		class = errdefs.ErrUnknown
 	}
@@ -222,6 +253,28 @@ func responseError(op string, resp *http.Response) error {
 		return fmt.Errorf("supervisor %s: %w: status %d", op, ErrProtocol, resp.StatusCode)
 	}
 	return errorFrom(op, we.Code, we.Message)
+}
+
+// StartMain gives a supervisor started in WaitMain mode its main command and
+// returns once it started. A second call, or one to a supervisor that was
+// given its command at start, fails with errdefs.ErrInvalidArgument.
+func (c *Client) StartMain(ctx context.Context, req MainRequest) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("supervisor main: %w: %v", errdefs.ErrInvalidArgument, err)
+	}
+	if len(b) > MaxRequestBytes {
+		return fmt.Errorf("supervisor main: %w: request of %d bytes", errdefs.ErrInvalidArgument, len(b))
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/main", nil, bytes.NewReader(b))
+	if err != nil {
+		return unavailable("main", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return responseError("main", resp)
+	}
+	return nil
 }
 
 // WaitMain waits for the main command's exit.
@@ -244,19 +297,27 @@ func (c *Client) WaitMain(ctx context.Context) (MainExit, error) {
 	return ex, nil
 }
 
-// capReader fails once more than max bytes were read through it.
+// capReader fails once more than max bytes were read through it. The HTTP/2
+// transport reads it from its own goroutine, which may still run when the
+// answer came early (an error before the whole body was sent): the count is
+// atomic, and once stopped it reads nothing more from r.
 type capReader struct {
-	r   io.Reader
-	n   int64
-	max int64
+	r       io.Reader
+	n       atomic.Int64
+	max     int64
+	stopped atomic.Bool
 }
 
 var errTooLarge = fmt.Errorf("file too large: %w", errdefs.ErrResourceExhausted)
 
+var errWriteDone = errors.New("the write has ended")
+
 func (c *capReader) Read(p []byte) (int, error) {
+	if c.stopped.Load() {
+		return 0, errWriteDone
+	}
 	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.n > c.max {
+	if c.n.Add(int64(n)) > c.max {
 		return n, errTooLarge
 	}
 	return n, err
@@ -274,8 +335,9 @@ func (c *Client) WriteFile(ctx context.Context, path string, mode os.FileMode, r
 	}
 	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode.Perm()), 8)}}
 	cr := &capReader{r: r, max: max}
+	defer cr.stopped.Store(true)
 	resp, err := c.do(ctx, http.MethodPut, "/v1/files", q, io.NopCloser(cr))
-	if cr.n > max {
+	if cr.n.Load() > max {
 		if resp != nil {
 			resp.Body.Close()
 		}
@@ -316,6 +378,90 @@ func (c *Client) ReadFile(ctx context.Context, path string, w io.Writer, max int
 	return n, nil
 }
 
+// FileInfo is what a file read answer says about the file. It comes from the
+// supervisor: untrusted, checked only for shape.
+type FileInfo struct {
+	Size  int64
+	Mode  uint32
+	MTime int64
+}
+
+// OpenFile opens the file at path for reading: every error (not found,
+// permission, a directory, a file of more than max bytes by its size) comes
+// back here before any byte. The body fails once more than max bytes came
+// through it, whatever the size said. The caller closes it.
+func (c *Client) OpenFile(ctx context.Context, path string, max int64) (io.ReadCloser, FileInfo, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, FileInfo{}, fmt.Errorf("supervisor read %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
+	}
+	// The answer's headers must come within the call timeout (a supervisor that
+	// never answers must not hold the caller); the body then streams for as long
+	// as the caller reads it.
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(c.callTimeout, cancel)
+	resp, err := c.do(ctx, http.MethodGet, "/v1/files", url.Values{"path": {path}}, nil)
+	if !timer.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+		return nil, FileInfo{}, unavailable("read", fmt.Errorf("no answer within %v", c.callTimeout))
+	}
+	if err != nil {
+		cancel()
+		return nil, FileInfo{}, unavailable("read", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			resp.Body.Close()
+			cancel()
+		}
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return nil, FileInfo{}, responseError("read "+strconv.Quote(path), resp)
+	}
+	size, err1 := strconv.ParseInt(resp.Header.Get(HeaderSize), 10, 64)
+	mode, err2 := strconv.ParseUint(resp.Header.Get(HeaderMode), 8, 32)
+	mtime, err3 := strconv.ParseInt(resp.Header.Get(HeaderMTime), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || size < 0 || mode > 0o7777 {
+		return nil, FileInfo{}, fmt.Errorf("supervisor read: %w: bad file headers", ErrProtocol)
+	}
+	if size > max {
+		return nil, FileInfo{}, fmt.Errorf("supervisor read %q: %w", path, errTooLarge)
+	}
+	ok = true
+	return &cappedBody{rc: resp.Body, max: max, cancel: cancel}, FileInfo{Size: size, Mode: uint32(mode), MTime: mtime}, nil
+}
+
+// cappedBody fails once more than max bytes were read through it.
+type cappedBody struct {
+	rc     io.ReadCloser
+	n      int64
+	max    int64
+	cancel context.CancelFunc // ends the call; nil: none
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	if b.n > b.max {
+		return n - int(b.n-b.max), errTooLarge // never a byte past the cap
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, unavailable("read", err)
+	}
+	return n, err
+}
+
+func (b *cappedBody) Close() error {
+	err := b.rc.Close()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	return err
+}
+
 // ListFiles lists the directory at path.
 func (c *Client) ListFiles(ctx context.Context, path string) ([]FileEntry, error) {
 	if err := ValidatePath(path); err != nil {
@@ -332,7 +478,8 @@ func (c *Client) ListFiles(ctx context.Context, path string) ([]FileEntry, error
 		return nil, responseError("list "+strconv.Quote(path), resp)
 	}
 	var out struct {
-		Entries []FileEntry `json:"entries"`
+		Entries   []FileEntry `json:"entries"`
+		Truncated bool        `json:"truncated"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
 		return nil, fmt.Errorf("supervisor list: %w: %v", ErrProtocol, err)
@@ -340,8 +487,11 @@ func (c *Client) ListFiles(ctx context.Context, path string) ([]FileEntry, error
 	if len(out.Entries) > maxListEntries {
 		return nil, fmt.Errorf("supervisor list: %w: %d entries", ErrProtocol, len(out.Entries))
 	}
+	if out.Truncated {
+		return nil, fmt.Errorf("supervisor list %q: %w: more than %d entries", path, ErrTooManyEntries, maxListEntries)
+	}
 	for _, e := range out.Entries {
-		if !validName(e.Name) || e.Size < 0 || e.Mode > 0o7777 {
+		if !validName(e.Name) || e.Size < 0 || e.Mode > 0o7777 || (e.IsDir && (e.IsSymlink || e.IsOther)) {
 			return nil, fmt.Errorf("supervisor list: %w: bad entry %q", ErrProtocol, e.Name)
 		}
 	}
@@ -410,6 +560,10 @@ func (c *Client) Start(ctx context.Context, req ExecRequest, stdout, stderr io.W
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if len(b) > MaxRequestBytes {
+		cancel()
+		return nil, fmt.Errorf("supervisor exec: %w: the request is %d bytes encoded, at most %d", errdefs.ErrInvalidArgument, len(b), MaxRequestBytes)
 	}
 	pr, pw := io.Pipe()
 	p := &Process{pw: pw, cancel: cancel, stdout: stdout, stderr: stderr, max: req.MaxOutputBytes, start: time.Now()}

@@ -10,6 +10,11 @@
 // the HTTP/2 client. The host therefore never connects to a path the workload
 // can write.
 //
+// A supervisor started in WaitMain mode (a pooled sandbox's, see
+// docs/warm-pool.md) has no main command until the server sends one
+// (POST /v1/main, once), and re-reads its token file at every dial so that a
+// claim can replace its token (Listener.SetToken on the server side).
+//
 // The supervisor runs inside the trust boundary: the workload can kill or
 // impersonate it. Everything the client reads from it is hostile input:
 // frames and headers are bounded, every call has a deadline, the
@@ -37,8 +42,20 @@ const (
 	// MaxPathBytes bounds a path; MaxNameBytes one component of it.
 	MaxPathBytes = 4096
 	MaxNameBytes = 255
-	// MaxControlBytes bounds JSON control payloads (request, result, error).
+	// MaxControlBytes bounds JSON control payloads from the supervisor (result,
+	// error).
 	MaxControlBytes = 64 << 10
+	// MaxRequestBytes bounds the exec request the server sends: room for the
+	// server's own cmd and env bounds after JSON escaping (up to 6 bytes a byte).
+	MaxRequestBytes = 2 << 20
+)
+
+// Headers of a file read answer: the file's size, permission bits (octal) and
+// modification time (Unix seconds), as the supervisor saw them on open.
+const (
+	HeaderSize  = "Clawbox-Size"
+	HeaderMode  = "Clawbox-Mode"
+	HeaderMTime = "Clawbox-Mtime"
 )
 
 // Frame types of the exec stream. Client to supervisor: Request (JSON
@@ -96,8 +113,10 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	switch typ {
 	case FrameStdout, FrameStderr, FrameStdin:
 		limit = MaxFramePayload
-	case FrameExit, FrameError, FrameRequest:
+	case FrameExit, FrameError:
 		limit = MaxControlBytes
+	case FrameRequest:
+		limit = MaxRequestBytes
 	case FrameStdinEOF:
 		limit = 0
 	case FrameResize:
@@ -150,6 +169,16 @@ type ExecResult struct {
 	Truncated bool `json:"truncated"`
 }
 
+// MainRequest is the main command a supervisor started in WaitMain mode
+// (a pooled sandbox's) runs: POST /v1/main, accepted once. Env is merged
+// over the supervisor's own environment (the image's, nothing of any
+// request) and becomes the base of every later exec too.
+type MainRequest struct {
+	Cmd     []string          `json:"cmd"`
+	Env     map[string]string `json:"env,omitempty"`
+	Workdir string            `json:"workdir,omitempty"`
+}
+
 // MainExit is the main command's exit as the supervisor reports it.
 type MainExit struct {
 	ExitCode int `json:"exit_code"`
@@ -162,7 +191,11 @@ type FileEntry struct {
 	Size  int64  `json:"size"`
 	Mode  uint32 `json:"mode"`
 	IsDir bool   `json:"is_dir"`
-	MTime int64  `json:"mtime"`
+	// IsSymlink and IsOther tell a symlink (never followed) and a special file
+	// (FIFO, socket, device) from a regular file.
+	IsSymlink bool  `json:"is_symlink,omitempty"`
+	IsOther   bool  `json:"is_other,omitempty"`
+	MTime     int64 `json:"mtime"`
 }
 
 // Error classes on the wire.
@@ -171,6 +204,7 @@ const (
 	codeInvalid    = "invalid"
 	codePermission = "permission_denied"
 	codeTooLarge   = "too_large"
+	codeNoSpace    = "no_space"
 	codeInternal   = "internal"
 )
 

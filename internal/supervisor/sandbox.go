@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,9 +28,19 @@ import (
 
 // Supervisor is the in-sandbox side. Run it once.
 type Supervisor struct {
-	Socket string   // path of the server's listening socket
-	Token  string   // per-sandbox token presented on connect
-	Main   []string // main command; empty means idle until a signal
+	Socket string // path of the server's listening socket
+	Token  string // per-sandbox token presented on connect
+	// TokenFile, when set, is read before every dial and its content is the
+	// token presented (Token is then unused): a pooled sandbox's token is
+	// replaced at claim, and a reconnect after that presents the new one.
+	TokenFile string
+	Main      []string // main command; empty means idle until a signal
+	// WaitMain makes the supervisor wait for its main command from the
+	// server (POST /v1/main, once) instead of taking Main: the mode of a
+	// pooled sandbox, started before the request that will use it exists.
+	// Until then it serves exec and files (the server's readiness check) and
+	// a signal ends it with 0, as an idle one.
+	WaitMain bool
 	// Env is the environment of the main command and the base of every exec.
 	Env []string
 	// MaxFileBytes caps a file write; 0 means 1 GiB.
@@ -37,7 +48,16 @@ type Supervisor struct {
 	// ExitGrace bounds how long after the main command ends the supervisor
 	// waits for running execs and for the server to collect the exit.
 	ExitGrace time.Duration
-	Logf      func(format string, args ...any)
+	// Bridge, when not nil, is the sandbox's HTTP proxy, served on BridgeListen
+	// (the sandbox's 127.0.0.1:3128) from before the main command starts until
+	// the supervisor ends. Nil for a sandbox without a door.
+	Bridge       *Bridge
+	BridgeListen string
+	// MakeBridge, when set and Bridge is nil, builds the bridge right before
+	// the main command starts (in WaitMain mode: at the main request, after
+	// the server wrote the claim's door token). A nil bridge means none.
+	MakeBridge func() *Bridge
+	Logf       func(format string, args ...any)
 
 	mu      sync.Mutex // guards the fields below and serializes start with reap
 	waiters map[int]chan syscall.WaitStatus
@@ -46,6 +66,15 @@ type Supervisor struct {
 	exitCh  chan struct{}
 	told    chan struct{}
 	toldOne sync.Once
+	env     []string // the exec base: Env, then the main request's env merged over it
+	mainReq chan mainCall
+	taken   bool // a main request was accepted
+}
+
+// mainCall hands a main request from its handler to Run, which starts it.
+type mainCall struct {
+	req   MainRequest
+	reply chan error
 }
 
 func (s *Supervisor) logf(format string, args ...any) {
@@ -63,6 +92,12 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	s.waiters = map[int]chan syscall.WaitStatus{}
 	s.exitCh = make(chan struct{})
 	s.told = make(chan struct{})
+	s.env = s.Env
+	s.mainReq = make(chan mainCall)
+	if s.WaitMain && len(s.Main) > 0 {
+		s.logf("clawbox-supervisor: a main command and WaitMain: refusing both")
+		return 2
+	}
 	if s.ExitGrace == 0 {
 		s.ExitGrace = 2 * time.Second
 	}
@@ -95,21 +130,50 @@ func (s *Supervisor) Run(ctx context.Context) int {
 	signal.Notify(fwd, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(fwd)
 
+	// startMain starts the bridge (listening before the main command starts:
+	// its first request finds the proxy there; without it the workload still
+	// runs, offline) and then argv; it returns the main command's pid and exit
+	// channel.
+	startMain := func(argv, env []string, dir string) (int, chan syscall.WaitStatus, error) {
+		b := s.Bridge
+		if b == nil && s.MakeBridge != nil {
+			b = s.MakeBridge()
+		}
+		if b != nil {
+			if ln, err := net.Listen("tcp", s.BridgeListen); err != nil {
+				s.logf("clawbox-supervisor: proxy bridge: %v", err)
+			} else {
+				wg.Go(func() {
+					if err := b.Serve(ctx, ln); err != nil {
+						s.logf("clawbox-supervisor: proxy bridge: %v", err)
+					}
+				})
+			}
+		}
+		cmd, err := s.command(argv, env, dir)
+		if err != nil {
+			return 0, nil, err
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		done, err := s.start(cmd)
+		if err != nil {
+			return 0, nil, err
+		}
+		pid := cmd.Process.Pid
+		_ = cmd.Process.Release()
+		return pid, done, nil
+	}
+
 	mainPid := 0
 	var mainDone chan syscall.WaitStatus
 	if len(s.Main) > 0 {
-		cmd, err := s.command(s.Main, s.Env, "")
-		if err == nil {
-			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-			mainDone, err = s.start(cmd)
-		}
+		pid, done, err := startMain(s.Main, s.Env, "")
 		if err != nil {
 			s.logf("clawbox-supervisor: main command: %v", err)
 			s.setExit(MainExit{ExitCode: 127})
 		} else {
-			mainPid = cmd.Process.Pid
-			_ = cmd.Process.Release()
+			mainPid, mainDone = pid, done
 		}
 	}
 
@@ -129,6 +193,26 @@ func (s *Supervisor) Run(ctx context.Context) int {
 		case ws := <-mainDone:
 			s.setExit(exitOf(ws))
 			mainDone = nil
+		case mc := <-s.mainReq:
+			// Only the first request gets here (the handler checks taken),
+			// and only before the supervisor was told to end.
+			if s.exitSnapshot() != nil {
+				mc.reply <- errMainEnded
+				continue
+			}
+			env := mergeEnv(s.Env, mc.req.Env)
+			s.mu.Lock()
+			s.env = env
+			s.mu.Unlock()
+			pid, done, err := startMain(mc.req.Cmd, env, mc.req.Workdir)
+			if err != nil {
+				s.logf("clawbox-supervisor: main command: %v", err)
+				s.setExit(MainExit{ExitCode: 127})
+				mc.reply <- err
+				continue
+			}
+			mainPid, mainDone = pid, done
+			mc.reply <- nil
 		case <-s.exitCh:
 			done = true
 		case <-ctx.Done():
@@ -272,7 +356,16 @@ func (s *Supervisor) dialLoop(ctx context.Context) {
 
 func (s *Supervisor) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
-	if _, err := io.WriteString(conn, HelloPrefix+s.Token+"\n"); err != nil {
+	token := s.Token
+	if s.TokenFile != "" {
+		b, err := os.ReadFile(s.TokenFile)
+		if err != nil {
+			s.logf("clawbox-supervisor: token: %v", err)
+			return
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if _, err := io.WriteString(conn, HelloPrefix+token+"\n"); err != nil {
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -281,6 +374,7 @@ func (s *Supervisor) serveConn(ctx context.Context, conn net.Conn) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/exec", s.handleExec)
 	mux.HandleFunc("GET /v1/main", s.handleMain)
+	mux.HandleFunc("POST /v1/main", s.handleStartMain)
 	mux.HandleFunc("PUT /v1/files", s.handleWrite)
 	mux.HandleFunc("GET /v1/files", s.handleRead)
 	mux.HandleFunc("DELETE /v1/files", s.handleRemove)
@@ -298,6 +392,54 @@ func (s *Supervisor) handleMain(w http.ResponseWriter, r *http.Request) {
 		f.Flush()
 	}
 	s.toldOne.Do(func() { close(s.told) })
+}
+
+var (
+	errNotWaiting = invalidError{errors.New("the supervisor does not wait for a main command")}
+	errMainTaken  = invalidError{errors.New("the main command was already given")}
+	errMainEnded  = invalidError{errors.New("the supervisor is ending")}
+)
+
+// handleStartMain takes the main command in WaitMain mode: the first valid
+// request starts it; every later one, and any without WaitMain, is refused.
+// The answer comes after the command started (or failed to: then the
+// supervisor ends with 127, as for a main command given at start).
+func (s *Supervisor) handleStartMain(w http.ResponseWriter, r *http.Request) {
+	if !s.WaitMain {
+		writeErr(w, errNotWaiting)
+		return
+	}
+	var req MainRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, MaxRequestBytes)).Decode(&req); err != nil {
+		writeErr(w, invalidError{err})
+		return
+	}
+	if err := validateExec(&ExecRequest{Cmd: req.Cmd, Env: req.Env, Workdir: req.Workdir}); err != nil {
+		writeErr(w, invalidError{err})
+		return
+	}
+	s.mu.Lock()
+	taken := s.taken
+	s.taken = true
+	s.mu.Unlock()
+	if taken {
+		writeErr(w, errMainTaken)
+		return
+	}
+	mc := mainCall{req: req, reply: make(chan error, 1)}
+	select {
+	case s.mainReq <- mc:
+	case <-s.exitCh:
+		writeErr(w, errMainEnded)
+		return
+	case <-r.Context().Done():
+		return
+	}
+	if err := <-mc.reply; err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -328,8 +470,10 @@ func classify(err error) (string, int) {
 		return codeTooLarge, http.StatusRequestEntityTooLarge
 	case errors.Is(err, fs.ErrNotExist):
 		return codeNotFound, http.StatusNotFound
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 		return codePermission, http.StatusForbidden
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return codeNoSpace, http.StatusInsufficientStorage
 	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ENOTEMPTY):
 		return codeInvalid, http.StatusBadRequest
 	}
@@ -421,20 +565,27 @@ func (s *Supervisor) handleRead(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out := []FileEntry{}
+		truncated := false
 		for _, e := range ents {
 			if len(out) == maxListEntries {
+				truncated = true
 				break
 			}
 			info, err := e.Info()
 			if err != nil {
 				continue
 			}
-			out = append(out, FileEntry{Name: e.Name(), Size: info.Size(), Mode: uint32(info.Mode().Perm()), IsDir: e.IsDir(), MTime: info.ModTime().Unix()})
+			t := info.Mode().Type()
+			out = append(out, FileEntry{Name: e.Name(), Size: info.Size(), Mode: uint32(info.Mode().Perm()), IsDir: e.IsDir(),
+				IsSymlink: t&fs.ModeSymlink != 0, IsOther: t&^(fs.ModeDir|fs.ModeSymlink) != 0, MTime: info.ModTime().Unix()})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+		writeJSON(w, http.StatusOK, map[string]any{"entries": out, "truncated": truncated})
 		return
 	}
-	f, err := os.Open(p)
+	// O_NONBLOCK: opening a FIFO the workload planted must not block (it would
+	// hold the request until a writer comes); anything but a regular file is
+	// refused after the open.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -449,7 +600,14 @@ func (s *Supervisor) handleRead(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, syscall.EISDIR)
 		return
 	}
+	if !st.Mode().IsRegular() {
+		writeErr(w, invalidError{fmt.Errorf("%s is not a regular file (%s)", p, st.Mode().Type())})
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(HeaderSize, strconv.FormatInt(st.Size(), 10))
+	w.Header().Set(HeaderMode, strconv.FormatUint(uint64(st.Mode().Perm()), 8))
+	w.Header().Set(HeaderMTime, strconv.FormatInt(st.ModTime().Unix(), 10))
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(w, f)
 }
@@ -482,14 +640,23 @@ func (s *Supervisor) handleRemove(w http.ResponseWriter, r *http.Request) {
 
 // frameWriter serializes frames onto the response and flushes each.
 type frameWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-	f  http.Flusher
+	mu    sync.Mutex // guards the writes and ended
+	w     io.Writer
+	f     http.Flusher
+	ended bool // the last frame is written: later frames are dropped
 }
+
+var errStreamEnded = errors.New("exec stream ended")
 
 func (fw *frameWriter) frame(typ byte, b []byte) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	if fw.ended {
+		return errStreamEnded
+	}
+	if typ == FrameExit || typ == FrameError {
+		fw.ended = true
+	}
 	if err := WriteFrame(fw.w, typ, b); err != nil {
 		return err
 	}
@@ -574,7 +741,10 @@ func (s *Supervisor) exec(ctx context.Context, body io.Reader, fw *frameWriter) 
 	if limit == 0 {
 		limit = DefaultMaxOutput
 	}
-	env := mergeEnv(s.Env, req.Env)
+	s.mu.Lock()
+	base := s.env
+	s.mu.Unlock()
+	env := mergeEnv(base, req.Env)
 	cmd, err := s.command(req.Cmd, env, req.Workdir)
 	if err != nil {
 		return err
@@ -598,6 +768,7 @@ func (s *Supervisor) exec(ctx context.Context, body io.Reader, fw *frameWriter) 
 			return err
 		}
 		defer ptmx.Close()
+		saneTermios(tty)
 		if req.Rows > 0 && req.Cols > 0 {
 			_ = pty.Setsize(ptmx, &pty.Winsize{Rows: req.Rows, Cols: req.Cols})
 		}
@@ -663,6 +834,12 @@ func (s *Supervisor) exec(ctx context.Context, body io.Reader, fw *frameWriter) 
 			case FrameStdin:
 				if _, err := stdinW.Write(b); err != nil && !req.TTY {
 					stdinW.Close()
+				}
+				if req.TTY && bytes.IndexByte(b, 0x03) >= 0 && !hasForeground(ptmx) {
+					// A pty without a foreground process group (gVisor does not
+					// give the new session's tty one) turns no Ctrl-C into a
+					// signal: deliver the SIGINT the line discipline would.
+					_ = syscall.Kill(-pid, syscall.SIGINT)
 				}
 			case FrameStdinEOF:
 				if req.TTY {
@@ -741,16 +918,19 @@ wait:
 	// Drain output; a background grandchild may hold the pipe, so bound it.
 	drained := make(chan struct{})
 	go func() { outWG.Wait(); close(drained) }()
-	if req.TTY {
-		// The pty returns EIO once the last slave fd closes; close early on grace.
-	}
+	// Linux's pty returns EIO once the last slave fd closes; gVisor's does not,
+	// and a read of it cannot always be interrupted: after a second that
+	// reader is left to end when the pty is closed, its late output dropped.
 	select {
 	case <-drained:
 	case <-time.After(500 * time.Millisecond):
 		for _, rf := range readers {
 			_ = rf.SetReadDeadline(time.Now())
 		}
-		<-drained
+		select {
+		case <-drained:
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	ex := exitOf(ws)
 	truncMu.Lock()
@@ -779,4 +959,27 @@ func mergeEnv(base []string, over map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// saneTermios gives a new pty the line discipline a terminal user expects
+// (what Linux starts a pty with; gVisor's starts without signal characters, so
+// a Ctrl-C would reach the program as a plain byte instead of a SIGINT).
+func saneTermios(tty *os.File) {
+	t, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		return
+	}
+	t.Iflag |= unix.ICRNL | unix.IXON
+	t.Oflag |= unix.OPOST | unix.ONLCR
+	t.Cflag |= unix.CREAD | unix.CS8
+	t.Lflag |= unix.ISIG | unix.ICANON | unix.ECHO | unix.ECHOE | unix.ECHOK | unix.IEXTEN
+	t.Cc[unix.VINTR], t.Cc[unix.VQUIT], t.Cc[unix.VERASE], t.Cc[unix.VKILL] = 0x03, 0x1c, 0x7f, 0x15
+	t.Cc[unix.VEOF], t.Cc[unix.VSUSP], t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 0x04, 0x1a, 1, 0
+	_ = unix.IoctlSetTermios(int(tty.Fd()), unix.TCSETS, t)
+}
+
+// hasForeground reports whether the pty has a foreground process group.
+func hasForeground(ptmx *os.File) bool {
+	pg, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPGRP)
+	return err == nil && pg > 0
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"go.uber.org/goleak"
+
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 var supervisorBin string
@@ -205,7 +207,7 @@ func TestMainExitAndSignals(t *testing.T) {
 
 func TestTTY(t *testing.T) {
 	h := start(t, "sleep", "60")
-	var out syncBuffer
+	var out testkit.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := h.c.Start(ctx, ExecRequest{Cmd: []string{"sh"}, TTY: true, Rows: 24, Cols: 80}, &out, nil)
@@ -230,7 +232,10 @@ func TestTTY(t *testing.T) {
 	if !strings.Contains(out.String(), "33 101") {
 		t.Fatalf("resize not seen: %q", out.String())
 	}
-	fmt.Fprintf(p, "echo st''arted; sleep 60; echo sl''ept $?\n")
+	// "started" comes from the foreground job itself, which then becomes the
+	// sleep: a Ctrl-C sent after it cannot reach the shell between two
+	// commands instead (which made this test flaky on a loaded machine).
+	fmt.Fprintf(p, "sh -c 'echo st''arted; exec sleep 60'; echo sl''ept $?\n")
 	waitFor("started\r\n")
 	// Ctrl-C as a byte through the line discipline reaches the foreground
 	// sleep (SIGINT), and the shell's $? says so.
@@ -310,7 +315,7 @@ func TestFiles(t *testing.T) {
 
 func TestSupervisorKilledMidExec(t *testing.T) {
 	h := start(t, "sleep", "60")
-	var out syncBuffer
+	var out testkit.Buffer
 	p, err := h.c.Start(context.Background(), ExecRequest{Cmd: []string{"sh", "-c", "echo $$; exec sleep 60"}}, &out, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ package toolbuild
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -120,10 +122,31 @@ const readmeTemplate = "# NAME\n\nA clawbox WASM tool written in Go.\n\n" +
 	"`toolkit/` is a copy of clawbox's toolkit package, so the tool builds offline.\n" +
 	"`manifest.json` declares the tool's network allowlist, credentials and limits.\n"
 
+// Result describes an installed tool.
+type Result struct {
+	// Name is the tool's name: the manifest's tool.name, else the source directory's.
+	Name string
+	// Path is the installed module, toolDir/<name>.wasm.
+	Path string
+	// SHA256 is the hex digest of the installed module, as a server reports it once
+	// it has loaded this build (api.ToolStatus).
+	SHA256 string
+	// Size is the module's size in bytes.
+	Size int
+}
+
 // Build compiles the tool in srcDir and installs <name>.wasm (and <name>.json when
 // srcDir has a manifest.json) into toolDir, each atomically. The name is the
 // manifest's tool.name, else srcDir's base name. Compiler output goes to progress.
-func Build(ctx context.Context, srcDir, toolDir string, progress io.Writer) error {
+func Build(ctx context.Context, srcDir, toolDir string, progress io.Writer) (Result, error) {
+	var res Result
+	if err := build(ctx, srcDir, toolDir, progress, &res); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func build(ctx context.Context, srcDir, toolDir string, progress io.Writer, res *Result) error {
 	if progress == nil {
 		progress = io.Discard
 	}
@@ -190,9 +213,12 @@ func Build(ctx context.Context, srcDir, toolDir string, progress io.Writer) erro
 			return err
 		}
 	}
-	if err := writeAtomic(filepath.Join(toolDir, name+".wasm"), bin); err != nil {
+	path := filepath.Join(toolDir, name+".wasm")
+	if err := writeAtomic(path, bin); err != nil {
 		return err
 	}
+	sum := sha256.Sum256(bin)
+	*res = Result{Name: name, Path: path, SHA256: hex.EncodeToString(sum[:]), Size: len(bin)}
 	fmt.Fprintf(progress, "Installed %s.wasm (%d bytes) into %s\n", name, len(bin), toolDir)
 	return nil
 }

@@ -27,7 +27,8 @@ func TestScaffoldBuildRun(t *testing.T) {
 	}
 	toolDir := filepath.Join(t.TempDir(), "tools")
 	var progress strings.Builder
-	if err := Build(ctx, filepath.Join(work, "greeter"), toolDir, &progress); err != nil {
+	built, err := Build(ctx, filepath.Join(work, "greeter"), toolDir, &progress)
+	if err != nil {
 		t.Fatalf("build: %v\n%s", err, progress.String())
 	}
 	for _, f := range []string{"greeter.wasm", "greeter.json"} {
@@ -49,6 +50,10 @@ func TestScaffoldBuildRun(t *testing.T) {
 	info, ok := r.Get("greeter")
 	if !ok || !info.Reactor || info.Source != api.ToolSourceFile {
 		t.Fatalf("greeter: %+v (loaded %v)", info, ok)
+	}
+	// The digest Build reports is the one the registry loaded (clawbox build waits for it).
+	if built.Name != "greeter" || built.SHA256 != info.SHA256 || built.Path != filepath.Join(toolDir, "greeter.wasm") || built.Size == 0 {
+		t.Errorf("Build result %+v; registry loaded sha256 %s", built, info.SHA256)
 	}
 	res, err := r.Execute(ctx, api.ExecuteRequest{Tool: "greeter", Params: json.RawMessage(`{"name":"clawbox"}`)}, "")
 	if err != nil {
@@ -82,7 +87,7 @@ func TestBuildCommandModule(t *testing.T) {
 		}
 	}
 	toolDir := t.TempDir()
-	if err := Build(context.Background(), src, toolDir, nil); err != nil {
+	if _, err := Build(context.Background(), src, toolDir, nil); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := os.ReadFile(filepath.Join(toolDir, "plain.wasm"))
@@ -116,7 +121,7 @@ func TestBuildErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Build(context.Background(), tc.setup(t.TempDir()), t.TempDir(), nil)
+			_, err := Build(context.Background(), tc.setup(t.TempDir()), t.TempDir(), nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}

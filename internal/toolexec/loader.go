@@ -130,6 +130,21 @@ func (l *Loader) Get(name string) (api.ToolInfo, bool) {
 	return api.ToolInfo{}, false
 }
 
+// Status reports whether a tool's module in the directory is loaded; while the
+// initial load runs it says only that the tools are loading.
+func (l *Loader) Status(ctx context.Context, name string) (api.ToolStatus, error) {
+	select {
+	case <-l.ready:
+	default:
+		return api.ToolStatus{Name: name, Loading: true}, nil
+	}
+	s, err := l.wait(ctx)
+	if err != nil {
+		return api.ToolStatus{}, err
+	}
+	return s.Status(name), nil
+}
+
 // Register waits for loading, then registers a manifest.
 func (l *Loader) Register(ctx context.Context, m *api.ToolManifest) (bool, error) {
 	s, err := l.wait(ctx)

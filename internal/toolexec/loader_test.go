@@ -46,6 +46,9 @@ func TestLoaderFailureKeepsInternalsInTheLog(t *testing.T) {
 	if h := l.Health(context.Background()); h.Status != "error" {
 		t.Errorf("health %+v", h)
 	}
+	if _, err := l.Status(context.Background(), "x"); errCode(err) != api.CodeUnavailable {
+		t.Errorf("status with no tools: %v; want unavailable", err)
+	}
 	l.Close(context.Background())
 	if !strings.Contains(logs.String(), "secret-internal-path") {
 		t.Errorf("the loading error is not in the log: %s", logs.String())
@@ -68,5 +71,16 @@ func TestLoaderCloseStopsLoading(t *testing.T) {
 	if h := l.Health(context.Background()); h.Status != api.StatusOK {
 		t.Errorf("health while loading %+v", h)
 	}
+	// A tool's status answers at once during the initial load: loading, nothing loaded.
+	if st, err := l.Status(context.Background(), "greet"); err != nil || !st.Loading || st.Name != "greet" || st.SHA256 != "" {
+		t.Errorf("status while loading: %+v, %v", st, err)
+	}
 	l.Close(context.Background())
+}
+
+func errCode(err error) string {
+	if e, ok := api.AsError(err); ok {
+		return e.Code
+	}
+	return ""
 }

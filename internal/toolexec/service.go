@@ -44,6 +44,9 @@ func (t *Service) List() []api.ToolInfo { return t.reg.List() }
 // Get returns one loaded tool.
 func (t *Service) Get(name string) (api.ToolInfo, bool) { return t.reg.Get(name) }
 
+// Status reports whether a tool's module in the directory is loaded (wasm.Registry.Status).
+func (t *Service) Status(name string) api.ToolStatus { return t.reg.Status(name) }
+
 // Register registers (or replaces) a tool's manifest.
 func (t *Service) Register(ctx context.Context, m *api.ToolManifest) (bool, error) {
 	created, err := t.reg.Register(ctx, m)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -20,7 +21,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
-	"github.com/fsnotify/fsnotify"
+	"github.com/clawbox/clawbox/internal/watch"
 )
 
 // ManifestStore persists registered manifests (implemented by *store.DB).
@@ -39,7 +40,9 @@ type RegistryConfig struct {
 	Dir string
 	// Store persists registered manifests; nil keeps them in memory only.
 	Store ManifestStore
-	// Watch reloads the directory when it changes.
+	// Watch reloads the directory when it changes (internal/watch: also when the
+	// directory appears, or is replaced). The watch starts before the first read of
+	// the directory, so a module written during the initial load is loaded too.
 	Watch bool
 	// Debounce is the quiet time after the last change before a reload (the
 	// trailing edge of a burst of events). Default 250ms.
@@ -53,6 +56,9 @@ type RegistryConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for LoadedAt; nil means time.Now.
 	Now func() time.Time
+
+	// afterScan, in tests, runs in each reload after the directory was read.
+	afterScan func()
 }
 
 // Registry holds the loaded tools. Reads are lock-free (an atomically swapped map);
@@ -63,12 +69,19 @@ type Registry struct {
 
 	tools atomic.Pointer[map[string]*entry]
 
+	// failed holds the failures of the last reload by tool name, each with the
+	// digest of the module that failed (Status).
+	failed atomic.Pointer[map[string]api.ToolLoadError]
+	// pending is set by the watcher when it sees a change, cleared when the reload
+	// for it starts; reloading counts the reloads in progress.
+	pending   atomic.Bool
+	reloading atomic.Int32
+
 	loadMu     sync.Mutex // serialises loads; guards registered
 	registered map[string]registration
 
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when the watcher goroutine returned (nil: no watcher)
-	watcher   *fsnotify.Watcher
+	cancel    context.CancelFunc // stops a reload started by the watcher
+	watcher   *watch.Watcher     // nil without cfg.Watch
 	closeOnce sync.Once
 }
 
@@ -105,6 +118,8 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 	r := &Registry{cfg: cfg, log: cfg.Logger, registered: map[string]registration{}}
 	empty := map[string]*entry{}
 	r.tools.Store(&empty)
+	noFailures := map[string]api.ToolLoadError{}
+	r.failed.Store(&noFailures)
 
 	if cfg.Store != nil {
 		stored, err := cfg.Store.ToolManifests(ctx)
@@ -120,14 +135,15 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 			r.registered[name] = registration{manifest: m, raw: canonical(m)}
 		}
 	}
-	if _, err := r.Reload(ctx); err != nil {
-		r.closeTools(ctx)
-		return nil, err
-	}
 	if cfg.Watch {
+		// Watch first: a change during the initial load then starts a reload after it.
 		if err := r.startWatcher(); err != nil {
 			r.log.Warn("wasm: hot reload disabled", "dir", cfg.Dir, "err", err)
 		}
+	}
+	if _, err := r.Reload(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
 	}
 	return r, nil
 }
@@ -135,9 +151,8 @@ func NewRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 // Close stops the watcher (and waits for it) and unloads every tool. Idempotent.
 func (r *Registry) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
-		if r.done != nil {
+		if r.watcher != nil {
 			r.cancel()
-			<-r.done
 			r.watcher.Close()
 		}
 		r.loadMu.Lock()
@@ -194,6 +209,46 @@ func (r *Registry) Execute(ctx context.Context, req api.ExecuteRequest, requestI
 		}
 		return res, err
 	}
+}
+
+// Status says whether the module now in the tool directory as name.wasm is the one
+// loaded, or why it is not: its digest, the loaded module's, the last load error of
+// the tool (with the digest of the module that failed) and whether a reload is
+// pending or running. It never waits for a reload.
+func (r *Registry) Status(name string) api.ToolStatus {
+	st := api.ToolStatus{Name: name, Watching: r.watcher != nil}
+	if ValidateName(name) != nil {
+		return st
+	}
+	// Read the loading state first: a load that ends after it is seen by the reads below.
+	st.Loading = r.pending.Load() || r.reloading.Load() > 0
+	if e, ok := (*r.tools.Load())[name]; ok {
+		st.SHA256 = e.info.SHA256
+		at := e.info.LoadedAt
+		st.LoadedAt = &at
+	}
+	if f, ok := (*r.failed.Load())[name]; ok {
+		st.LoadError = &f
+	}
+	st.FileSHA256, _ = fileDigest(filepath.Join(r.cfg.Dir, name+".wasm"))
+	return st
+}
+
+// fileDigest returns the hex sha256 of a regular file, "" when there is none.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", filepath.Base(path))
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func errCodeIs(err error, code string) bool {
@@ -265,21 +320,30 @@ func (r *Registry) notify() {
 
 // reloadLocked does a Reload; loadMu is held. It reports whether the set changed.
 func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bool) {
+	r.reloading.Add(1)
+	defer r.reloading.Add(-1)
 	resp := api.ToolReloadResponse{Tools: []string{}, Failed: []api.ToolLoadError{}}
 	old := *r.tools.Load()
 	next := map[string]*entry{}
-	fail := func(name, file string, err error) {
-		le := api.ToolLoadError{Name: name, File: file, Error: err.Error()}
+	failed := map[string]api.ToolLoadError{}
+	fail := func(name, file, digest string, err error) {
+		le := api.ToolLoadError{Name: name, File: file, Error: err.Error(), SHA256: digest}
 		if ae, ok := api.AsError(err); ok {
 			le.Code = ae.Code
 		}
 		resp.Failed = append(resp.Failed, le)
+		if name != "" && ValidateName(name) == nil {
+			failed[name] = le
+		}
 		r.log.Warn("wasm: tool not loaded", "tool", name, "file", file, "err", err)
 	}
 
 	files, err := os.ReadDir(r.cfg.Dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fail("", r.cfg.Dir, err)
+		fail("", r.cfg.Dir, "", err)
+	}
+	if r.cfg.afterScan != nil {
+		r.cfg.afterScan()
 	}
 	var names []string
 	for _, f := range files {
@@ -290,13 +354,14 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 		}
 		resp.Reloaded++
 		if err := ValidateName(name); err != nil {
-			fail(name, file, errors.New("invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only"))
+			fail(name, file, "", errors.New("invalid tool name: must be 1-64 chars, [a-zA-Z0-9_-] only"))
 			continue
 		}
 		names = append(names, name)
 	}
 	// Compile in parallel: compiling a Go-built module takes seconds without a cache.
 	entries := make([]*entry, len(names))
+	digests := make([]string, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -304,13 +369,13 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			entries[i], errs[i] = r.load(ctx, name, old[name])
+			entries[i], digests[i], errs[i] = r.load(ctx, name, old[name])
 		})
 	}
 	wg.Wait()
 	for i, name := range names {
 		if errs[i] != nil {
-			fail(name, name+".wasm", errs[i])
+			fail(name, name+".wasm", digests[i], errs[i])
 			continue
 		}
 		next[name] = entries[i]
@@ -325,6 +390,7 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 	}
 	slices.Sort(resp.Tools)
 	r.tools.Store(&next)
+	r.failed.Store(&failed)
 	for name, e := range old {
 		if next[name] != e {
 			e.mod.Close(ctx)
@@ -334,29 +400,31 @@ func (r *Registry) reloadLocked(ctx context.Context) (api.ToolReloadResponse, bo
 }
 
 // load returns the entry of one tool, reusing prev when neither the module nor the
-// effective manifest changed. loadMu is held (it only reads r.registered).
-func (r *Registry) load(ctx context.Context, name string, prev *entry) (*entry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err // shutting down: do not start another compile
-	}
+// effective manifest changed, and the module's digest (also when it fails, if the
+// file could be read). loadMu is held (it only reads r.registered).
+func (r *Registry) load(ctx context.Context, name string, prev *entry) (*entry, string, error) {
 	path := filepath.Join(r.cfg.Dir, name+".wasm")
+	if err := ctx.Err(); err != nil {
+		return nil, "", err // shutting down: do not start another compile
+	}
 	bin, err := readCapped(path, r.cfg.MaxModuleBytes)
 	if err != nil {
-		return nil, err
-	}
-	manifest, source, err := r.manifestFor(name)
-	if err != nil {
-		return nil, err
+		digest, _ := fileDigest(path) // a module over the limit still says which one failed
+		return nil, digest, err
 	}
 	sum := sha256.Sum256(bin)
 	digest := hex.EncodeToString(sum[:])
+	manifest, source, err := r.manifestFor(name)
+	if err != nil {
+		return nil, digest, err
+	}
 	raw := canonical(manifest)
 	if prev != nil && prev.info.SHA256 == digest && bytes.Equal(prev.manifest, raw) && prev.info.Source == source {
-		return prev, nil
+		return prev, digest, nil
 	}
 	mod, err := r.cfg.Engine.Compile(ctx, name, bin, manifest)
 	if err != nil {
-		return nil, err
+		return nil, digest, err
 	}
 	return &entry{
 		mod:      mod,
@@ -368,7 +436,7 @@ func (r *Registry) load(ctx context.Context, name string, prev *entry) (*entry, 
 			Reactor:      mod.Reactor(),
 			LoadedAt:     r.cfg.Now().UTC(),
 		},
-	}, nil
+	}, digest, nil
 }
 
 // manifestFor returns a tool's effective manifest: the registered one, else
@@ -430,46 +498,25 @@ func canonical(m *api.ToolManifest) []byte {
 // startWatcher watches the directory and reloads on the trailing edge of each burst
 // of changes to .wasm or .json files.
 func (r *Registry) startWatcher() error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	if err := w.Add(r.cfg.Dir); err != nil {
-		w.Close()
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.watcher, r.cancel, r.done = w, cancel, make(chan struct{})
-	go func() {
-		defer close(r.done)
-		r.watch(ctx, w)
-	}()
-	return nil
-}
-
-func (r *Registry) watch(ctx context.Context, w *fsnotify.Watcher) {
-	timer := time.NewTimer(r.cfg.Debounce)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if base := filepath.Base(ev.Name); strings.HasSuffix(base, ".wasm") || strings.HasSuffix(base, ".json") {
-				timer.Reset(r.cfg.Debounce) // trailing edge: wait for quiet
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			r.log.Warn("wasm: tool directory watcher", "err", err)
-		case <-timer.C:
+	w, err := watch.New(watch.Config{
+		Dir:      r.cfg.Dir,
+		Debounce: r.cfg.Debounce,
+		Match: func(name string) bool {
+			return strings.HasSuffix(name, ".wasm") || strings.HasSuffix(name, ".json")
+		},
+		OnEvent: func(string) { r.pending.Store(true) },
+		OnChange: func() {
+			r.pending.Store(false) // before the reload reads the directory
 			resp, _ := r.Reload(ctx)
 			r.log.Info("wasm: tool directory reloaded", "tools", len(resp.Tools), "failed", len(resp.Failed))
-		}
+		},
+		Logger: r.log,
+	})
+	if err != nil {
+		cancel()
+		return err
 	}
+	r.watcher, r.cancel = w, cancel
+	return nil
 }

@@ -2,6 +2,8 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/poll"
 	"github.com/clawbox/clawbox/internal/store"
 	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
@@ -396,4 +399,82 @@ func TestRegistryHammer(t *testing.T) {
 	if info, _ := r.Get("guest"); info.Tool.Description != "version 5" {
 		t.Fatalf("final manifest %q", info.Tool.Description)
 	}
+}
+
+// A tool written while the initial load is compiling (a `clawbox build` right after
+// `serve` started) is loaded: the watcher is on before the directory is first read.
+// This failed before: the watcher started after the initial load, and a module written
+// between the directory scan and the watch was never loaded.
+func TestRegistryWatchesDuringInitialLoad(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "first.wasm"), guests.command)
+	var once sync.Once
+	e := newTestEngine(t, Config{})
+	r := newTestRegistry(t, RegistryConfig{
+		Engine:   e,
+		Dir:      dir,
+		Watch:    true,
+		Debounce: 20 * time.Millisecond,
+		afterScan: func() {
+			once.Do(func() { writeFile(t, filepath.Join(dir, "late.wasm"), guests.reactor) })
+		},
+	})
+	if _, ok := r.Get("first"); !ok {
+		t.Fatal("first.wasm not loaded by the initial load")
+	}
+	poll.Until(t, poll.Slow, "late.wasm, written during the initial load, to load", func() (bool, error) {
+		_, ok := r.Get("late")
+		return ok, fmt.Errorf("loaded: %v", r.List())
+	})
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Status tells the module now in the directory from the loaded one, and reports the
+// load error of the module that failed by its digest.
+func TestRegistryStatus(t *testing.T) {
+	dir := t.TempDir()
+	e := newTestEngine(t, Config{})
+	r := newTestRegistry(t, RegistryConfig{Engine: e, Dir: dir, Watch: true, Debounce: 20 * time.Millisecond})
+	if st := r.Status("tool"); st.SHA256 != "" || st.FileSHA256 != "" || st.LoadError != nil || !st.Watching || st.Name != "tool" {
+		t.Fatalf("status of an absent tool: %+v", st)
+	}
+	if st := r.Status("../x"); st.FileSHA256 != "" {
+		t.Fatalf("status of a bad name read a file: %+v", st)
+	}
+	path := filepath.Join(dir, "tool.wasm")
+	writeFile(t, path, guests.command)
+	good := hexSum(guests.command)
+	poll.Until(t, poll.Slow, "the module to load", func() (bool, error) {
+		st := r.Status("tool")
+		return st.SHA256 == good, fmt.Errorf("%+v", st)
+	})
+	if st := r.Status("tool"); st.FileSHA256 != good || st.LoadError != nil || st.LoadedAt == nil {
+		t.Errorf("status of the loaded module: %+v", st)
+	}
+
+	bad := []byte("\x00asm\x01\x00\x00\x00garbage")
+	writeFile(t, path, bad)
+	poll.Until(t, poll.Slow, "the bad module's load error", func() (bool, error) {
+		st := r.Status("tool")
+		return st.LoadError != nil && st.LoadError.SHA256 == hexSum(bad), fmt.Errorf("%+v", st)
+	})
+	st := r.Status("tool")
+	if st.SHA256 != "" || st.FileSHA256 != hexSum(bad) || st.LoadError.Error == "" || st.LoadError.File != "tool.wasm" {
+		t.Errorf("status after a failed load: %+v", st)
+	}
+	// The reload response carries the digest too.
+	resp, _ := r.Reload(context.Background())
+	if len(resp.Failed) != 1 || resp.Failed[0].SHA256 != hexSum(bad) {
+		t.Errorf("reload failures: %+v", resp.Failed)
+	}
+	// Fixed again: the error is gone.
+	writeFile(t, path, guests.command)
+	poll.Until(t, poll.Slow, "the fixed module to load", func() (bool, error) {
+		st := r.Status("tool")
+		return st.SHA256 == good && st.LoadError == nil, fmt.Errorf("%+v", st)
+	})
 }

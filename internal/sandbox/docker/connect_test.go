@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/moby/client"
@@ -55,5 +56,42 @@ func TestConnectErrors(t *testing.T) {
 				t.Fatalf("Connect = %v, want %q naming %s", err, tc.want, tc.host)
 			}
 		})
+	}
+}
+
+// TestPingBesideOtherCalls runs health pings beside engine calls on one backend, as
+// the server's health check does while sandboxes start: under -race it fails if
+// Ping writes client state (it once renegotiated the API version on every call).
+func TestPingBesideOtherCalls(t *testing.T) {
+	requireDocker(t)
+	b, err := New(Options{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 100; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			errs <- b.Ping(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := b.List(ctx, "clawbox-test-none")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

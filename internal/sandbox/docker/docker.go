@@ -1,8 +1,8 @@
 // Package docker is the Docker Engine backend of internal/sandbox: it creates and
 // starts hardened containers (read-only root, no capabilities, no new privileges,
-// no network, bounded memory, CPU, pids and files, an init as PID 1), waits on them,
-// collects their demultiplexed logs and removes them, through the Engine API
-// (github.com/moby/moby/client).
+// no network, bounded memory, CPU, pids and files, clawbox's supervisor as PID 1),
+// waits on them, collects their demultiplexed logs and removes them, through the
+// Engine API (github.com/moby/moby/client).
 package docker
 
 import (
@@ -125,8 +125,18 @@ func (b *Backend) Connect(ctx context.Context) error {
 	return fmt.Errorf("docker engine at %s is not reachable (is the daemon running? is DOCKER_HOST right?): %w", b.cli.DaemonHost(), err)
 }
 
-// Ping checks that the engine answers (negotiating the API version if not done yet).
-func (b *Backend) Ping(ctx context.Context) error { return b.Connect(ctx) }
+// Ping checks that the engine answers. Unlike Connect it never renegotiates the API
+// version: negotiation writes the client's state, and Ping runs beside other calls
+// (health checks while sandboxes start), so only Connect, called once before the
+// backend is shared, may do it.
+func (b *Backend) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	if _, err := b.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("docker engine at %s does not answer: %w", b.cli.DaemonHost(), err)
+	}
+	return nil
+}
 
 // Close cancels pending waits and closes the client if Backend made it. Idempotent.
 func (b *Backend) Close() error {
@@ -216,8 +226,25 @@ func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
+// imageDefaults are what an image runs when a spawn names no command.
+type imageDefaults struct {
+	Entrypoint, Cmd []string
+}
+
+// mainCommand is what a container runs as its main process, as Docker would
+// run it: the image's entrypoint, then the spawn's command or else the image's.
+func mainCommand(spec sandbox.Spec, img imageDefaults) []string {
+	main := append([]string(nil), img.Entrypoint...)
+	if len(spec.Command) > 0 {
+		return append(main, spec.Command...)
+	}
+	return append(main, img.Cmd...)
+}
+
 // createOptions builds the hardened container configuration of SPEC 2.1 for spec.
-func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
+// With a supervisor it is PID 1 (instead of the engine's init) and runs the main
+// command, resolved from img when the spawn names none.
+func createOptions(spec sandbox.Spec, img imageDefaults) client.ContainerCreateOptions {
 	// The caller's labels first, clawbox's own after: a user label can never stand
 	// in for one of clawbox's (the manager also refuses keys starting "clawbox.").
 	labels := map[string]string{}
@@ -262,7 +289,19 @@ func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
 		Env:    append([]string(nil), spec.Env...),
 		Labels: labels,
 	}
-	if len(spec.Command) > 0 {
+	if spec.Supervisor != "" {
+		off := false
+		hc.Init = &off // the supervisor is the init
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: spec.Supervisor, Target: sandbox.ContainerSupervisorPath, ReadOnly: true})
+		cfg.Entrypoint = append([]string(nil), spec.Entrypoint...)
+		cfg.Cmd = mainCommand(spec, img)
+		if len(cfg.Cmd) == 0 || spec.WaitMain {
+			cfg.Cmd = nil // no main command: the supervisor idles (or waits for one), serving exec
+		}
+		if spec.WorkspaceDir != "" {
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: spec.WorkspaceDir, Target: sandbox.ContainerWorkspacePath})
+		}
+	} else if len(spec.Command) > 0 {
 		cfg.Cmd = append([]string(nil), spec.Command...)
 	}
 	return client.ContainerCreateOptions{Name: spec.ID, Config: cfg, HostConfig: hc}
@@ -274,13 +313,18 @@ func createOptions(spec sandbox.Spec) client.ContainerCreateOptions {
 func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (id string, err error) {
 	cctx, cancel := b.call(ctx)
 	defer cancel()
-	if _, err := b.cli.ImageInspect(cctx, spec.Image); err != nil {
+	ii, err := b.cli.ImageInspect(cctx, spec.Image)
+	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return "", api.Errorf(api.CodeImageNotFound, "image %q is not present locally: run `clawbox image pull %s` first", spec.Image, spec.Image)
 		}
 		return "", classify("image inspect", err)
 	}
-	opts := createOptions(spec)
+	var img imageDefaults
+	if c := ii.Config; c != nil {
+		img = imageDefaults{Entrypoint: c.Entrypoint, Cmd: c.Cmd}
+	}
+	opts := createOptions(spec, img)
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -467,9 +511,12 @@ func (b *Backend) Inspect(ctx context.Context, id string) (sandbox.Container, er
 	if err != nil {
 		return sandbox.Container{}, classify("container inspect", err)
 	}
-	if s := r.Container.State; s != nil && s.Status == container.StateRemoving && !s.Running {
+	if s := r.Container.State; s != nil && !s.Running && (s.Status == container.StateRemoving || s.Status == container.StateDead) {
 		// Someone else is removing it (docker rm -f kills, then removes): it is gone.
-		return sandbox.Container{}, fmt.Errorf("docker container inspect: %w: container %s is being removed", errdefs.ErrNotFound, id)
+		// The daemon reports "removing" while it deletes and "dead" once the
+		// container is marked for deletion (also when an inspect queued behind the
+		// removal's lock answers after the removal flag was reset).
+		return sandbox.Container{}, fmt.Errorf("docker container inspect: %w: container %s is being removed (%s)", errdefs.ErrNotFound, id, s.Status)
 	}
 	c := sandbox.Container{ID: r.Container.ID}
 	if r.Container.Config != nil {

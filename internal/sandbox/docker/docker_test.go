@@ -58,7 +58,7 @@ func TestCreateOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := base
 			spec.Policy, spec.SocketDir = tc.policy, tc.sockDir
-			o := createOptions(spec)
+			o := createOptions(spec, imageDefaults{})
 			hc, cfg := o.HostConfig, o.Config
 			if o.Name != "clawbox-x" || cfg.User != "1000:1000" || cfg.Image != spec.Image {
 				t.Errorf("name/user/image = %q %q %q", o.Name, cfg.User, cfg.Image)
@@ -126,8 +126,12 @@ func testHardenedConfigApplied(t *testing.T, rt dockertest.Runtime) {
 	if slices.ContainsFunc(hc.SecurityOpt, func(s string) bool { return strings.HasPrefix(s, "seccomp") }) {
 		t.Errorf("seccomp changed: %v", hc.SecurityOpt)
 	}
-	if hc.NetworkMode != "none" || hc.Init == nil || !*hc.Init {
-		t.Errorf("network %q init %v", hc.NetworkMode, hc.Init)
+	// The supervisor is PID 1 (in place of the engine's init), running the command.
+	if hc.NetworkMode != "none" || hc.Init == nil || *hc.Init {
+		t.Errorf("network %q init %v (want off: the supervisor is the init)", hc.NetworkMode, hc.Init)
+	}
+	if !slices.Equal(c.Config.Entrypoint, sandbox.SupervisorArgs(100<<20, true)) || !slices.Equal(c.Config.Cmd, []string{"sleep", "300"}) {
+		t.Errorf("entrypoint %q cmd %q", c.Config.Entrypoint, c.Config.Cmd)
 	}
 	wantPids := int64(256)
 	if rt.GVisor() {
@@ -157,6 +161,21 @@ func testHardenedConfigApplied(t *testing.T, rt dockertest.Runtime) {
 	}
 	if !found {
 		t.Errorf("no /run/clawbox mount in %+v", c.Mounts)
+	}
+	var supMount bool
+	for _, mp := range c.Mounts {
+		if mp.Destination == sandbox.ContainerSupervisorPath {
+			supMount = true
+			if mp.RW || !strings.HasPrefix(filepath.Base(mp.Source), "clawbox-supervisor-") {
+				t.Errorf("supervisor mount %+v", mp)
+			}
+			if st, err := os.Stat(mp.Source); err != nil || st.Mode().Perm() != 0o555 {
+				t.Errorf("supervisor binary %s: %v %v", mp.Source, err, st)
+			}
+		}
+	}
+	if !supMount {
+		t.Errorf("no supervisor mount in %+v", c.Mounts)
 	}
 	l := c.Config.Labels
 	if l[sandbox.LabelContainerID] != rec.ID || l[sandbox.LabelInstance] != e.instance || l[sandbox.LabelPolicy] != "container" || l[sandbox.LabelTask] != "test task" {
@@ -736,4 +755,36 @@ func (f *firstWrite) String() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.b.String()
+}
+
+// TestSupervisorEntrypoint checks that the supervisor is the entrypoint and the
+// main command is what Docker itself would have run.
+func TestSupervisorEntrypoint(t *testing.T) {
+	img := imageDefaults{Entrypoint: []string{"/ep", "-x"}, Cmd: []string{"serve"}}
+	for _, tc := range []struct {
+		name    string
+		command []string
+		img     imageDefaults
+		want    []string
+	}{
+		{"spawn command after the image entrypoint", []string{"run", "it"}, img, []string{"/ep", "-x", "run", "it"}},
+		{"image entrypoint and cmd", nil, img, []string{"/ep", "-x", "serve"}},
+		{"image cmd only", nil, imageDefaults{Cmd: []string{"/bin/sh"}}, []string{"/bin/sh"}},
+		{"nothing: the supervisor idles", nil, imageDefaults{}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := sandbox.Spec{ID: "clawbox-x", Command: tc.command, Supervisor: "/state/supervisor/clawbox-supervisor-ab", Entrypoint: sandbox.SupervisorArgs(7, true)}
+			o := createOptions(spec, tc.img)
+			if o.HostConfig.Init == nil || *o.HostConfig.Init {
+				t.Error("the engine's init is on beside the supervisor")
+			}
+			if !slices.Equal(o.Config.Entrypoint, sandbox.SupervisorArgs(7, true)) || !slices.Equal(o.Config.Cmd, tc.want) {
+				t.Errorf("entrypoint %q cmd %q, want cmd %q", o.Config.Entrypoint, o.Config.Cmd, tc.want)
+			}
+			want := mount.Mount{Type: mount.TypeBind, Source: spec.Supervisor, Target: sandbox.ContainerSupervisorPath, ReadOnly: true}
+			if !slices.Contains(o.HostConfig.Mounts, want) {
+				t.Errorf("mounts %+v lack %+v", o.HostConfig.Mounts, want)
+			}
+		})
+	}
 }

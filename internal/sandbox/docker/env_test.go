@@ -16,6 +16,7 @@ import (
 	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/sandboxtest"
+	"github.com/clawbox/clawbox/internal/sandbox/workspace"
 	"github.com/clawbox/clawbox/internal/store"
 )
 
@@ -90,6 +91,7 @@ func removeInstanceContainers(t *testing.T, instance string) {
 type env struct {
 	world
 	m       *sandbox.Manager
+	svc     *sandbox.Service // over m, redacting with the env's redactor
 	db      *store.DB
 	backend *Backend
 	doors   *sandboxtest.Doors
@@ -105,6 +107,11 @@ type envOptions struct {
 	retention      time.Duration
 	runtime        dockertest.Runtime // the OCI runtime (runc by default)
 	redactor       sandbox.Redactor
+	doorFail       error    // every door fails to open with it (from Start on)
+	maxExecOutput  int64    // containers.max_exec_output_bytes (0: default)
+	maxFileBytes   int64    // containers.max_file_bytes (0: default)
+	workspaceMB    int64    // > 0: workspaces under the world's dir with this quota
+	policies       []string // [container_policy].allowed_policies (nil: the default)
 	// wrap, when set, puts a test wrapper around the real backend.
 	wrap func(*Backend) sandbox.Backend
 }
@@ -125,7 +132,7 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{world: w, db: db, backend: b, doors: &sandboxtest.Doors{}, audit: &recordingAudit{}, reg: prometheus.NewRegistry()}
+	e := &env{world: w, db: db, backend: b, doors: &sandboxtest.Doors{Fail: o.doorFail}, audit: &recordingAudit{}, reg: prometheus.NewRegistry()}
 	opts := sandbox.Options{
 		Config: sandbox.Config{
 			InstanceID:     w.instance,
@@ -137,6 +144,11 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 			StopGrace:      2 * time.Second,
 			Retention:      o.retention,
 			Runtime:        o.runtime.Config,
+
+			MaxExecOutputBytes: o.maxExecOutput,
+			MaxFileBytes:       o.maxFileBytes,
+			MaxWorkspaceMB:     o.workspaceMB,
+			AllowedPolicies:    o.policies,
 		},
 		Backend:    b,
 		Redactor:   o.redactor,
@@ -152,6 +164,9 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 	if o.wrap != nil {
 		opts.Backend = o.wrap(b)
 	}
+	if o.workspaceMB > 0 {
+		opts.Workspaces = &workspace.Manager{Root: filepath.Join(filepath.Dir(w.dbPath), "workspaces")}
+	}
 	if o.fakeClock {
 		e.clock = sandboxtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 		opts.Clock = e.clock
@@ -160,6 +175,11 @@ func newEnv(t *testing.T, w world, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var redact func([]byte) []byte
+	if o.redactor != nil {
+		redact = func(b []byte) []byte { r, _ := o.redactor.Redact(b); return r }
+	}
+	e.svc = sandbox.NewService(func() (*sandbox.Manager, error) { return e.m, nil }, redact)
 	if err := e.m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

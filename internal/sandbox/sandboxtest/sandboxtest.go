@@ -5,6 +5,7 @@ package sandboxtest
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -116,12 +117,52 @@ func (c *Clock) WaitTimers(ctx context.Context, n int) error {
 
 // Doors is a minimal sandbox.DoorOpener: each door listens on its socket (0666) and
 // answers GET /health, authenticated with the sandbox's token, with the sandbox id.
+// As a forward proxy it answers every absolute-form request (GET http://host/path)
+// authenticated by Proxy-Authorization: Bearer with "door <id>: <method> <url>",
+// and refuses every CONNECT with 403; it records the Proxy-Authorization of each.
 // Set Fail to make OpenDoor fail.
 type Doors struct {
 	Fail error
 
-	mu   sync.Mutex // guards open
-	open map[string]int
+	mu     sync.Mutex // guards open, closes, specs, proxied
+	open   map[string]int
+	closes map[string]int
+	specs  map[string][]sandbox.DoorSpec
+	// proxied holds, per sandbox, "METHOD target Proxy-Authorization" of every
+	// forward-proxy request and CONNECT its doors got.
+	proxied map[string][]string
+}
+
+// Specs returns the DoorSpecs that sandbox id's doors were opened with, in order
+// (one per spawn or adoption).
+func (d *Doors) Specs(id string) []sandbox.DoorSpec {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]sandbox.DoorSpec(nil), d.specs[id]...)
+}
+
+// Proxied returns what sandbox id's doors got as a proxy: "METHOD target
+// Proxy-Authorization" per request, in order.
+func (d *Doors) Proxied(id string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.proxied[id]...)
+}
+
+// Closes returns how many times Close was called on sandbox id's doors,
+// counting repeated calls on one door: a release path that closes a door twice
+// shows here.
+func (d *Doors) Closes(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closes[id]
+}
+
+// CloseCounts returns Closes for every sandbox whose door was ever closed.
+func (d *Doors) CloseCounts() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.closes)
 }
 
 var _ sandbox.DoorOpener = (*Doors)(nil)
@@ -159,7 +200,32 @@ func (d *Doors) OpenDoor(spec sandbox.DoorSpec) (io.Closer, error) {
 		}
 		io.WriteString(w, spec.SandboxID)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	proxy := func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Proxy-Authorization")
+		d.mu.Lock()
+		if d.proxied == nil {
+			d.proxied = map[string][]string{}
+		}
+		d.proxied[spec.SandboxID] = append(d.proxied[spec.SandboxID], r.Method+" "+r.RequestURI+" "+auth)
+		d.mu.Unlock()
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || !spec.Authenticate(tok) {
+			http.Error(w, `{"error":"unauthorized","code":"unauthorized"}`, http.StatusProxyAuthRequired)
+			return
+		}
+		if r.Method == http.MethodConnect {
+			http.Error(w, `{"error":"the test door does not tunnel","code":"blocked_by_policy"}`, http.StatusForbidden)
+			return
+		}
+		io.WriteString(w, "door "+spec.SandboxID+": "+r.Method+" "+r.URL.String())
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect || r.URL.IsAbs() {
+			proxy(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -170,6 +236,10 @@ func (d *Doors) OpenDoor(spec sandbox.DoorSpec) (io.Closer, error) {
 		d.open = map[string]int{}
 	}
 	d.open[spec.SandboxID]++
+	if d.specs == nil {
+		d.specs = map[string][]sandbox.DoorSpec{}
+	}
+	d.specs[spec.SandboxID] = append(d.specs[spec.SandboxID], spec)
 	d.mu.Unlock()
 	return &door{d: d, id: spec.SandboxID, srv: srv, done: done}, nil
 }
@@ -183,6 +253,12 @@ type door struct {
 }
 
 func (c *door) Close() error {
+	c.d.mu.Lock()
+	if c.d.closes == nil {
+		c.d.closes = map[string]int{}
+	}
+	c.d.closes[c.id]++
+	c.d.mu.Unlock()
 	var err error
 	c.once.Do(func() {
 		err = c.srv.Close()

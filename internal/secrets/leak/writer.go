@@ -49,10 +49,7 @@ type Writer struct {
 
 // NewWriter returns a Writer that redacts text (Mode Text) into w.
 func (s *Scanner) NewWriter(w io.Writer) *Writer {
-	carry := minCarry
-	if s != nil {
-		carry = max(carry, carryFactor*s.maxLen)
-	}
+	carry := s.Carry()
 	return &Writer{s: s, w: w, mode: Text, carry: carry, maxHold: 4*carry + chunk}
 }
 
@@ -150,4 +147,17 @@ func (w *Writer) write(out []byte, n int) {
 	if _, err := w.w.Write(out); err != nil {
 		w.err = err
 	}
+}
+
+// Carry returns how many bytes a stream scanner must keep from one window into the
+// next so that a hit split across windows is found whole: the carry of a Writer.
+// A checker that releases all but the last Carry bytes of each scanned window has
+// scanned every hit that reaches a released byte (within the bound the package
+// constants give).
+func (s *Scanner) Carry() int {
+	carry := minCarry
+	if s != nil {
+		carry = max(carry, carryFactor*s.maxLen)
+	}
+	return carry
 }

@@ -84,7 +84,7 @@ func TestEmbeddedModulesAreCurrent(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = toolbuild.Build(context.Background(), filepath.Join(root, "examples", "tools", name), out, nil)
+			_, errs[i] = toolbuild.Build(context.Background(), filepath.Join(root, "examples", "tools", name), out, nil)
 		})
 	}
 	wg.Wait()

@@ -37,7 +37,7 @@ func run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	for _, name := range exampletools.Names() {
-		if err := toolbuild.Build(ctx, filepath.Join(root, "examples", "tools", name), tmp, os.Stderr); err != nil {
+		if _, err := toolbuild.Build(ctx, filepath.Join(root, "examples", "tools", name), tmp, os.Stderr); err != nil {
 			return err
 		}
 		bin, err := os.ReadFile(filepath.Join(tmp, name+".wasm"))

@@ -1,4 +1,6 @@
-package daemon
+// Package unixsock listens on a Unix socket that is private (mode 0600) from its
+// first moment, replaces only a stale socket file, and removes its file once on Close.
+package unixsock
 
 import (
 	"errors"
@@ -36,11 +38,11 @@ func (l *unixListener) close() error {
 	return err
 }
 
-// ListenUnix listens on a Unix socket at path with mode 0600 from the first moment:
+// Listen listens on a Unix socket at path with mode 0600 from the first moment:
 // the socket is bound inside a private temporary directory, restricted, then renamed
 // into place. A stale socket file (nobody listening) is replaced; a live socket or
 // any other kind of file at path is an error and is left alone.
-func ListenUnix(path string) (net.Listener, error) {
+func Listen(path string) (net.Listener, error) {
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket: not replacing it", path)
