@@ -316,10 +316,19 @@ func (c *capReader) Read(p []byte) (int, error) {
 	if c.stopped.Load() {
 		return 0, errWriteDone
 	}
-	n, err := c.r.Read(p)
-	if c.n.Add(int64(n)) > c.max {
-		return n, errTooLarge
+	// The body ends (EOF, not an error) one byte past max: the supervisor,
+	// told max, sees the excess, removes its temporary file and refuses the
+	// write, and only then answers. An aborted stream would let the client
+	// return while the supervisor is still cleaning up.
+	left := c.max + 1 - c.n.Load()
+	if left <= 0 {
+		return 0, io.EOF
 	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -333,13 +342,16 @@ func (c *Client) WriteFile(ctx context.Context, path string, mode os.FileMode, r
 	if mode == 0 {
 		mode = 0o644
 	}
-	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode.Perm()), 8)}}
+	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode.Perm()), 8)}, "max": {strconv.FormatInt(max, 10)}}
 	cr := &capReader{r: r, max: max}
 	defer cr.stopped.Store(true)
 	resp, err := c.do(ctx, http.MethodPut, "/v1/files", q, io.NopCloser(cr))
-	if cr.n.Load() > max {
-		if resp != nil {
-			resp.Body.Close()
+	if err == nil && cr.n.Load() > max {
+		// The supervisor must have refused it: a write it accepted past
+		// the cap is reported, not believed.
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNoContent {
+			return fmt.Errorf("supervisor write %q: %w: the supervisor accepted more than %d bytes", path, errdefs.ErrUnavailable, max)
 		}
 		return fmt.Errorf("supervisor write %q: %w", path, errTooLarge)
 	}

@@ -339,9 +339,15 @@ func (s *Supervisor) dialLoop(ctx context.Context) {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "unix", s.Socket)
 		if err == nil {
-			backoff = 10 * time.Millisecond
+			began := time.Now()
 			s.serveConn(ctx, conn)
-			continue
+			// A connection the server refused (a replaced token) ends at
+			// once: redial with the growing back-off, not in a tight loop.
+			// Only one that was served a while starts the back-off afresh.
+			if time.Since(began) > time.Second {
+				backoff = 10 * time.Millisecond
+				continue
+			}
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -503,14 +509,26 @@ func (s *Supervisor) handleWrite(w http.ResponseWriter, r *http.Request) {
 		}
 		mode = os.FileMode(v)
 	}
-	if err := s.writeFile(p, mode, r.Body); err != nil {
+	max := s.MaxFileBytes
+	if m := r.URL.Query().Get("max"); m != "" {
+		v, err := strconv.ParseInt(m, 10, 64)
+		if err != nil || v < 0 {
+			writeErr(w, invalidError{fmt.Errorf("bad max %q", m)})
+			return
+		}
+		max = min(max, v)
+	}
+	if err := s.writeFile(p, mode, r.Body, max); err != nil {
 		writeErr(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Supervisor) writeFile(p string, mode os.FileMode, body io.Reader) error {
+// writeFile writes body to p through a temporary file in p's directory,
+// renamed over p only when all of it (at most max bytes) arrived; otherwise
+// the temporary file is gone before the error is returned.
+func (s *Supervisor) writeFile(p string, mode os.FileMode, body io.Reader, max int64) error {
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -527,12 +545,12 @@ func (s *Supervisor) writeFile(p string, mode os.FileMode, body io.Reader) error
 			os.Remove(tmp)
 		}
 	}()
-	n, err := io.Copy(f, io.LimitReader(body, s.MaxFileBytes+1))
+	n, err := io.Copy(f, io.LimitReader(body, max+1))
 	if err != nil {
 		return err
 	}
-	if n > s.MaxFileBytes {
-		return tooLargeError{fmt.Errorf("file larger than %d bytes", s.MaxFileBytes)}
+	if n > max {
+		return tooLargeError{fmt.Errorf("file larger than %d bytes", max)}
 	}
 	if err := f.Chmod(mode); err != nil {
 		return err
