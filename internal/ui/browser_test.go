@@ -222,6 +222,49 @@ func TestDashboardInBrowser(t *testing.T) {
 		return got.Deadline != nil && time.Until(*got.Deadline) > 25*time.Minute, fmt.Errorf("deadline %v", got.Deadline)
 	})
 	waitJS("the row shows the new deadline", row+`.querySelectorAll('td')[5].textContent.startsWith('in 29m') || `+row+`.querySelectorAll('td')[5].textContent.startsWith('in 30m')`)
+
+	// A real agent appears in the agents panel with its sandbox, and the panel's
+	// pause and resume buttons drive it: the server says so, not only the page.
+	const agentID = "ui-agent"
+	if _, err := c.CreateAgent(ctx, api.AgentConfig{AgentID: agentID, Name: "agent " + xssImg}); err != nil {
+		t.Fatalf("create agent: %v", err)
+	}
+	t.Cleanup(func() { _ = c.RemoveAgent(context.Background(), agentID, true) })
+	ag, err := c.StartAgent(ctx, agentID)
+	if err != nil || ag.ContainerID == nil {
+		t.Fatalf("start agent: %+v %v", ag, err)
+	}
+	agentRow := `[...document.querySelectorAll('#agents tbody tr')].find(tr => tr.querySelector('td') && tr.querySelector('td').textContent === ` + fmt.Sprintf("%q", agentID) + `)`
+	agentStatus := func(want string) string {
+		return `(() => { const r = ` + agentRow + `; return r !== undefined && r.querySelector('.badge').textContent === '` + want + `'; })()`
+	}
+	waitJS("the agent's row, running", agentStatus(api.AgentStatusRunning))
+	if got := evalString(agentRow + `.textContent`); !strings.Contains(got, xssImg) || !strings.Contains(got, *ag.ContainerID) {
+		t.Errorf("the agent's row does not show its name as text and its sandbox %s: %q", *ag.ContainerID, got)
+	}
+	if got := evalString(agentRow + `.querySelector('a').getAttribute('href')`); got != "#/sandbox/"+*ag.ContainerID {
+		t.Errorf("the agent's sandbox link = %q", got)
+	}
+	agentIs := func(want string) {
+		t.Helper()
+		poll.Until(t, time.Minute, "the agent "+want+" from the page", func() (bool, error) {
+			got, err := c.Agent(ctx, agentID)
+			if err != nil {
+				return false, err
+			}
+			return got.Status == want, fmt.Errorf("status %s", got.Status)
+		})
+	}
+	clickAgent := func(verb string) {
+		t.Helper()
+		run(verb+" the agent", chromedp.Evaluate[chromedp.Void](`[...`+agentRow+`.querySelectorAll('button')].find(b => b.textContent === '`+verb+`').click()`))
+	}
+	clickAgent("pause")
+	agentIs(api.AgentStatusPaused)
+	waitJS("the agent's row, paused", agentStatus(api.AgentStatusPaused))
+	clickAgent("resume")
+	agentIs(api.AgentStatusRunning)
+	waitJS("the agent's row, running again", agentStatus(api.AgentStatusRunning))
 	shot(t, bctx, shots, "sandboxes")
 
 	// Its view: the record, the logs as they stream, a command in the exec console.
