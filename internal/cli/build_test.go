@@ -119,6 +119,13 @@ func TestBuildWaitsForTheServer(t *testing.T) {
 		t.Errorf("build with no config: %v", err)
 	}
 
+	// A server answers, but no token is known: the build stands, build says why
+	// it does not wait, and exits 0.
+	r = clawbox(t, ctx, home, "build", "--port", port, "--tool-dir", other, src)
+	if r.code != 0 || !strings.Contains(r.stdout, "installed greet") || !strings.Contains(r.stdout, "not waiting for the server to load the tools: no API token") {
+		t.Fatalf("build with a server but no token: %+v", r)
+	}
+
 	// --wait=false returns after installing, without asking the server.
 	r = clawbox(t, ctx, env, "build", "--port", nobody, "--wait=false", "--tool-dir", other, src)
 	if r.code != 0 || strings.Contains(r.stdout, "reachable") {

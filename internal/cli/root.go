@@ -242,7 +242,7 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 			if uerr := a.probeUnreachable(base); uerr != nil {
 				return nil, uerr
 			}
-			return nil, fmt.Errorf("no API token: pass --token, set %s, or run `clawbox init` (%v)", config.EnvAuthToken, err)
+			return nil, fmt.Errorf("%w: pass --token, set %s, or run `clawbox init` (%v)", errNoToken, config.EnvAuthToken, err)
 		}
 		token = t
 	}
@@ -250,6 +250,10 @@ func (a *app) newClient(needToken bool) (*client.Client, error) {
 	// engine) can take minutes on a loaded machine; Ctrl-C still stops it at once.
 	return client.New(base, client.Options{Token: token, Timeout: cliTimeout})
 }
+
+// errNoToken is the error of a client command when a server answers but no API
+// token is known.
+var errNoToken = errors.New("no API token")
 
 // cliTimeout bounds one API call of a client command.
 const cliTimeout = 10 * time.Minute

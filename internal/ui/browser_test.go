@@ -325,6 +325,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	// The other views render what the server has.
 	run("overview", chromedp.Navigate(base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS(".cards .card")))
 	waitJS("spawn latency chart", `document.querySelector('svg.chart rect.bar') !== null`)
+	// Reloaded (the token stays in the tab's sessionStorage), the page has sampled
+	// nothing yet, and nothing is sent while it is open: the refusals made before
+	// are in its egress chart all the same, from the audit trail.
+	run("reload the overview", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".cards .card")))
+	waitJS("earlier refusals in the egress chart", `document.querySelector('svg.chart rect.s-blocked') !== null`)
 	shot(t, bctx, shots, "overview")
 
 	run("tools", chromedp.Navigate(base+"/ui/#/tools"), chromedp.WaitVisible(chromedp.CSS("#reload-tools")))

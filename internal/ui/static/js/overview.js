@@ -10,6 +10,24 @@ import { section, statusLine, badge } from './widgets.js';
 const history = []; // [{t, byDecision: Map}]
 const decisions = ['allowed', 'blocked', 'leak', 'rate_limited', 'error'];
 
+// seed is the egress decisions of the last 15 minutes from the audit trail, read
+// once, for the time before the first sample: the chart is full the first time
+// the overview opens, not only after it has sampled for a while. Records at or
+// after the first sample are counted from /metrics instead, never twice.
+let seed = null; // {records: [{t, d}], truncated}
+const seedLimit = 1000; // GET /audit's maximum
+
+async function loadSeed(signal) {
+  const res = await api.get('/audit', { kind: 'request', since: '15m', limit: seedLimit }, { signal });
+  const recs = Array.isArray(res && res.records) ? res.records : [];
+  return {
+    records: recs.filter((r) => r && typeof r === 'object')
+      .map((r) => ({ t: Date.parse(str(r.time)), d: str(r.decision) }))
+      .filter((r) => Number.isFinite(r.t) && decisions.includes(r.d)),
+    truncated: recs.length >= seedLimit,
+  };
+}
+
 async function sample(signal) {
   const resp = await api.request('GET', '/metrics', { signal });
   const samples = m.parse(await resp.text());
@@ -37,6 +55,10 @@ function perMinute(n) {
         }
       }
       prev = s;
+    }
+    const sampledFrom = history.length ? history[0].t : Infinity;
+    for (const r of (seed ? seed.records : [])) {
+      if (r.t >= start && r.t < end && r.t < sampledFrom) parts[r.d] = (parts[r.d] || 0) + 1;
     }
     cols.push({ label: i === 0 ? 'now' : '-' + i + 'm', parts });
   }
@@ -86,7 +108,11 @@ export function overview(ctx) {
       clear(spawn, m.bars(items, { unit: ' spawns' }), h('p', { class: 'muted', text: 'Spawns by latency bucket (time from request to a running container).' }));
     } else clear(spawn, h('p', { class: 'muted', text: 'No spawns yet.' }));
     const cols = perMinute(15);
-    clear(egress, m.stacked(cols, decisions), h('p', { class: 'muted', text: history.length < 2 ? 'Measured while this page is open: the chart fills as it samples.' : 'Egress decisions per minute, sampled from /metrics while this page is open.' }));
+    const note = seed
+      ? 'Egress decisions per minute: from the audit trail until this page opened, then sampled from /metrics.' +
+        (seed.truncated ? ` The earliest minutes show only the latest ${seedLimit} requests.` : '')
+      : 'Egress decisions per minute, sampled from /metrics while this page is open (the audit trail could not be read).';
+    clear(egress, m.stacked(cols, decisions), h('p', { class: 'muted', text: note }));
     const claims = samples.filter((x) => x.name === 'clawbox_pool_claims_total');
     if (claims.length) {
       const pools = new Map();
@@ -103,6 +129,14 @@ export function overview(ctx) {
   };
   const tick = async () => {
     try {
+      if (!seed) {
+        try {
+          seed = await loadSeed(scope.signal);
+        } catch (e) {
+          if (e.name === 'AbortError') throw e;
+          line.err(e); // the chart still fills from /metrics
+        }
+      }
       render(await sample(scope.signal));
       line.reset();
     } catch (e) { if (e.name !== 'AbortError') line.err(e); }
