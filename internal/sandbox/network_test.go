@@ -12,28 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-)
 
-// assertNoKeyUnder fails when any file under dir holds a private key.
-func assertNoKeyUnder(t *testing.T, dir string) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte("PRIVATE KEY")) {
-			t.Errorf("%s holds a private key", p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/clawbox/clawbox/internal/testkit"
+)
 
 func TestMakeCA(t *testing.T) {
 	base := t.TempDir()
@@ -76,7 +57,7 @@ func TestMakeCA(t *testing.T) {
 	} else if c, err := x509.ParseCertificate(blk.Bytes); err != nil || !c.IsCA {
 		t.Errorf("bundle's first certificate: %v", err)
 	}
-	assertNoKeyUnder(t, dir)
+	testkit.NoPrivateKeyUnder(t, dir)
 
 	// Adoption reads back the same CA.
 	again, err := loadCA(dir)

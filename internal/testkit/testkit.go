@@ -1,11 +1,15 @@
 // Package testkit holds the small helpers that tests of several packages share:
 // a buffer that a process, a server or a goroutine writes while the test reads it,
-// and a free loopback port. It is imported only by _test.go files.
+// a free loopback port, and a check that no file under a directory holds a private
+// key. It is imported only by _test.go files.
 package testkit
 
 import (
 	"bytes"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -47,4 +51,26 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// NoPrivateKeyUnder fails the test when any regular file under dir (a sandbox's
+// socket directory: what the sandbox sees) holds a PEM private key.
+func NoPrivateKeyUnder(t testing.TB, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a private key", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -12,29 +12,8 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/sandbox"
+	"github.com/clawbox/clawbox/internal/testkit"
 )
-
-// wantNoKeyUnder fails when any file under dir (a socket dir: what the
-// sandbox sees) holds a private key.
-func wantNoKeyUnder(t *testing.T, dir string) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, []byte("PRIVATE KEY")) {
-			t.Errorf("%s, inside the socket dir, holds a private key", p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 func caKeyFile(w world, id string) string { return filepath.Join(w.proxiesDir, id+".ca-key") }
 
@@ -75,7 +54,7 @@ func testNetworkInsideASandbox(t *testing.T, rt dockertest.Runtime) {
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("CA key file: %v %v, want 0600 beside the socket dir", st, err)
 		}
-		wantNoKeyUnder(t, dir)
+		testkit.NoPrivateKeyUnder(t, dir)
 		if got := mustRun(t, ctx, e.svc, rec.ID, "cat", sandbox.ContainerCAPath).stdout; got != string(ca.CertPEM()) {
 			t.Errorf("%s in the sandbox:\n%s\nwant the CA's certificate", sandbox.ContainerCAPath, got)
 		}
