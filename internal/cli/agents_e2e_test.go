@@ -3,33 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/clawbox/clawbox/internal/dockertest"
 )
 
 // TestAgentCommandsEndToEnd drives clawbox agent create|ls|exec|pause|resume|stop|start|rm
 // against a real server and real containers, with the exit codes scripts rely on.
 func TestAgentCommandsEndToEnd(t *testing.T) {
-	if err := dockertest.Ping(); err != nil {
-		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
-	}
-	image := dockertest.RandomTag()
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer bcancel()
-	if err := dockertest.BuildImage(bctx, image); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dockertest.RemoveImage(image) })
-	cache := t.TempDir()
-	env, port := serveDir(t, func(cfg string) string {
-		cfg = strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
-			`allowed_images = ["clawbox-test/"]`, 1)
-		return regexp.MustCompile(`(?m)^cache_dir = .*$`).ReplaceAllString(cfg, `cache_dir = "`+cache+`"`)
-	})
+	env, port, image := dockerServe(t)
 	ctx := context.Background()
 	cli := func(args ...string) result {
 		return clawbox(t, ctx, env, append([]string{args[0], "--port", port}, args[1:]...)...)

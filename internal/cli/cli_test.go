@@ -15,9 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
 
 	"github.com/clawbox/clawbox/internal/testkit"
@@ -181,6 +183,34 @@ func TestInitCommand(t *testing.T) {
 
 // serveDir initialises dir, lets edit change its config, serves it, and returns the
 // environment and port for client commands.
+// dockerServe skips without a Docker daemon, builds a test image (removed at
+// cleanup) and starts a server (serveDir) that allows only test images and
+// compiles into a cache of its own. prepare is serveDir's.
+func dockerServe(t *testing.T, prepare ...func(dir string)) (env map[string]string, port, image string) {
+	t.Helper()
+	if err := dockertest.Ping(); err != nil {
+		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
+	}
+	image = dockertest.RandomTag()
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	if err := dockertest.BuildImage(bctx, image); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dockertest.RemoveImage(image) })
+	cache, err := os.MkdirTemp("", "cbcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(cache) })
+	env, port = serveDir(t, func(cfg string) string {
+		cfg = strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
+			`allowed_images = ["clawbox-test/"]`, 1)
+		return regexp.MustCompile(`(?m)^cache_dir = .*$`).ReplaceAllString(cfg, `cache_dir = "`+cache+`"`)
+	}, prepare...)
+	return env, port, image
+}
+
 func serveDir(t *testing.T, edit func(cfg string) string, prepare ...func(dir string)) (map[string]string, string) {
 	t.Helper()
 	dir := filepath.Join(shortTempDir(t), "cb")

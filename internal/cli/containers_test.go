@@ -11,28 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestContainerCommands drives spawn, ps, logs, kill and audit end to end against a
 // real server and Docker.
 func TestContainerCommands(t *testing.T) {
-	if err := dockertest.Ping(); err != nil {
-		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
-	}
-	image := dockertest.RandomTag()
+	env, port, image := dockerServe(t)
 	ctx := context.Background()
-	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	if err := dockertest.BuildImage(bctx, image); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dockertest.RemoveImage(image) })
-	env, port := serveDir(t, func(cfg string) string {
-		return strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
-			`allowed_images = ["clawbox-test/"]`, 1)
-	})
 
 	r := clawbox(t, ctx, env, "spawn", "--port", port, "--image", image, "--wait", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3")
 	if r.code != ExitError || r.stdout != "hi\n" || !strings.Contains(r.stderr, "oops") || !strings.Contains(r.stderr, "failed (exit code 3)") {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,29 +12,13 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
-	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
 )
 
 // TestExecAndCpEndToEnd: clawbox exec (exit codes, -it on a real terminal) and
 // clawbox cp both ways, against a real server, sandbox and supervisor.
 func TestExecAndCpEndToEnd(t *testing.T) {
-	if err := dockertest.Ping(); err != nil {
-		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
-	}
-	image := dockertest.RandomTag()
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer bcancel()
-	if err := dockertest.BuildImage(bctx, image); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dockertest.RemoveImage(image) })
-	cache := t.TempDir()
-	env, port := serveDir(t, func(cfg string) string {
-		cfg = strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
-			`allowed_images = ["clawbox-test/"]`, 1)
-		return regexp.MustCompile(`(?m)^cache_dir = .*$`).ReplaceAllString(cfg, `cache_dir = "`+cache+`"`)
-	})
+	env, port, image := dockerServe(t)
 	ctx := context.Background()
 	cli := func(args ...string) result {
 		return clawbox(t, ctx, env, append([]string{args[0], "--port", port}, args[1:]...)...)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/clawbox/clawbox/internal/dockertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -77,26 +75,7 @@ func golden(t *testing.T, name string, got []byte) {
 // TestJSONOutputGolden pins the shape of the --json output scripts rely on: tools list
 // and ps (with one sandbox running), against a real server and Docker.
 func TestJSONOutputGolden(t *testing.T) {
-	if err := dockertest.Ping(); err != nil {
-		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run this test", err)
-	}
-	image := dockertest.RandomTag()
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer bcancel()
-	if err := dockertest.BuildImage(bctx, image); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dockertest.RemoveImage(image) })
-	cache, err := os.MkdirTemp("", "cbcache")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(cache) })
-	env, port := serveDir(t, func(cfg string) string {
-		cfg = strings.Replace(cfg, `allowed_images = ["alpine", "debian", "ubuntu", "python", "node", "clawbox/"]`,
-			`allowed_images = ["clawbox-test/"]`, 1)
-		return regexp.MustCompile(`(?m)^cache_dir = .*$`).ReplaceAllString(cfg, `cache_dir = "`+cache+`"`)
-	}, func(dir string) {
+	env, port, image := dockerServe(t, func(dir string) {
 		for _, n := range []string{"http_request", "json_fmt", "web_fetch"} {
 			os.Remove(filepath.Join(dir, "tools", n+".wasm"))
 			os.Remove(filepath.Join(dir, "tools", n+".json"))
