@@ -108,7 +108,10 @@ type ContainerInfo struct {
 	OOMKilled   bool       `json:"oom_killed,omitempty"`
 	// Paused is true while a running sandbox is paused (its processes frozen,
 	// its deadline clock stopped; see POST /agents/{id}/pause).
-	Paused     bool       `json:"paused,omitempty"`
+	Paused bool `json:"paused,omitempty"`
+	// Warm is true when the spawn claimed a started sandbox from a warm pool
+	// ([[containers.warm_pool]]) instead of starting a container.
+	Warm       bool       `json:"warm"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"` // when a finished record is removed
 	// Workspace is the sandbox's workspace, when it has one.

@@ -29,7 +29,7 @@ func TestContainerWireNames(t *testing.T) {
 	}{
 		{"info", ContainerInfo{ContainerID: "clawbox-x", Status: ContainerStatusFailed, Policy: SandboxPolicyContainer, Image: "i",
 			CreatedAt: at, TaskSummary: "t", ProxySocket: "/run/clawbox/proxy.sock", ExitCode: &code, OOMKilled: true, FinishedAt: &at, ExpiresAt: &at},
-			`{"container_id":"clawbox-x","status":"failed","policy":"container","image":"i","created_at":"2026-01-02T03:04:05Z","task_summary":"t","proxy_socket":"/run/clawbox/proxy.sock","exit_code":3,"oom_killed":true,"finished_at":"2026-01-02T03:04:05Z","expires_at":"2026-01-02T03:04:05Z"}`},
+			`{"container_id":"clawbox-x","status":"failed","policy":"container","image":"i","created_at":"2026-01-02T03:04:05Z","task_summary":"t","proxy_socket":"/run/clawbox/proxy.sock","exit_code":3,"oom_killed":true,"warm":false,"finished_at":"2026-01-02T03:04:05Z","expires_at":"2026-01-02T03:04:05Z"}`},
 		{"logs", ContainerLogs{ContainerID: "clawbox-x", Stdout: "a", Stderr: "b", Truncated: true},
 			`{"container_id":"clawbox-x","stdout":"a","stderr":"b","truncated":true}`},
 		{"kill", KillResponse{ContainerID: "clawbox-x", Status: ContainerStatusKilled, ExitCode: &code, Output: &out},

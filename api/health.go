@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // HealthResponse is the body of GET /health. Without a valid token (when /health is
 // public) only Status is set; with one, the rest is filled in.
 type HealthResponse struct {
@@ -26,3 +28,34 @@ const (
 	StatusDegraded    = "degraded"
 	StatusUnavailable = "unavailable"
 )
+
+// ContainersHealth is the detail of the "docker" component in a detailed
+// GET /health.
+type ContainersHealth struct {
+	ActiveContainers int `json:"active_containers"`
+	// Pools are the warm pools ([[containers.warm_pool]]), in configuration
+	// order; absent when none is configured.
+	Pools []WarmPoolHealth `json:"pools,omitempty"`
+}
+
+// WarmPoolHealth is one warm pool's state.
+type WarmPoolHealth struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	// Size is how many ready sandboxes the pool keeps; Ready how many it has
+	// now, Filling how many are starting.
+	Size    int `json:"size"`
+	Ready   int `json:"ready"`
+	Filling int `json:"filling"`
+	// Hits are spawns that claimed a ready sandbox, Misses spawns that matched
+	// the pool and started cold (empty pool or failed claim), Refilled the
+	// sandboxes started for the pool, all since the server started.
+	Hits     int64 `json:"hits"`
+	Misses   int64 `json:"misses"`
+	Refilled int64 `json:"refilled"`
+	// Failures counts the consecutive failed fills; LastError is the last
+	// one's, and RetryAt when the pool, backing off, tries again.
+	Failures  int        `json:"consecutive_failures,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
+}

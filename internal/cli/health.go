@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"text/tabwriter"
 
@@ -88,6 +89,7 @@ func (a *app) statusCommand() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "  %s:\t%s\n", n, line)
 			}
+			printPools(tw, h.Components["docker"].Detail)
 			tw.Flush()
 			if h.Status != api.StatusOK {
 				return silentExit(ExitError)
@@ -107,5 +109,23 @@ func (a *app) versionCommand() *cobra.Command {
 			fmt.Fprintln(a.stdout, version.Read().Long())
 			return nil
 		},
+	}
+}
+
+// printPools prints one line per warm pool of the docker component's detail.
+func printPools(w io.Writer, detail any) {
+	if detail == nil {
+		return
+	}
+	var d api.ContainersHealth
+	if b, err := json.Marshal(detail); err != nil || json.Unmarshal(b, &d) != nil {
+		return
+	}
+	for _, p := range d.Pools {
+		line := fmt.Sprintf("%d/%d ready, %d starting, %d hits, %d misses (%s)", p.Ready, p.Size, p.Filling, p.Hits, p.Misses, p.Image)
+		if p.Failures > 0 {
+			line += fmt.Sprintf("; %d failed fills, last: %s", p.Failures, p.LastError)
+		}
+		fmt.Fprintf(w, "  pool %s:\t%s\n", p.Name, line)
 	}
 }

@@ -292,6 +292,29 @@ type Containers struct {
 	// /etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt and
 	// /etc/ssl/cert.pem.
 	SystemRootsFile string `toml:"system_roots_file"`
+	// WarmPool lists the warm pools: started, hardened, idle sandboxes a matching
+	// spawn claims instead of starting a container. Default [] (none).
+	WarmPool []WarmPool `toml:"warm_pool"`
+}
+
+// WarmPool is one [[containers.warm_pool]] entry: either Template or Image (with
+// its resource profile), and Size.
+type WarmPool struct {
+	// Name labels the pool in metrics and health; default: the template's name or
+	// the image.
+	Name string `toml:"name"`
+	// Template names an [images.templates.NAME] table: its image and memory_mb.
+	Template string `toml:"template"`
+	// Image, MemoryMB, CPUShares, CPUs: the profile a spawn must ask for to match
+	// (memory and cpu shares default to the spawn defaults; cpus 0 = no quota).
+	Image     string  `toml:"image"`
+	MemoryMB  int64   `toml:"memory_mb"`
+	CPUShares int64   `toml:"cpu_shares"`
+	CPUs      float64 `toml:"cpus"`
+	// Runtime must be "" or containers.runtime (a spawn cannot choose its own).
+	Runtime string `toml:"runtime"`
+	// Size is how many ready sandboxes to keep; at least 1.
+	Size int `toml:"size"`
 }
 
 // ContainerPolicy is the [container_policy] table.

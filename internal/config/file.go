@@ -199,6 +199,12 @@ max_workspace_mb = 1024
 # The host CA bundle appended to each sandbox's /run/clawbox/ca-bundle.pem after its
 # own CA (for hosts passed through without interception); "" finds the system's.
 system_roots_file = ""
+# Warm pools: started, hardened, idle sandboxes that a spawn of the same image and
+# resource profile (memory_mb, cpu_shares, cpus) claims in milliseconds instead of
+# starting a container (README, "Warm spawns"). Pooled sandboxes count against
+# max_containers. Off by default; to keep two alpine sandboxes ready, uncomment:
+# warm_pool = [{ image = "alpine:latest", size = 2 }]
+# or name a template: warm_pool = [{ template = "researcher", size = 1 }]
 
 [container_policy]
 # Egress rules of every container; a spawn may narrow them, never widen them.

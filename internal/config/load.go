@@ -420,6 +420,34 @@ func (c *Config) Validate() error {
 		bad("containers.runtime", "%q is not a runtime name", ct.Runtime)
 	}
 
+	for i, wp := range ct.WarmPool {
+		key := fmt.Sprintf("containers.warm_pool[%d]", i)
+		switch {
+		case wp.Template == "" && strings.TrimSpace(wp.Image) == "":
+			bad(key, "needs template = \"NAME\" or image = \"IMAGE\"")
+		case wp.Template != "" && (wp.Image != "" || wp.MemoryMB != 0):
+			bad(key, "names a template: its image and memory_mb come from the template, leave image and memory_mb out")
+		case wp.Template != "":
+			if t, ok := c.Images.Templates[wp.Template]; !ok {
+				bad(key+".template", "no [images.templates.%s] table", wp.Template)
+			} else if t.Workspace {
+				bad(key+".template", "template %q mounts a workspace: a pooled sandbox cannot have one (a bind mount is fixed when the container starts)", wp.Template)
+			}
+		}
+		if wp.Size < 1 {
+			bad(key+".size", "must be at least 1, got %d", wp.Size)
+		}
+		if wp.MemoryMB < 0 {
+			bad(key+".memory_mb", "must not be negative, got %d", wp.MemoryMB)
+		}
+		if wp.CPUShares < 0 {
+			bad(key+".cpu_shares", "must not be negative, got %d", wp.CPUShares)
+		}
+		if wp.CPUs < 0 {
+			bad(key+".cpus", "must not be negative, got %v", wp.CPUs)
+		}
+	}
+
 	for i, pol := range c.ContainerPolicy.AllowedPolicies {
 		oneOf(fmt.Sprintf("container_policy.allowed_policies[%d]", i), strings.ToLower(pol), "wasm_only", "container", "container_direct")
 	}

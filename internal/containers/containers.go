@@ -97,7 +97,29 @@ func SandboxConfig(cfg *config.Config, instanceID string) sandbox.Config {
 		SystemRootsFile:    c.SystemRootsFile,
 		// The supervisor binary lives beside the socket dirs, in the state dir.
 		SupervisorDir: filepath.Join(filepath.Dir(c.ProxiesDir), "supervisor"),
+		Pools:         warmPools(cfg),
 	}
+}
+
+// warmPools maps [[containers.warm_pool]] to the manager's pools: a template
+// entry takes the template's image and memory_mb (config.Load checked that the
+// template exists); the policy checks are the manager's (sandbox.Config.Check).
+func warmPools(cfg *config.Config) []sandbox.PoolConfig {
+	var out []sandbox.PoolConfig
+	for i, wp := range cfg.Containers.WarmPool {
+		pc := sandbox.PoolConfig{
+			Key: fmt.Sprintf("containers.warm_pool[%d]", i), Name: wp.Name, Image: wp.Image,
+			MemoryMB: wp.MemoryMB, CPUShares: wp.CPUShares, CPUs: wp.CPUs, Runtime: wp.Runtime, Size: wp.Size,
+		}
+		if t, ok := cfg.Images.Templates[wp.Template]; ok && wp.Template != "" {
+			pc.Image, pc.MemoryMB = t.Image, t.MemoryMB
+			if pc.Name == "" {
+				pc.Name = wp.Template
+			}
+		}
+		out = append(out, pc)
+	}
+	return out
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
@@ -132,6 +154,11 @@ func Start(ctx context.Context, opts Options) (*Side, error) {
 	}
 	if opts.Retry <= 0 {
 		opts.Retry = DefaultRetry
+	}
+	// The policy checks of the sandbox config (a warm pool's image and limits
+	// among them) stop the server now, whether or not Docker answers.
+	if err := SandboxConfig(opts.Config, opts.InstanceID).Check(); err != nil {
+		return nil, fmt.Errorf("containers: %w", err)
 	}
 	s := &Side{opts: opts, done: make(chan struct{})}
 	mgr, backend, why, err := s.bringUp(ctx)
@@ -298,7 +325,11 @@ func (s *Side) Health(ctx context.Context) api.ComponentHealth {
 	if err != nil {
 		return api.ComponentHealth{Status: "error", Detail: "cannot list sandboxes"}
 	}
-	return api.ComponentHealth{Status: api.StatusOK, Detail: map[string]int{"active_containers": len(running)}}
+	d := api.ContainersHealth{ActiveContainers: len(running)}
+	if pools := mgr.Pools(); len(pools) > 0 {
+		d.Pools = pools
+	}
+	return api.ComponentHealth{Status: api.StatusOK, Detail: d}
 }
 
 // doorOpener opens sandbox doors on the egress gateway.

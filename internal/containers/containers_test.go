@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/config"
@@ -130,7 +131,7 @@ func TestRecoversWhenDockerReturns(t *testing.T) {
 	if _, err := s.Engine(); err != nil {
 		t.Errorf("Engine after recovery: %v", err)
 	}
-	if h := s.Health(ctx); h.Status != api.StatusOK || !reflect.DeepEqual(h.Detail, map[string]int{"active_containers": 0}) {
+	if h := s.Health(ctx); h.Status != api.StatusOK || !reflect.DeepEqual(h.Detail, api.ContainersHealth{ActiveContainers: 0}) {
 		t.Errorf("health after recovery: %+v", h)
 	}
 	_, err := s.Policy(ctx, "clawbox-nope")
@@ -141,13 +142,31 @@ func TestRecoversWhenDockerReturns(t *testing.T) {
 	s.Close(ctx)
 }
 
+// TestConfigurationErrorStopsStartWithoutDocker: an invalid sandbox config
+// (here no instance id; a warm pool's refused image is another) is Start's
+// error at once, even while Docker does not answer.
+func TestConfigurationErrorStopsStartWithoutDocker(t *testing.T) {
+	noDocker(t)
+	opts := testOptions(t)
+	opts.InstanceID = ""
+	if s, err := Start(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "instance id") {
+		if s != nil {
+			s.Close(context.Background())
+		}
+		t.Fatalf("Start with no instance id and no Docker: %v", err)
+	}
+}
+
 // TestRetryStopsOnAConfigurationError: when Docker answers at last but the
-// manager cannot be built, the loop stops and the reason points at the log.
+// manager cannot be built (its metrics clash with a collector already
+// registered), the loop stops and the reason points at the log.
 func TestRetryStopsOnAConfigurationError(t *testing.T) {
 	requireDocker(t)
 	sock := noDocker(t)
 	opts := testOptions(t)
-	opts.InstanceID = "" // refused by sandbox.New
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "clawbox_containers_active", Help: "taken"}))
+	opts.Registerer = reg
 	s := startSide(t, opts)
 
 	dockertest.StartRelay(t, sock)
@@ -253,6 +272,12 @@ func fill(t *testing.T, v reflect.Value) {
 		case reflect.Float64:
 			f.SetFloat(1.5)
 		case reflect.Slice:
+			if el := f.Type().Elem(); el.Kind() == reflect.Struct {
+				one := reflect.New(el).Elem()
+				fill(t, one)
+				f.Set(reflect.Append(reflect.MakeSlice(f.Type(), 0, 1), one))
+				continue
+			}
 			if f.Type().Elem().Kind() != reflect.String {
 				t.Fatalf("fill: field %s: unsupported slice", v.Type().Field(i).Name)
 			}

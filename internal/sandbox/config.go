@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -91,6 +93,38 @@ type Config struct {
 	// /etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt and
 	// /etc/ssl/cert.pem (none: the bundle holds the sandbox's CA only).
 	SystemRootsFile string
+	// Pools are the warm pools ([[containers.warm_pool]]); none by default.
+	Pools []PoolConfig
+}
+
+// PoolConfig is one warm pool: Size started, hardened, idle sandboxes of one
+// image and resource profile, each waiting for a spawn to claim it (see
+// docs/warm-pool.md). A spawn matches a pool when its image and its resource
+// profile (memory, cpu shares, cpus; the runtime is the server's) are the
+// pool's, its policy is "container" and it asks for no workspace.
+type PoolConfig struct {
+	// Key is where the entry was configured ("containers.warm_pool[0]"): error
+	// messages name it.
+	Key string
+	// Name labels the pool in metrics, health and the container label
+	// clawbox.pool; unique. Default: the image.
+	Name  string
+	Image string
+	// MemoryMB and CPUShares default to the spawn defaults; CPUs 0 is no hard
+	// quota (as a spawn that sets none).
+	MemoryMB, CPUShares int64
+	CPUs                float64
+	// Runtime must be "" or the server's runtime (containers.runtime).
+	Runtime string
+	// Size is how many ready sandboxes to keep (1 or more).
+	Size int
+}
+
+// Check reports the first invalid field of c (with defaults applied), as New
+// would: a server checks its configuration with it before the engine answers.
+func (c Config) Check() error {
+	_, err := c.withDefaults()
+	return err
 }
 
 // withDefaults returns c with every zero field defaulted, or an error naming the
@@ -179,7 +213,94 @@ func (c Config) withDefaults() (Config, error) {
 	if _, err := NormalizeImage(c.DefaultImage); err != nil {
 		return c, fmt.Errorf("sandbox config: default_image: %w", err)
 	}
+	pools, err := c.checkPools()
+	if err != nil {
+		return c, err
+	}
+	c.Pools = pools
 	return c, nil
+}
+
+// checkPools validates the warm pools against the policy a spawn meets (the
+// image allowlist, the resource maxima, the runtime, max_containers) and
+// fills in their defaults. An error names the pool's key.
+func (c Config) checkPools() ([]PoolConfig, error) {
+	if len(c.Pools) == 0 {
+		return nil, nil
+	}
+	out := make([]PoolConfig, 0, len(c.Pools))
+	names := map[string]string{}
+	total := 0
+	for i, pc := range c.Pools {
+		key := pc.Key
+		if key == "" {
+			key = fmt.Sprintf("containers.warm_pool[%d]", i)
+			pc.Key = key
+		}
+		bad := func(field, format string, args ...any) error {
+			return fmt.Errorf("sandbox config: %s.%s: %s", key, field, fmt.Sprintf(format, args...))
+		}
+		img, err := ImageAllowed(pc.Image, c.AllowedImages)
+		if err != nil {
+			return nil, bad("image", "%v", err)
+		}
+		pc.Image = img
+		if pc.Name == "" {
+			pc.Name = img
+		}
+		if !poolNameRE.MatchString(pc.Name) {
+			return nil, bad("name", "%q must be 1-128 characters of letters, digits and . _ / : @ -", pc.Name)
+		}
+		if other, dup := names[pc.Name]; dup {
+			return nil, bad("name", "%q is also the name of %s: give each pool its own name", pc.Name, other)
+		}
+		names[pc.Name] = key
+		if pc.MemoryMB == 0 {
+			pc.MemoryMB = c.DefaultMemoryMB
+		}
+		if pc.MemoryMB < minMemoryMB || pc.MemoryMB > c.MaxMemoryMB {
+			return nil, bad("memory_mb", "%d must be between %d and containers.max_memory_mb %d", pc.MemoryMB, minMemoryMB, c.MaxMemoryMB)
+		}
+		if pc.CPUShares == 0 {
+			pc.CPUShares = c.DefaultCPUShares
+		}
+		if pc.CPUShares < minCPUShares || pc.CPUShares > c.MaxCPUShares {
+			return nil, bad("cpu_shares", "%d must be between %d and containers.max_cpu_shares %d", pc.CPUShares, minCPUShares, c.MaxCPUShares)
+		}
+		if pc.CPUs < 0 || pc.CPUs != pc.CPUs || pc.CPUs > c.MaxCPUs {
+			return nil, bad("cpus", "%g must be between 0 and containers.max_cpus %g", pc.CPUs, c.MaxCPUs)
+		}
+		if pc.Runtime != "" && pc.Runtime != c.Runtime {
+			return nil, bad("runtime", "%q is not the server's runtime %q (containers.runtime): a spawn cannot choose its runtime, so no spawn would match", pc.Runtime, c.Runtime)
+		}
+		pc.Runtime = c.Runtime
+		if pc.Size < 1 {
+			return nil, bad("size", "must be at least 1, got %d (remove the entry to have no pool)", pc.Size)
+		}
+		if !slices.ContainsFunc(c.AllowedPolicies, func(a string) bool { return strings.EqualFold(a, string(PolicyContainer)) }) {
+			return nil, fmt.Errorf("sandbox config: %s: pooled sandboxes have policy %q, which container_policy.allowed_policies does not allow", key, PolicyContainer)
+		}
+		for _, o := range out {
+			if o.sameProfile(pc) {
+				return nil, fmt.Errorf("sandbox config: %s: same image and resource profile as %s: a spawn would only ever match the first", key, o.Key)
+			}
+		}
+		total += pc.Size
+		out = append(out, pc)
+	}
+	if total > c.MaxContainers {
+		return nil, fmt.Errorf("sandbox config: containers.warm_pool: the pools keep %d sandboxes, more than containers.max_containers %d (pooled sandboxes count against it)", total, c.MaxContainers)
+	}
+	return out, nil
+}
+
+var poolNameRE = regexp.MustCompile(`^[A-Za-z0-9._/:@-]{1,128}$`)
+
+// nanoCPUs is the pool's hard CPU quota as a spawn plan holds it.
+func (pc PoolConfig) nanoCPUs() int64 { return int64(pc.CPUs * 1e9) }
+
+func (pc PoolConfig) sameProfile(o PoolConfig) bool {
+	return pc.Image == o.Image && pc.MemoryMB == o.MemoryMB && pc.CPUShares == o.CPUShares && pc.nanoCPUs() == o.nanoCPUs()
 }
 
 // checkUser validates "uid[:gid]" (numeric, so no passwd lookup inside the image) and

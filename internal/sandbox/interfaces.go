@@ -25,6 +25,9 @@ const (
 	LabelTask        = "clawbox.task"
 	LabelPolicy      = "clawbox.policy"
 	LabelInstance    = "clawbox.instance"
+	// LabelPool names the warm pool a container was started for; it carries no
+	// claimant's label (Docker labels are fixed at create).
+	LabelPool = "clawbox.pool"
 )
 
 // Spec is everything a Backend needs to create and start one hardened container.
@@ -53,6 +56,9 @@ type Spec struct {
 	// and the image say: its supervisor (Entrypoint from WaitMainSupervisorArgs)
 	// waits for the server's. The mode of a pooled sandbox (docs/warm-pool.md).
 	WaitMain bool
+	// Pool is the warm pool the container is started for ("" for none): the
+	// LabelPool label.
+	Pool string
 	// WorkspaceDir is the host directory bind-mounted read-write at
 	// ContainerWorkspacePath; "" for none.
 	WorkspaceDir string
@@ -104,6 +110,14 @@ type Backend interface {
 	List(ctx context.Context, instance string) ([]Container, error)
 	// Inspect returns one container's state.
 	Inspect(ctx context.Context, id string) (Container, error)
+}
+
+// ImageDefaulter is implemented by backends that can say what an image runs
+// when a spawn names no command (Docker's image entrypoint and cmd). The warm
+// pool needs it: a pooled container has no main command, so a claim resolves
+// the one Docker would have run.
+type ImageDefaulter interface {
+	ImageDefaults(ctx context.Context, image string) (entrypoint, cmd []string, err error)
 }
 
 // RecordStore persists sandbox records (internal/store implements it). Not-found

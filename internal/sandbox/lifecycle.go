@@ -185,6 +185,7 @@ func (m *Manager) finish(ctx context.Context, l *live, to Status, exit *Exit) {
 	m.metrics.total.WithLabelValues(string(to)).Inc()
 	m.event(rec, string(to), "")
 	m.refreshMetrics(ctx)
+	m.pokePools() // room under max_containers: a short pool may refill
 	log.Info("sandbox finished", "status", to)
 }
 
@@ -330,7 +331,7 @@ func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
 		m.mu.Lock()
 		_, isLive := m.live[id]
 		m.mu.Unlock()
-		if isLive {
+		if isLive || m.isPooled(id) {
 			continue
 		}
 		if rec, err := m.store.GetSandbox(ctx, id); err == nil && rec.Status.Active() {
@@ -343,6 +344,18 @@ func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
 			continue
 		}
 		n++
+		// A pooled sandbox of an earlier process (it has no record) leaves its
+		// socket dir: remove it with the container. The id comes from a label:
+		// only a well-formed one names a path.
+		if _, err := m.store.GetSandbox(ctx, id); errors.Is(err, errdefs.ErrNotFound) && validSandboxID(id) {
+			dir := filepath.Join(m.cfg.ProxiesDir, id)
+			if err := removeSocketDir(dir); err != nil {
+				m.log.Error("sandbox: remove orphan socket dir", "sandbox", id, "err", err)
+			}
+			if err := removeCAKey(dir); err != nil {
+				m.log.Error("sandbox: remove orphan CA key", "sandbox", id, "err", err)
+			}
+		}
 		m.log.Info("sandbox: removed orphan container", "sandbox", id, "container", c.ID)
 		m.event(&Record{ID: id}, "reaped", "orphan container")
 	}
@@ -407,6 +420,10 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 func (m *Manager) shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
+	m.mu.Unlock()
+	// Pooled sandboxes hold nobody's work: they never outlive the server.
+	m.shutdownPools()
+	m.mu.Lock()
 	lives := make([]*live, 0, len(m.live))
 	for _, l := range m.live {
 		lives = append(lives, l)

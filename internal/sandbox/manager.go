@@ -81,6 +81,14 @@ type Manager struct {
 	closed  bool
 	started bool
 
+	// poolMu guards the warm pools and serializes every record creation with
+	// the pools' own accounting, so that records plus pooled sandboxes never
+	// exceed max_containers (pool.go).
+	poolMu      sync.Mutex
+	pools       []*pool
+	evicting    int  // pooled sandboxes leaving a pool, still counted
+	poolsClosed bool // set at shutdown: no fill becomes ready any more
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -202,6 +210,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.wg.Add(1)
 	go m.reaper()
+	if err := m.startPools(); err != nil {
+		return fmt.Errorf("warm pools: %w", err)
+	}
 	return nil
 }
 
@@ -222,7 +233,9 @@ func (m *Manager) Spawn(ctx context.Context, req api.ContainerSpawnRequest) (*Re
 	return m.SpawnWith(ctx, req, SpawnOptions{})
 }
 
-// SpawnWith is Spawn with the server-side options o (see SpawnOptions).
+// SpawnWith is Spawn with the server-side options o (see SpawnOptions). A spawn
+// that matches a warm pool claims one of its ready sandboxes; one that matches
+// none, or finds its pool empty, or whose claim fails, starts cold.
 func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, o SpawnOptions) (*Record, error) {
 	began := m.clock.Now()
 	p, err := m.validate(&req)
@@ -238,9 +251,32 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 	m.mu.Unlock()
 	defer m.wg.Done()
 
-	id := "clawbox-" + uuid.NewString()
-	rec := &Record{
-		ID:          id,
+	if pl := m.matchPool(p, req.Command, o); pl != nil {
+		rec, err := m.spawnWarm(ctx, req, p, pl)
+		if rec != nil {
+			d := m.clock.Now().Sub(began).Seconds()
+			m.metrics.poolClaim.Observe(d)
+			m.metrics.spawn.Observe(d)
+			m.metrics.poolClaims.WithLabelValues(pl.cfg.Name, "hit").Inc()
+			m.poolMu.Lock()
+			pl.hits++
+			m.poolMu.Unlock()
+			return rec, nil
+		}
+		m.poolMu.Lock()
+		pl.misses++
+		m.poolMu.Unlock()
+		m.metrics.poolClaims.WithLabelValues(pl.cfg.Name, "miss").Inc()
+		if err != nil {
+			m.log.Warn("sandbox pool: claim failed, starting cold", "pool", pl.cfg.Name, "err", err)
+		}
+	}
+	return m.spawnCold(ctx, began, req, p, o)
+}
+
+// newRecord is a spawn's record before it has an id.
+func (m *Manager) newRecord(req api.ContainerSpawnRequest, p *plan, o SpawnOptions) *Record {
+	return &Record{
 		Task:        req.Task,
 		Image:       p.image,
 		Policy:      p.policy,
@@ -252,6 +288,116 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 		Labels:      p.labels,
 		Workspace:   o.Workspace,
 	}
+}
+
+// spawnEnv is the environment sandbox id gets from its spawn (the door's own
+// variables excepted): the request's env, CLAWBOX_CONTAINER_ID, the bridge and
+// CA variables (policy container) and the granted credentials' placeholders.
+func (m *Manager) spawnEnv(id string, p *plan) (map[string]string, error) {
+	env := maps.Clone(p.env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["CLAWBOX_CONTAINER_ID"] = id
+	if p.policy == PolicyContainer {
+		// The bridge and the CA bundle: unmodified clients reach the door.
+		maps.Copy(env, doorEnv())
+	}
+	if m.creds != nil && len(p.credentials) > 0 {
+		ce, err := m.creds.CredentialEnv(id, p.credentials)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s: credential env: %w", id, err)
+		}
+		for k, v := range ce {
+			if !envKeyRE.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
+				return nil, fmt.Errorf("sandbox %s: credential env: invalid variable %q", id, k)
+			}
+			if _, dup := env[k]; dup {
+				return nil, invalid("env."+k, "env key %q is set by a granted credential", k)
+			}
+			env[k] = v
+		}
+	}
+	return env, nil
+}
+
+// spawnWarm claims a ready sandbox of pl for the spawn. It returns nil, nil when
+// the pool is empty; on a failed claim it removes the pooled sandbox (it never
+// goes back) and returns the error: either way the caller starts cold.
+func (m *Manager) spawnWarm(ctx context.Context, req api.ContainerSpawnRequest, p *plan, pl *pool) (*Record, error) {
+	if m.doors == nil {
+		return nil, errors.New("no door opener configured")
+	}
+	rec := m.newRecord(req, p, SpawnOptions{})
+	token, hash := newToken()
+	rec.TokenHash = hash
+	e, err := m.createRecord(ctx, rec, pl)
+	if e == nil {
+		return nil, err
+	}
+	pl.poke() // refill now, in the background
+	id := rec.ID
+	l := m.newLive(rec, e.res.socketDir())
+	l.res = e.res
+	m.mu.Lock()
+	m.live[id] = l
+	m.mu.Unlock()
+	undo := func() {
+		m.mu.Lock()
+		delete(m.live, id)
+		m.mu.Unlock()
+		if err := m.store.DeleteSandbox(context.WithoutCancel(ctx), id); err != nil {
+			m.log.Error("sandbox: undo claim: delete record", "sandbox", id, "err", err)
+		}
+		m.removePooled(e)
+	}
+	if err := m.claim(ctx, l, rec, e, p, req.Command, token); err != nil {
+		undo()
+		return nil, fmt.Errorf("sandbox %s: claim: %w", id, err)
+	}
+	running, err := m.markRunning(ctx, l, rec, e.cid, p.timeout, true)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	return running, nil
+}
+
+// markRunning records the sandbox running in container cid, starts its monitor
+// and reports the spawn.
+func (m *Manager) markRunning(ctx context.Context, l *live, rec *Record, cid string, timeout time.Duration, warm bool) (*Record, error) {
+	running := rec.clone()
+	running.ContainerID = cid
+	running.Deadline = m.clock.Now().Add(timeout).UTC()
+	running.Warm = warm
+	if err := running.transition(StatusRunning); err != nil {
+		return nil, err
+	}
+	if err := m.store.UpdateSandbox(ctx, running, StatusCreating); err != nil {
+		return nil, fmt.Errorf("sandbox %s: record running: %w", rec.ID, err)
+	}
+	mctx, cancel := context.WithCancel(m.ctx)
+	l.mu.Lock()
+	l.rec = running.clone()
+	l.cancel = cancel
+	l.mu.Unlock()
+	m.wg.Add(1)
+	go m.monitor(mctx, l)
+
+	m.metrics.total.WithLabelValues("spawned").Inc()
+	m.event(running, "spawned", "")
+	m.refreshMetrics(ctx)
+	m.log.Info("sandbox spawned", "sandbox", rec.ID, "image", rec.Image, "policy", rec.Policy, "warm", warm)
+	return running, nil
+}
+
+// spawnCold creates the record, token, socket directory and door, and creates
+// and starts the hardened container. It is all or nothing: on any error every
+// earlier step is undone.
+func (m *Manager) spawnCold(ctx context.Context, began time.Time, req api.ContainerSpawnRequest, p *plan, o SpawnOptions) (*Record, error) {
+	id := "clawbox-" + uuid.NewString()
+	rec := m.newRecord(req, p, o)
+	rec.ID = id
 	var token string
 	if p.policy == PolicyContainer {
 		token, rec.TokenHash = newToken()
@@ -268,7 +414,7 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 		return nil, err
 	}
 
-	if err := m.store.CreateSandbox(ctx, rec, m.cfg.MaxContainers); err != nil {
+	if _, err := m.createRecord(ctx, rec, nil); err != nil {
 		if errors.Is(err, errdefs.ErrResourceExhausted) {
 			return nil, api.Errorf(api.CodeResourceExhausted, "container limit reached (containers.max_containers = %d)", m.cfg.MaxContainers)
 		}
@@ -286,31 +432,9 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 		}
 	})
 
-	env := map[string]string{}
-	for k, v := range p.env {
-		env[k] = v
-	}
-	env["CLAWBOX_CONTAINER_ID"] = id
-	if p.policy == PolicyContainer {
-		// The bridge and the CA bundle: unmodified clients reach the door.
-		for k, v := range doorEnv() {
-			env[k] = v
-		}
-	}
-	if m.creds != nil && len(p.credentials) > 0 {
-		ce, err := m.creds.CredentialEnv(id, p.credentials)
-		if err != nil {
-			return fail(fmt.Errorf("sandbox %s: credential env: %w", id, err))
-		}
-		for k, v := range ce {
-			if !envKeyRE.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
-				return fail(fmt.Errorf("sandbox %s: credential env: invalid variable %q", id, k))
-			}
-			if _, dup := env[k]; dup {
-				return fail(invalid("env."+k, "env key %q is set by a granted credential", k))
-			}
-			env[k] = v
-		}
+	env, err := m.spawnEnv(id, p)
+	if err != nil {
+		return fail(err)
 	}
 
 	spec := Spec{
@@ -396,29 +520,11 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 		}
 	})
 
-	running := rec.clone()
-	running.ContainerID = cid
-	running.Deadline = m.clock.Now().Add(p.timeout).UTC()
-	if err := running.transition(StatusRunning); err != nil {
+	running, err := m.markRunning(ctx, l, rec, cid, p.timeout, false)
+	if err != nil {
 		return fail(err)
 	}
-	if err := m.store.UpdateSandbox(ctx, running, StatusCreating); err != nil {
-		return fail(fmt.Errorf("sandbox %s: record running: %w", id, err))
-	}
-
-	mctx, cancel := context.WithCancel(m.ctx)
-	l.mu.Lock()
-	l.rec = running.clone()
-	l.cancel = cancel
-	l.mu.Unlock()
-	m.wg.Add(1)
-	go m.monitor(mctx, l)
-
 	m.metrics.spawn.Observe(m.clock.Now().Sub(began).Seconds())
-	m.metrics.total.WithLabelValues("spawned").Inc()
-	m.event(running, "spawned", "")
-	m.refreshMetrics(ctx)
-	m.log.Info("sandbox spawned", "sandbox", id, "image", p.image, "policy", p.policy)
 	return running, nil
 }
 

@@ -9,6 +9,11 @@ type metrics struct {
 	total    *prometheus.CounterVec // clawbox_containers_total{status}
 	active   prometheus.Gauge       // clawbox_containers_active (creating or running)
 	spawn    prometheus.Histogram   // clawbox_container_spawn_seconds
+
+	poolReady        *prometheus.GaugeVec   // clawbox_pool_ready{pool}
+	poolClaims       *prometheus.CounterVec // clawbox_pool_claims_total{pool,result}
+	poolClaim        prometheus.Histogram   // clawbox_pool_claim_seconds
+	poolFillFailures *prometheus.CounterVec // clawbox_pool_fill_failures_total{pool}
 }
 
 var allStatuses = []Status{StatusCreating, StatusRunning, StatusCompleted, StatusFailed, StatusTimedOut, StatusKilled, StatusLost}
@@ -32,6 +37,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a spawn request to a running container.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
 		}),
+		poolReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clawbox_pool_ready",
+			Help: "Ready (claimable) sandboxes in each warm pool.",
+		}, []string{"pool"}),
+		poolClaims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clawbox_pool_claims_total",
+			Help: "Spawns matching a warm pool: hit (claimed a ready sandbox) or miss (started cold).",
+		}, []string{"pool", "result"}),
+		poolClaim: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "clawbox_pool_claim_seconds",
+			Help:    "Time from a spawn request to a claimed, running pooled sandbox.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 12),
+		}),
+		poolFillFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clawbox_pool_fill_failures_total",
+			Help: "Failed attempts to start a pooled sandbox, by pool.",
+		}, []string{"pool"}),
 	}
 	for _, s := range allStatuses {
 		m.byStatus.WithLabelValues(string(s))
@@ -40,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.total.WithLabelValues(s)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.byStatus, m.total, m.active, m.spawn} {
+		for _, c := range []prometheus.Collector{m.byStatus, m.total, m.active, m.spawn, m.poolReady, m.poolClaims, m.poolClaim, m.poolFillFailures} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -109,6 +109,9 @@ type Record struct {
 	// PausedAt is when the sandbox was paused (its container frozen and its
 	// deadline clock stopped); zero while it is not paused.
 	PausedAt time.Time
+	// Warm is true when the spawn claimed a pooled sandbox (a warm start)
+	// instead of starting a container.
+	Warm bool
 }
 
 // transition moves r to status to, or reports why it cannot.
@@ -133,6 +136,7 @@ func (r *Record) Info() api.ContainerInfo {
 		ExitCode:    r.ExitCode,
 		OOMKilled:   r.OOMKilled,
 		Paused:      !r.PausedAt.IsZero(),
+		Warm:        r.Warm,
 	}
 	if r.Policy != PolicyContainerDirect {
 		info.ProxySocket = ContainerSocketPath

@@ -131,6 +131,13 @@ func (k *supervisorLink) client(ctx context.Context) (*supervisor.Client, error)
 	}
 }
 
+// connected reports whether a supervisor is connected now, without waiting.
+func (k *supervisorLink) connected() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.closed && k.cur != nil && k.cur.Alive()
+}
+
 // Close closes the listener and the client and waits for the loop. Idempotent.
 func (k *supervisorLink) Close() error {
 	var err error

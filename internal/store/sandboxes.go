@@ -17,7 +17,7 @@ var _ sandbox.RecordStore = (*DB)(nil)
 
 const sandboxColumns = `id, task, image, policy, status, docker_id, exit_code, oom_killed,
 	created_at, deadline, finished_at, expires_at, token_hash, stdout, stderr, truncated,
-	allowlist, credentials, log_limit, labels, workspace, paused_at`
+	allowlist, credentials, log_limit, labels, workspace, paused_at, warm`
 
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
@@ -66,7 +66,7 @@ func sandboxArgs(rec *sandbox.Record) ([]any, error) {
 	return []any{rec.ID, rec.Task, rec.Image, string(rec.Policy), string(rec.Status), rec.ContainerID,
 		exit, rec.OOMKilled, nanos(rec.CreatedAt), nanos(rec.Deadline), nanos(rec.FinishedAt),
 		nanos(rec.ExpiresAt), rec.TokenHash, rec.Logs.Stdout, rec.Logs.Stderr, rec.Logs.Truncated,
-		allow, string(cb), rec.LogLimit, string(lb), rec.Workspace, nanos(rec.PausedAt)}, nil
+		allow, string(cb), rec.LogLimit, string(lb), rec.Workspace, nanos(rec.PausedAt), rec.Warm}, nil
 }
 
 type scanner interface{ Scan(...any) error }
@@ -85,7 +85,7 @@ func scanSandbox(s scanner) (*sandbox.Record, error) {
 	)
 	if err := s.Scan(&rec.ID, &rec.Task, &rec.Image, &policy, &status, &rec.ContainerID, &exit, &oom,
 		&created, &deadline, &finished, &expires, &rec.TokenHash, &rec.Logs.Stdout, &rec.Logs.Stderr,
-		&truncated, &allow, &creds, &rec.LogLimit, &labels, &rec.Workspace, &paused); err != nil {
+		&truncated, &allow, &creds, &rec.LogLimit, &labels, &rec.Workspace, &paused, &rec.Warm); err != nil {
 		return nil, err
 	}
 	rec.Policy, rec.Status = sandbox.Policy(policy), sandbox.Status(status)
@@ -130,7 +130,7 @@ func (db *DB) CreateSandbox(ctx context.Context, rec *sandbox.Record, maxActive 
 	}
 	args = append(args, maxActive)
 	res, err := db.sql.ExecContext(ctx, `INSERT INTO sandboxes(`+sandboxColumns+`)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 		WHERE (SELECT COUNT(*) FROM sandboxes WHERE status IN ('creating', 'running')) < ?`, args...)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", rec.ID, err)
@@ -153,7 +153,7 @@ func (db *DB) UpdateSandbox(ctx context.Context, rec *sandbox.Record, from sandb
 	res, err := db.sql.ExecContext(ctx, `UPDATE sandboxes SET task = ?, image = ?, policy = ?,
 		status = ?, docker_id = ?, exit_code = ?, oom_killed = ?, created_at = ?, deadline = ?,
 		finished_at = ?, expires_at = ?, token_hash = ?, stdout = ?, stderr = ?, truncated = ?,
-		allowlist = ?, credentials = ?, log_limit = ?, labels = ?, workspace = ?, paused_at = ?
+		allowlist = ?, credentials = ?, log_limit = ?, labels = ?, workspace = ?, paused_at = ?, warm = ?
 		WHERE id = ? AND status = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", rec.ID, err)

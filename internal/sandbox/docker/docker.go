@@ -257,6 +257,9 @@ func createOptions(spec sandbox.Spec, img imageDefaults) client.ContainerCreateO
 	labels[sandbox.LabelTask] = truncateLabel(spec.Task, maxTaskLabel)
 	labels[sandbox.LabelPolicy] = string(spec.Policy)
 	labels[sandbox.LabelInstance] = spec.Instance
+	if spec.Pool != "" {
+		labels[sandbox.LabelPool] = spec.Pool
+	}
 	pids := spec.PidsLimit
 	init := true
 	hc := &container.HostConfig{
@@ -305,6 +308,25 @@ func createOptions(spec sandbox.Spec, img imageDefaults) client.ContainerCreateO
 		cfg.Cmd = append([]string(nil), spec.Command...)
 	}
 	return client.ContainerCreateOptions{Name: spec.ID, Config: cfg, HostConfig: hc}
+}
+
+// ImageDefaults returns what image runs when a spawn names no command: its
+// entrypoint and its command (sandbox.ImageDefaulter; a pooled sandbox's main
+// command is resolved from it at claim). A missing image is 400 image_not_found.
+func (b *Backend) ImageDefaults(ctx context.Context, image string) (entrypoint, cmd []string, err error) {
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	ii, err := b.cli.ImageInspect(cctx, image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, nil, api.Errorf(api.CodeImageNotFound, "image %q is not present locally: run `clawbox image pull %s` first", image, image)
+		}
+		return nil, nil, classify("image inspect", err)
+	}
+	if c := ii.Config; c != nil {
+		return c.Entrypoint, c.Cmd, nil
+	}
+	return nil, nil, nil
 }
 
 // Start creates and starts a hardened container. The image must be present locally
