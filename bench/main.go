@@ -65,18 +65,21 @@ type Params struct {
 	ForwardReps               int
 	ForwardLoads              []gatewayLoad
 	InterceptIters            int
+	PoolIters, PoolBurst      int
 }
 
 func quickParams() Params {
 	return Params{SpawnIters: 8, FirstReqIters: 5, GatewayReps: 3, GatewayLoads: []gatewayLoad{{n: 300, c: 1}, {n: 1000, c: 8}},
 		InProcessRequests: 500, WASMIters: 200, ColdIters: 2, DensityMax: 50, DensityStep: 10, ReaperN: 5, ReaperLifetime: 2 * time.Second, ExecIters: 20,
-		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 500, c: 1}, {n: 2000, c: 8}}, InterceptIters: 300}
+		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 500, c: 1}, {n: 2000, c: 8}}, InterceptIters: 300,
+		PoolIters: 10, PoolBurst: 20}
 }
 
 func fullParams() Params {
 	return Params{SpawnIters: 30, FirstReqIters: 15, GatewayReps: 7, GatewayLoads: []gatewayLoad{{n: 1000, c: 1}, {n: 4000, c: 8}},
 		InProcessRequests: 2000, WASMIters: 1000, ColdIters: 5, DensityMax: 50, DensityStep: 10, ReaperN: 15, ReaperLifetime: 3 * time.Second, ExecIters: 100,
-		ForwardReps: 7, ForwardLoads: []gatewayLoad{{n: 2000, c: 1}, {n: 8000, c: 8}}, InterceptIters: 1000}
+		ForwardReps: 7, ForwardLoads: []gatewayLoad{{n: 2000, c: 1}, {n: 8000, c: 8}}, InterceptIters: 1000,
+		PoolIters: 30, PoolBurst: 20}
 }
 
 // Results is the JSON result file.
@@ -98,7 +101,7 @@ func main() {
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON results")
 	serve := flag.String("serve", "", "internal: run only a clawbox server with this JSON config (the density section's child)")
 	door := flag.String("door", "", "internal: run only a forward-proxy door, DIR,PORT (the forward section's child)")
-	only := flag.String("only", "", "comma-separated sections to run (spawn,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
+	only := flag.String("only", "", "comma-separated sections to run (spawn,pool,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
 	flag.Parse()
 	if *door != "" {
 		os.Exit(doorMain(*door))
@@ -174,7 +177,7 @@ func markdown(res *Results) string {
 }
 
 func sections(only string) map[string]bool {
-	all := map[string]bool{"spawn": true, "gateway": true, "wasm": true, "cold": true, "density": true, "reaper": true, "exec": true, "forward": true, "intercept": true}
+	all := map[string]bool{"spawn": true, "gateway": true, "wasm": true, "cold": true, "density": true, "reaper": true, "exec": true, "forward": true, "intercept": true, "pool": true}
 	if only == "" {
 		return all
 	}
@@ -245,6 +248,7 @@ func run(ctx context.Context, p Params, quick bool, sel map[string]bool, progres
 		more, err := benchFirstRequest(ctx, e, p.FirstReqIters)
 		return append(rows, more...), err
 	})
+	step("pool", true, func() ([]Row, error) { return benchPool(ctx, e, p.PoolIters, p.PoolBurst) })
 	step("exec", true, func() ([]Row, error) { return benchExec(ctx, e, p.ExecIters) })
 	step("gateway", true, func() ([]Row, error) { return benchGateway(ctx, e, p.GatewayReps, p.GatewayLoads) })
 	step("reaper", true, func() ([]Row, error) { return benchReaper(ctx, e, p.ReaperN, p.ReaperLifetime) })
