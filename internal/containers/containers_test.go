@@ -19,6 +19,7 @@ import (
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/dockertest"
 	"github.com/clawbox/clawbox/internal/poll"
+	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/secrets"
 	"github.com/clawbox/clawbox/internal/store"
 )
@@ -287,5 +288,21 @@ func fill(t *testing.T, v reflect.Value) {
 		default:
 			t.Fatalf("fill: field %s: unsupported kind %s", v.Type().Field(i).Name, f.Kind())
 		}
+	}
+}
+
+// TestWarmPoolsFromTemplates: a pool naming a template takes its image and
+// memory and is named after it; an image pool keeps its own profile.
+func TestWarmPoolsFromTemplates(t *testing.T) {
+	cfg := config.Default("/tmp/cb")
+	cfg.Images.Templates = map[string]config.Template{"researcher": {Image: "python:3.12", MemoryMB: 256}}
+	cfg.Containers.WarmPool = []config.WarmPool{{Template: "researcher", Size: 1}, {Image: "alpine", CPUShares: 512, CPUs: 0.5, Size: 2}}
+	got := SandboxConfig(&cfg, "i").Pools
+	want := []sandbox.PoolConfig{
+		{Key: "containers.warm_pool[0]", Name: "researcher", Image: "python:3.12", MemoryMB: 256, Size: 1},
+		{Key: "containers.warm_pool[1]", Image: "alpine", CPUShares: 512, CPUs: 0.5, Size: 2},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pools %+v, want %+v", got, want)
 	}
 }

@@ -330,3 +330,31 @@ func TestWarmPoolConfigRefused(t *testing.T) {
 		t.Fatalf("Run with a pool above max_memory_mb: %v", err)
 	}
 }
+
+// TestWarmPoolFillFailureBacksOff: a pool whose fills fail (its image is not
+// present) backs off and says why in health; a spawn that matches it starts
+// cold (and fails as a cold spawn of that image does) and counts as a miss.
+func TestWarmPoolFillFailureBacksOff(t *testing.T) {
+	requireDocker(t)
+	cfg := dockerConfig(t)
+	pool := "missing-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	image := "clawbox-test/missing-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":latest"
+	cfg.Containers.WarmPool = []config.WarmPool{{Name: pool, Image: image, Size: 1}}
+	addrs, _ := runDaemon(t, cfg)
+	c := apiClient(t, cfg, addrs[0])
+	var p api.WarmPoolHealth
+	poll.Until(t, poll.Server, "two failed fills", func() (bool, error) {
+		p = poolHealth(t, c, pool)
+		return p.Failures >= 2, fmt.Errorf("%+v", p)
+	})
+	if !strings.Contains(p.LastError, "not present locally") || p.RetryAt == nil || p.Ready != 0 {
+		t.Errorf("failing pool: %+v, want the reason, a retry time and nothing ready", p)
+	}
+	_, err := c.Spawn(context.Background(), api.ContainerSpawnRequest{Image: image, Command: []string{"true"}})
+	if apiCode(err) != api.CodeImageNotFound {
+		t.Errorf("spawn matching the failing pool: %v, want the cold spawn's %s", err, api.CodeImageNotFound)
+	}
+	if p := poolHealth(t, c, pool); p.Misses != 1 || p.Hits != 0 {
+		t.Errorf("after the spawn: %+v, want 1 miss", p)
+	}
+}

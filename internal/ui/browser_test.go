@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -117,6 +118,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	cfg := serverConfig(t, image)
+	cfg.Containers.WarmPool = []config.WarmPool{{Name: "ui", Image: image, Size: 1}}
 	base, tok := runServer(t, cfg)
 	c, err := client.New(base, client.Options{Token: tok})
 	if err != nil {
@@ -211,6 +213,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := evalString(row + `.textContent`); !strings.Contains(got, xssScript) || !strings.Contains(got, xssImg) {
 		t.Errorf("the hostile labels are not shown as text: %q", got)
 	}
+	// With a workspace it matched no pool: cold. A plain spawn claims from the
+	// pool, and its row says warm.
+	waitJS("the workspace sandbox shown cold", row+`.querySelector('span.cold') !== null && `+row+`.querySelector('span.warm') === null`)
+	poll.Until(t, poll.Server, "the warm pool ready", func() (bool, error) {
+		h, err := c.Health(ctx)
+		if err != nil {
+			return false, err
+		}
+		b, _ := json.Marshal(h.Components["docker"].Detail)
+		var d api.ContainersHealth
+		if err := json.Unmarshal(b, &d); err != nil {
+			return false, err
+		}
+		return len(d.Pools) == 1 && d.Pools[0].Ready == 1, fmt.Errorf("%s", b)
+	})
+	warm, err := c.Spawn(ctx, api.ContainerSpawnRequest{Task: "dashboard warm", Command: []string{"sleep", "600"}})
+	if err != nil || !warm.Warm {
+		t.Fatalf("spawn from the pool: %+v, %v", warm, err)
+	}
+	t.Cleanup(func() { c.Kill(context.Background(), warm.ContainerID) })
+	warmRow := fmt.Sprintf(`document.querySelector('tr[data-id=%q]')`, warm.ContainerID)
+	waitJS("the claimed sandbox shown warm", warmRow+` !== null && `+warmRow+`.querySelector('span.warm') !== null`)
 	// Extend from the list: the server's deadline moves to 30 minutes from now.
 	run("extend", chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`tr[data-id=%q] input.mins`, id)), "30"),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-id=%q] .extend button`, id))))
@@ -330,6 +354,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// are in its egress chart all the same, from the audit trail.
 	run("reload the overview", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".cards .card")))
 	waitJS("earlier refusals in the egress chart", `document.querySelector('svg.chart rect.s-blocked') !== null`)
+	waitJS("the warm pool's claims", `[...document.querySelectorAll('li')].some(li => li.textContent.startsWith('ui: 1 hits, 0 misses'))`)
 	shot(t, bctx, shots, "overview")
 
 	run("tools", chromedp.Navigate(base+"/ui/#/tools"), chromedp.WaitVisible(chromedp.CSS("#reload-tools")))

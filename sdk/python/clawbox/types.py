@@ -117,6 +117,9 @@ class ContainerInfo(_Wire):
     deadline: Optional[str] = None
     exit_code: Optional[int] = None
     oom_killed: bool = False
+    paused: bool = False
+    #: True when the spawn claimed a started sandbox from a warm pool.
+    warm: bool = False
     finished_at: Optional[str] = None
     expires_at: Optional[str] = None
     workspace: Optional[ContainerWorkspace] = None
