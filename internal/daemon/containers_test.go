@@ -72,6 +72,20 @@ func containerConfig(t *testing.T, up *upstream) *config.Config {
 	return cfg
 }
 
+// upstreamSecret is the UPSTREAM credential's value in the egress tests.
+const upstreamSecret = "sk-live0123456789abcdefghijklmnop"
+
+// putUpstreamCredential stores UPSTREAM (upstreamSecret, a placeholder in
+// sandboxes) for https://example.com:<up's port>/api.
+func putUpstreamCredential(t *testing.T, c *client.Client, up *upstream) {
+	t.Helper()
+	if _, err := c.PutCredential(context.Background(), "UPSTREAM", api.PutCredentialRequest{
+		Value: upstreamSecret, Host: "example.com", Port: mustAtoi(t, up.port), PathPrefix: "/api", Placeholder: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func apiClient(t *testing.T, cfg *config.Config, addr string) *client.Client {
 	tok, err := cfg.Token()
 	if err != nil {
@@ -119,12 +133,8 @@ func testContainerEgressEndToEnd(t *testing.T, rt dockertest.Runtime) {
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
 
-	const secret = "sk-live0123456789abcdefghijklmnop"
-	if _, err := c.PutCredential(ctx, "UPSTREAM", api.PutCredentialRequest{
-		Value: secret, Host: "example.com", Port: mustAtoi(t, up.port), PathPrefix: "/api", Placeholder: true,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	const secret = upstreamSecret
+	putUpstreamCredential(t, c, up)
 	base := "https://example.com:" + up.port
 	script := strings.Join([]string{
 		`case "$UPSTREAM" in sk-*) echo "env=placeholder len=${#UPSTREAM}";; *) echo "env=unexpected";; esac`,

@@ -118,12 +118,8 @@ func TestWarmPoolClaim(t *testing.T) {
 		}
 	}
 
-	const secret = "sk-live0123456789abcdefghijklmnop"
-	if _, err := c.PutCredential(ctx, "UPSTREAM", api.PutCredentialRequest{
-		Value: secret, Host: "example.com", Port: mustAtoi(t, up.port), PathPrefix: "/api", Placeholder: true,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	const secret = upstreamSecret
+	putUpstreamCredential(t, c, up)
 	base := "https://example.com:" + up.port
 	main := `echo "foo=$FOO" > /tmp/main.out; /agent -proxy ` + base + `/api/x -header "Authorization:Bearer $UPSTREAM" >> /tmp/main.out 2>&1; echo done >> /tmp/main.out; sleep 300`
 	var (
