@@ -122,7 +122,10 @@ func printPools(w io.Writer, detail any) {
 		return
 	}
 	for _, p := range d.Pools {
-		line := fmt.Sprintf("%d/%d ready, %d starting, %d hits, %d misses (%s)", p.Ready, p.Size, p.Filling, p.Hits, p.Misses, p.Image)
+		line := fmt.Sprintf("%d/%d ready, %d starting, %d hits, %d misses", p.Ready, p.Size, p.Filling, p.Hits, p.Misses)
+		if p.Image != p.Name {
+			line += " (" + p.Image + ")"
+		}
 		if p.Failures > 0 {
 			line += fmt.Sprintf("; %d failed fills, last: %s", p.Failures, p.LastError)
 		}

@@ -10,12 +10,12 @@ import (
 func TestPrintPools(t *testing.T) {
 	detail := map[string]any{"active_containers": 1, "pools": []any{
 		map[string]any{"name": "alpine", "image": "docker.io/library/alpine:latest", "size": 2, "ready": 1, "filling": 1, "hits": 5, "misses": 1},
-		map[string]any{"name": "py", "image": "python:3", "size": 1, "consecutive_failures": 3, "last_error": "image not present"},
+		map[string]any{"name": "py", "image": "py", "size": 1, "consecutive_failures": 3, "last_error": "image not present"},
 	}}
 	var b strings.Builder
 	printPools(&b, detail)
 	want := "  pool alpine:\t1/2 ready, 1 starting, 5 hits, 1 misses (docker.io/library/alpine:latest)\n" +
-		"  pool py:\t0/1 ready, 0 starting, 0 hits, 0 misses (python:3); 3 failed fills, last: image not present\n"
+		"  pool py:\t0/1 ready, 0 starting, 0 hits, 0 misses; 3 failed fills, last: image not present\n"
 	if b.String() != want {
 		t.Errorf("printPools:\n%q\nwant\n%q", b.String(), want)
 	}

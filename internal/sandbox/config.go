@@ -107,7 +107,7 @@ type PoolConfig struct {
 	// messages name it.
 	Key string
 	// Name labels the pool in metrics, health and the container label
-	// clawbox.pool; unique. Default: the image.
+	// clawbox.pool; unique. Default: the image as configured.
 	Name  string
 	Image string
 	// MemoryMB and CPUShares default to the spawn defaults; CPUs 0 is no hard
@@ -244,10 +244,10 @@ func (c Config) checkPools() ([]PoolConfig, error) {
 		if err != nil {
 			return nil, bad("image", "%v", err)
 		}
-		pc.Image = img
 		if pc.Name == "" {
-			pc.Name = img
+			pc.Name = pc.Image // as configured: shorter than the normalized reference
 		}
+		pc.Image = img
 		if !poolNameRE.MatchString(pc.Name) {
 			return nil, bad("name", "%q must be 1-128 characters of letters, digits and . _ / : @ -", pc.Name)
 		}

@@ -131,7 +131,8 @@ func (m *Manager) startPools() error {
 
 // runPool keeps p at its size: it starts fills while the pool is short, there is
 // room under max_containers and no back-off is pending, and waits for a kick
-// (a claim, an eviction, a fill's end) or the back-off's end. Shutdown stops it.
+// (a claim, an eviction, a fill's end, a sandbox's end), the back-off's end or,
+// while it is short without room, the reaper interval. Shutdown stops it.
 func (m *Manager) runPool(p *pool) {
 	defer m.wg.Done()
 	for {
@@ -143,6 +144,11 @@ func (m *Manager) runPool(p *pool) {
 				p.filling++
 				m.wg.Add(1)
 				go m.fillOne(p)
+			}
+			if wait <= 0 && len(p.ready)+p.filling < p.cfg.Size && p.filling == 0 {
+				// Short and no room: room can appear without a kick (a failed
+				// spawn's record removed); look again at the reaper's pace.
+				wait = m.cfg.ReaperInterval
 			}
 		}
 		m.poolMu.Unlock()

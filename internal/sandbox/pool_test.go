@@ -15,7 +15,7 @@ func TestPoolConfigChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := c.Pools[0]; p.Image != "docker.io/library/alpine:latest" || p.Name != p.Image || p.MemoryMB != 512 || p.CPUShares != 1024 || p.Key != "containers.warm_pool[0]" {
+	if p := c.Pools[0]; p.Image != "docker.io/library/alpine:latest" || p.Name != "alpine" || p.MemoryMB != 512 || p.CPUShares != 1024 || p.Key != "containers.warm_pool[0]" {
 		t.Errorf("defaulted pool: %+v", p)
 	}
 	for _, tc := range []struct {
