@@ -344,7 +344,7 @@ func (m *Manager) matchPool(p *plan, command []string, o SpawnOptions) *pool {
 	return nil
 }
 
-// takeReady removes and returns the oldest ready sandbox of p whose supervisor
+// takeReadyLocked removes and returns the oldest ready sandbox of p whose supervisor
 // is still connected; the dead ones it meets are removed in the background.
 // poolMu must be held.
 func (m *Manager) takeReadyLocked(p *pool) *pooled {
