@@ -354,3 +354,51 @@ func TestWarmPoolFillFailureBacksOff(t *testing.T) {
 		t.Errorf("after the spawn: %+v, want 1 miss", p)
 	}
 }
+
+// TestWarmPoolBurst: more concurrent spawns than ready sandboxes all succeed,
+// each with its own sandbox; the ones that found the pool empty started cold;
+// health counts every claim and every miss.
+func TestWarmPoolBurst(t *testing.T) {
+	requireDocker(t)
+	cfg := dockerConfig(t)
+	pool := "burst-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	cfg.Containers.WarmPool = []config.WarmPool{{Name: pool, Image: testImage, Size: 2}}
+	addrs, _ := runDaemon(t, cfg)
+	c := apiClient(t, cfg, addrs[0])
+	waitPoolReady(t, c, pool, 2)
+	const n = 6
+	infos := make([]*api.ContainerInfo, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			infos[i], errs[i] = c.Spawn(context.Background(), api.ContainerSpawnRequest{Command: []string{"sleep", "300"}})
+		}()
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	warm := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("spawn %d: %v", i, errs[i])
+			continue
+		}
+		id := infos[i].ContainerID
+		t.Cleanup(func() { c.Kill(context.Background(), id) })
+		if ids[id] {
+			t.Errorf("two spawns got sandbox %s", id)
+		}
+		ids[id] = true
+		if infos[i].Warm {
+			warm++
+		}
+		if out := execText(t, c, id, "echo ok"); out != "ok\n" {
+			t.Errorf("exec in %s (warm %v): %q", id, infos[i].Warm, out)
+		}
+	}
+	if p := poolHealth(t, c, pool); int(p.Hits) != warm || int(p.Hits+p.Misses) != n || warm < 1 {
+		t.Errorf("pool %+v after %d spawns of which %d warm", p, n, warm)
+	}
+}
