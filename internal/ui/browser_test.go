@@ -292,7 +292,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	shot(t, bctx, shots, "sandboxes")
 
 	// Its view: the record, the logs as they stream, a command in the exec console.
-	run("open the sandbox", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-id=%q] a`, id))), chromedp.WaitVisible(chromedp.CSS("#logs")))
+	// Clicked in the page: the list refreshes every few seconds, and a node
+	// looked up from outside may be replaced before the click lands.
+	run("open the sandbox", chromedp.Evaluate[chromedp.Void](row+`.querySelector('a').click()`), chromedp.WaitVisible(chromedp.CSS("#logs")))
 	waitJS("the logs stream", `document.getElementById('logs').textContent.includes('ready-line')`)
 	logs := evalString(`document.getElementById('logs').textContent`)
 	if !strings.Contains(logs, xssScript) || !strings.Contains(logs, xssImg) {

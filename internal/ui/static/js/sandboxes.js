@@ -67,6 +67,7 @@ export function sandboxes(ctx) {
     if (my !== gen || scope.closed) return;
     const list = Array.isArray(res && res.containers) ? res.containers.filter((c) => c && typeof c === 'object') : [];
     const keep = new Set();
+    let prev = null; // the row placed last, in the server's order (newest first)
     for (const info of list) {
       const id = str(info.container_id);
       keep.add(id);
@@ -90,7 +91,11 @@ export function sandboxes(ctx) {
         r = { tr, key, info, age, deadline };
         rows.set(id, r);
       }
-      tbody.append(r.tr); // keeps the server's order (newest first)
+      // Moved only when out of place: a row that stays put is never detached
+      // (a click or a typed deadline in it survives the refresh).
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (r.tr !== want) tbody.insertBefore(r.tr, want);
+      prev = r.tr;
     }
     for (const [id, r] of rows) if (!keep.has(id)) { r.tr.remove(); rows.delete(id); }
     const ph = tbody.querySelector('tr.empty');
