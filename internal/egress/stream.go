@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ const (
 // anything is sent (before any DNS lookup): a body that fits is sent whole with
 // its length; a longer one streams through a checkReader.
 const streamPrefix = 1 << 20
+
+// shortBody is the longest response body of known length that the door sends
+// whole rather than flushed as it comes (see streamDo).
+const shortBody = 32 << 10
 
 // streamWindow is how much a checkReader gathers beyond its carry before it scans.
 const streamWindow = 256 << 10
@@ -281,6 +286,10 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	for _, name := range responseHopHeaders {
 		h.Del(name)
 	}
+	// A short body of known length goes out whole with the status and headers, in
+	// one write when the handler returns: the redactor would hold all of it until
+	// its end anyway. Anything else is streamed, flushed as it comes.
+	short := !noBody && resp.ContentLength >= 0 && resp.ContentLength <= shortBody
 	if s != nil {
 		var n int
 		h, n = redactHeader(s, h)
@@ -288,9 +297,14 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 		if !noBody {
 			// Redaction may change the length: the body goes chunked.
 			h.Del("Content-Length")
+			if short {
+				// Chunked without a flush (net/http would otherwise count a short
+				// body and send its length).
+				h["Transfer-Encoding"] = []string{"chunked"}
+			}
 		}
 	} else if !noBody && resp.ContentLength >= 0 {
-		h.Set("Content-Length", fmt.Sprint(resp.ContentLength))
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	dst := w.Header()
 	for k, vs := range h {
@@ -301,10 +315,13 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if noBody {
 		return nil
 	}
-	// The status and headers go out now, before the first body bytes.
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	var out io.Writer = flushWriter{w: w, rc: rc}
+	var out io.Writer = w
+	if !short {
+		// The status and headers go out now, before the first body bytes.
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		out = flushWriter{w: w, rc: rc}
+	}
 	var redactor io.WriteCloser
 	if s != nil {
 		redactor = s.RedactStream(out)
