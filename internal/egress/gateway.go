@@ -713,13 +713,20 @@ func validMethodOrEmpty(m string) string {
 // caseForms returns s as written and in the case forms a case-insensitive reader may
 // turn it into (upper, lower, canonical header form), without repeats.
 func caseForms(s string) []string {
-	out := []string{s}
-	for _, f := range []string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
+	return appendCaseForms(make([]string, 0, 4), s)
+}
+
+// appendCaseForms appends the forms caseForms returns to dst (a caller's array
+// keeps them off the heap).
+func appendCaseForms(dst []string, s string) []string {
+	start := len(dst)
+	dst = append(dst, s)
+	for _, f := range [...]string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
+		if !slices.Contains(dst[start:], f) {
+			dst = append(dst, f)
 		}
 	}
-	return out
+	return dst
 }
 
 // scanHeaders returns the caller's headers for the leak scan, keyed by every case
@@ -742,31 +749,58 @@ func scanHeaders(h map[string]string) http.Header {
 // header values and header names (an upstream may put a value into a name; the door
 // lower-cases names, so the name is also redacted in lower case), and the number of
 // replacements. Names that become equal after redaction have their values joined.
+// The result may share h's value slices (clipped): h is not to be used after.
 func redactHeader(s Secrets, h http.Header) (http.Header, int) {
 	out := make(http.Header, len(h))
 	total := 0
+	// scratch holds what is given to Redact: nothing of it is kept past the call
+	// but a copy of what Redact returns.
+	var scratch []byte
+	redact := func(v string) ([]byte, int) {
+		scratch = append(scratch[:0], v...)
+		return s.Redact(scratch)
+	}
+	var forms [4]string
 	for name, vs := range h {
 		key := name
 		found := false
-		for _, f := range caseForms(name) {
-			if _, n := s.Redact([]byte(f)); n > 0 {
+		for _, f := range appendCaseForms(forms[:0], name) {
+			if _, n := redact(f); n > 0 {
 				found = true
 				total += n
 				break
 			}
 		}
 		if found {
-			r, _ := s.Redact([]byte(strings.ToLower(name)))
+			r, _ := redact(strings.ToLower(name))
 			key = string(r)
-			if _, n := s.Redact([]byte(key)); n > 0 || strings.EqualFold(key, name) {
+			if _, n := redact(key); n > 0 || strings.EqualFold(key, name) {
 				// The name still holds it in some case form: drop the name as a whole.
 				key = "X-Redacted"
 			}
 		}
-		for _, v := range vs {
-			r, n := s.Redact([]byte(v))
+		if len(vs) == 0 {
+			continue // no value: the name is not kept, as appending none would not
+		}
+		_, joined := out[key]
+		var changed []string // vs with its redacted values, once one is
+		for i, v := range vs {
+			r, n := redact(v)
 			total += n
-			out[key] = append(out[key], string(r))
+			if n > 0 {
+				if changed == nil {
+					changed = slices.Clone(vs)
+				}
+				changed[i] = string(r)
+			}
+		}
+		switch {
+		case changed != nil:
+			out[key] = append(out[key], changed...)
+		case joined:
+			out[key] = append(out[key], vs...)
+		default:
+			out[key] = slices.Clip(vs)
 		}
 	}
 	return out, total

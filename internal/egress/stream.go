@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,7 +191,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	}
 
 	// 4. Leak scan of what the client supplied, before any DNS lookup.
-	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(withoutProxyAuth(sc.header)), prefix, sc.reqID, rec); err != nil {
+	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec); err != nil {
 		return refuse(dec, err)
 	}
 	s := g.cfg.Secrets
@@ -514,30 +515,40 @@ func forwardHeader(in http.Header) http.Header {
 	return out
 }
 
-// withoutProxyAuth returns h without Proxy-Authorization: it carries the sandbox's
-// own token to the door (the bridge adds it as a Bearer token) and is never sent on.
-func withoutProxyAuth(h http.Header) http.Header {
-	if h.Get("Proxy-Authorization") == "" {
-		return h
-	}
-	out := h.Clone()
-	out.Del("Proxy-Authorization")
-	return out
-}
-
-// scanHTTPHeader returns h for the leak scan keyed by every case form of each name
-// (the server has canonicalised the names the client wrote).
+// scanHTTPHeader returns the client's headers h for the leak scan, keyed by every
+// case form of each name (the server has canonicalised the names the client
+// wrote), without Proxy-Authorization: it carries the sandbox's own token to the
+// door (the bridge adds it as a Bearer token) and is never sent on. Each value is
+// listed once, under the form of its name that sorts first: the scan checks every
+// name and then its values, names in sorted order, and a value's verdict does not
+// depend on the name it is listed under, so the scan finds what it found with the
+// value under every form, first finding included.
 func scanHTTPHeader(h http.Header) http.Header {
-	if len(h) == 0 {
+	dropAuth := h.Get("Proxy-Authorization") != ""
+	n := len(h)
+	if dropAuth {
+		n--
+	}
+	if n <= 0 {
 		return nil
 	}
-	out := make(http.Header, len(h)*2)
+	out := make(http.Header, n*3)
+	var buf [5]string
 	for k, vs := range h {
-		for _, f := range caseForms(k) {
-			out[f] = append(out[f], vs...)
+		if dropAuth && k == "Proxy-Authorization" {
+			continue
 		}
-		if lk := strings.ToLower(textproto.CanonicalMIMEHeaderKey(k)); lk != k {
-			out[lk] = append(out[lk], vs...)
+		forms := appendCaseForms(buf[:0], k)
+		if lk := strings.ToLower(textproto.CanonicalMIMEHeaderKey(k)); !slices.Contains(forms, lk) {
+			forms = append(forms, lk)
+		}
+		first := slices.Min(forms)
+		for _, f := range forms {
+			if f == first {
+				out[f] = append(out[f], vs...)
+			} else if _, ok := out[f]; !ok {
+				out[f] = nil
+			}
 		}
 	}
 	return out
