@@ -507,8 +507,8 @@ func (d *Door) passthrough(w http.ResponseWriter, r *http.Request, t *tunnel, re
 	rec.Reason = "TLS pass-through closed: not intercepted"
 	rec.BytesOut, rec.BytesIn = out, in
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
-	g.metrics.bytes.WithLabelValues("out").Add(float64(out))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(in))
+	g.metrics.bytesOut().Add(float64(out))
+	g.metrics.bytesIn().Add(float64(in))
 	g.auditRefusal(rec) // not a refusal: auditRefusal stamps, counts and records it
 }
 

@@ -384,7 +384,7 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 	if c.ContainerID == "" {
 		kind = callerTool
 	}
-	g.metrics.requests.WithLabelValues(kind, string(rec.Decision)).Inc()
+	g.metrics.request(kind, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
@@ -440,7 +440,7 @@ func errRefusalBudget() *api.Error {
 // authentication), and counts it.
 func (g *Gateway) auditRefusal(rec audit.Record) {
 	rec.Time = g.now()
-	g.metrics.requests.WithLabelValues(callerContainer, string(rec.Decision)).Inc()
+	g.metrics.request(callerContainer, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
@@ -548,7 +548,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// redirects.
 	sent := g.now()
 	rec.BytesOut = int64(len(body))
-	g.metrics.bytes.WithLabelValues("out").Add(float64(len(body)))
+	g.metrics.bytesOut().Add(float64(len(body)))
 	resp, err := g.transport.RoundTrip(req)
 	if err != nil {
 		e := g.upstreamError(ctx, c.RequestID, err)
@@ -566,9 +566,9 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	if c.ContainerID == "" {
 		kind = callerTool
 	}
-	g.metrics.latency.WithLabelValues(kind).Observe(g.now().Sub(sent).Seconds())
+	g.metrics.upstreamLatency(kind).Observe(g.now().Sub(sent).Seconds())
 	rec.BytesIn = int64(len(body))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(len(body)))
+	g.metrics.bytesIn().Add(float64(len(body)))
 	if err != nil {
 		return refuse(audit.DecisionError, g.upstreamError(ctx, c.RequestID, err))
 	}

@@ -87,7 +87,7 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 		recErr = nil // the record already says why
 	}
 	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr)
-	g.metrics.requests.WithLabelValues(callerContainer, string(rec.Decision)).Inc()
+	g.metrics.request(callerContainer, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
@@ -253,7 +253,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if cr != nil {
 		rec.BytesOut = cr.sent
 	}
-	g.metrics.bytes.WithLabelValues("out").Add(float64(rec.BytesOut))
+	g.metrics.bytesOut().Add(float64(rec.BytesOut))
 	if cr != nil && cr.failed() != nil {
 		// The upload was cut off before a byte of what the check refused was sent.
 		if resp != nil {
@@ -270,7 +270,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
-	g.metrics.latency.WithLabelValues(callerContainer).Observe(g.now().Sub(sent).Seconds())
+	g.metrics.upstreamLatency(callerContainer).Observe(g.now().Sub(sent).Seconds())
 	if upgrade && resp.StatusCode == http.StatusSwitchingProtocols {
 		return d.spliceUpgrade(w, sc, resp, rec)
 	}
@@ -332,7 +332,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	n, err := io.CopyBuffer(out, io.LimitReader(resp.Body, g.cfg.MaxStreamBytes+1), *buf)
 	copyBuffers.Put(buf)
 	rec.BytesIn = n
-	g.metrics.bytes.WithLabelValues("in").Add(float64(n))
+	g.metrics.bytesIn().Add(float64(n))
 	if err == nil && n > g.cfg.MaxStreamBytes {
 		err = fmt.Errorf("the upstream body is larger than %d bytes (proxy.max_stream_bytes)", g.cfg.MaxStreamBytes)
 	}
@@ -424,8 +424,8 @@ func (d *Door) spliceUpgrade(w http.ResponseWriter, sc streamCall, resp *http.Re
 	}()
 	wg.Wait()
 	rec.BytesOut, rec.BytesIn = out, in
-	g.metrics.bytes.WithLabelValues("out").Add(float64(out))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(in))
+	g.metrics.bytesOut().Add(float64(out))
+	g.metrics.bytesIn().Add(float64(in))
 	return errUpgradeDone
 }
 
