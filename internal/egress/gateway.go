@@ -377,9 +377,10 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 		RequestID:   c.RequestID,
 		Door:        c.Door,
 	}
-	resp, err := g.do(ctx, c, &rec)
+	var clean cleanSet
+	resp, err := g.do(ctx, c, &rec, &clean)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
-	g.closeRecord(c, &rec, err)
+	g.closeRecord(c, &rec, err, &clean)
 	kind := callerContainer
 	if c.ContainerID == "" {
 		kind = callerTool
@@ -392,8 +393,9 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 }
 
 // closeRecord is step 10 for every door: it puts err into rec, charges a refusal to
-// the caller's refusal budget, and redacts what rec took from the caller.
-func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
+// the caller's refusal budget, and redacts what rec took from the caller. clean
+// (nil: none) holds what the request's scan found clean.
+func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error, clean *cleanSet) {
 	if err != nil {
 		if e, ok := api.AsError(err); ok {
 			rec.Error = e.Code + ": " + e.Message
@@ -407,9 +409,9 @@ func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
 	if refused(rec.Decision) {
 		g.refusals.allow(callerKey(c), g.now())
 	}
-	g.redactRecord(c, rec)
-	rec.Reason = g.redactString(rec.Reason)
-	rec.Error = g.redactString(rec.Error)
+	g.redactRecord(c, rec, clean)
+	rec.Reason = g.redactStringIn(clean, rec.Reason)
+	rec.Error = g.redactStringIn(clean, rec.Error)
 }
 
 // refused reports whether d counts against the refusal budget: the caller asked for
@@ -446,7 +448,7 @@ func (g *Gateway) auditRefusal(rec audit.Record) {
 	}
 }
 
-func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response, error) {
+func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *cleanSet) (*Response, error) {
 	refuse := func(d audit.Decision, err error) (*Response, error) {
 		rec.Decision = d
 		if e, ok := api.AsError(err); ok {
@@ -506,7 +508,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// the URL and the header names as the caller wrote them and in every form they
 	// reach the upstream in (header names canonicalised for HTTP/1.1, lower case for
 	// HTTP/2), the header values and the body.
-	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec); err != nil {
+	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec, clean); err != nil {
 		return refuse(d, err)
 	}
 
@@ -619,7 +621,8 @@ func parseRecorded(method, rawURL string, rec *audit.Record) (*url.URL, target, 
 // (header names and values, body), then of the URL and the method as the caller
 // wrote them (normalising lower-cases the host and upper-cases the method). A
 // refusal comes with its decision; a method holding a credential is not recorded.
-func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record) (audit.Decision, error) {
+// Strings Redact finds clean go into clean (nil: none), for the record.
+func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record, clean *cleanSet) (audit.Decision, error) {
 	s := g.cfg.Secrets
 	if s == nil {
 		return "", nil
@@ -632,12 +635,13 @@ func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawUR
 		return audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available")
 	}
 	if rawURL != u.String() {
-		if _, n := s.Redact([]byte(rawURL)); n > 0 {
+		if g.redactions(clean, rawURL) > 0 {
 			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential")
 		}
 	}
-	for _, m := range caseForms(rawMethod) {
-		if _, n := s.Redact([]byte(m)); n > 0 {
+	var forms [4]string
+	for _, m := range appendCaseForms(forms[:0], rawMethod) {
+		if g.redactions(clean, m) > 0 {
 			rec.Method = ""
 			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the method holds a credential")
 		}
@@ -687,15 +691,57 @@ func (g *Gateway) upstreamError(ctx context.Context, requestID string, err error
 	}
 }
 
-func (g *Gateway) redactString(s string) string {
-	if s == "" || g.cfg.Secrets == nil {
+func (g *Gateway) redactString(s string) string { return g.redactStringIn(nil, s) }
+
+// redactStringIn is redactString for a string that clean (nil: none) may already
+// know to be clean.
+func (g *Gateway) redactStringIn(clean *cleanSet, s string) string {
+	if s == "" || g.cfg.Secrets == nil || clean.has(s) {
 		return s
 	}
 	r, n := g.cfg.Secrets.Redact([]byte(s))
 	if n == 0 {
+		clean.add(s)
 		return s
 	}
 	return string(r)
+}
+
+// redactions is how many replacements Redact makes in s, which clean (nil: none)
+// may already know to be clean; a clean s goes into clean.
+func (g *Gateway) redactions(clean *cleanSet, s string) int {
+	if clean.has(s) {
+		return 0
+	}
+	_, n := g.cfg.Secrets.Redact([]byte(s))
+	if n == 0 {
+		clean.add(s)
+	}
+	return n
+}
+
+// cleanSet holds strings in which the credential store's Redact found nothing
+// during one request: the audit record repeats what the leak scan looked at (the
+// method in its case forms, the URL), and one request scans a string once. A
+// credential stored while the request runs is applied from the next request on,
+// wherever in the request it is stored.
+type cleanSet struct {
+	s [8]string
+	n int
+}
+
+func (c *cleanSet) has(s string) bool {
+	if c == nil {
+		return false
+	}
+	return slices.Contains(c.s[:c.n], s)
+}
+
+func (c *cleanSet) add(s string) {
+	if c != nil && c.n < len(c.s) {
+		c.s[c.n] = s
+		c.n++
+	}
 }
 
 // validMethodOrEmpty returns m upper-cased when it is a token of at most MaxMethodLen
@@ -820,21 +866,22 @@ func isFieldError(err error, field string) bool {
 // recorded normalised (upper case, host lower case); a secret the caller wrote in
 // another case is found in what the caller wrote, and then the field is recorded
 // from that, redacted.
-func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
+func (g *Gateway) redactRecord(c Call, rec *audit.Record, clean *cleanSet) {
 	s := g.cfg.Secrets
 	if s == nil {
 		return
 	}
 	// tainted are normalised forms of what held a secret; error texts repeat them.
 	var tainted []string
-	for _, m := range caseForms(c.Method) {
-		if _, n := s.Redact([]byte(m)); n > 0 {
+	var forms [4]string
+	for _, m := range appendCaseForms(forms[:0], c.Method) {
+		if g.redactions(clean, m) > 0 {
 			tainted = append(tainted, rec.Method, strings.ToUpper(c.Method))
 			rec.Method = "[REDACTED]"
 			break
 		}
 	}
-	if _, n := s.Redact([]byte(c.URL)); n > 0 {
+	if g.redactions(clean, c.URL) > 0 {
 		tainted = append(tainted, rec.URL, rec.Host)
 		if orig, err := url.Parse(c.URL); err == nil {
 			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
@@ -849,7 +896,7 @@ func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
 		rec.Error = strings.ReplaceAll(rec.Error, t, "[REDACTED]")
 		rec.Reason = strings.ReplaceAll(rec.Reason, t, "[REDACTED]")
 	}
-	rec.Method = g.redactString(rec.Method)
-	rec.URL = g.redactString(rec.URL)
-	rec.Host = g.redactString(rec.Host)
+	rec.Method = g.redactStringIn(clean, rec.Method)
+	rec.URL = g.redactStringIn(clean, rec.URL)
+	rec.Host = g.redactStringIn(clean, rec.Host)
 }

@@ -77,7 +77,8 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 	_ = rc.SetReadDeadline(start.Add(g.cfg.StreamTimeout))
 	_ = rc.SetWriteDeadline(start.Add(g.cfg.StreamTimeout))
 
-	err := d.streamDo(w, sc, &rec)
+	var clean cleanSet
+	err := d.streamDo(w, sc, &rec, &clean)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
 	if err == errUpgradeDone {
 		err = nil
@@ -86,7 +87,7 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 	if recErr == errAborted {
 		recErr = nil // the record already says why
 	}
-	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr)
+	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr, &clean)
 	g.metrics.request(callerContainer, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
@@ -119,7 +120,7 @@ func writeProxyError(w http.ResponseWriter, err error) {
 
 // streamDo is the pipeline of stream. An error is returned before anything was
 // written to w (the caller writes it), or errAborted once the response had begun.
-func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record) error {
+func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record, clean *cleanSet) error {
 	g := d.g
 	refuse := func(dec audit.Decision, err error) error {
 		rec.Decision = dec
@@ -191,7 +192,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	}
 
 	// 4. Leak scan of what the client supplied, before any DNS lookup.
-	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec); err != nil {
+	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec, clean); err != nil {
 		return refuse(dec, err)
 	}
 	s := g.cfg.Secrets
