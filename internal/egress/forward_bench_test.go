@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clawbox/clawbox/api"
+	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/secrets"
 )
 
@@ -56,7 +57,7 @@ func BenchmarkForwardDoor(b *testing.B) {
 		AllowPrivateCIDRs: loopback,
 		Hosts:             map[string][]netip.Addr{"example.com": {ap.Addr()}},
 		Secrets:           st,
-		Audit:             &auditLog{},
+		Audit:             discardAudit{},
 		Logger:            quiet,
 	})
 	if err != nil {
@@ -129,3 +130,8 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// discardAudit is an audit sink that keeps nothing.
+type discardAudit struct{}
+
+func (discardAudit) Record(audit.Record) {}

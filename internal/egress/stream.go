@@ -284,7 +284,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 	if !noBody && resp.ContentLength > g.cfg.MaxStreamBytes {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "the upstream body is larger than %d bytes (proxy.max_stream_bytes)", g.cfg.MaxStreamBytes))
 	}
-	h := resp.Header.Clone()
+	h := resp.Header // resp is this request's alone: its header is not copied
 	for _, name := range responseHopHeaders {
 		h.Del(name)
 	}
