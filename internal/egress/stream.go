@@ -129,7 +129,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 	if g.closed.Load() {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the egress gateway is shut down"))
 	}
-	key := "container/" + d.spec.SandboxID
+	key := d.key
 	if g.refusalBudgetSpent(key) {
 		rec.Reason = "refusal budget spent"
 		return refuse(audit.DecisionRateLimited, errRefusalBudget())
