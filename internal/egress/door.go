@@ -53,6 +53,7 @@ type DoorSpec struct {
 type Door struct {
 	g      *Gateway
 	spec   DoorSpec
+	key    string // the sandbox's rate-limit key, "container/<id>" (see callerKey)
 	policy *Policy
 	ln     net.Listener
 	srv    *http.Server
@@ -96,7 +97,7 @@ func (g *Gateway) OpenDoor(spec DoorSpec) (*Door, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("egress: door %q: %w", spec.SandboxID, err)
 	}
-	d := &Door{g: g, spec: spec, policy: policy, ln: ln, served: make(chan struct{})}
+	d := &Door{g: g, spec: spec, key: callerKey(Call{ContainerID: spec.SandboxID}), policy: policy, ln: ln, served: make(chan struct{})}
 	d.srv = &http.Server{
 		Handler:           d,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -238,7 +239,7 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer d.release()
-		if d.g.refusalBudgetSpent("container/" + d.spec.SandboxID) {
+		if d.g.refusalBudgetSpent(d.key) {
 			d.refuseEarly(w, reqID, "refusal budget spent", errRefusalBudget())
 			return
 		}

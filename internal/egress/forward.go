@@ -82,7 +82,7 @@ func (d *Door) refuseProxy(w http.ResponseWriter, rec audit.Record, dec audit.De
 	rec.Decision, rec.Reason, rec.Error = dec, reason, err.Code+": "+err.Message
 	d.g.auditRefusal(rec)
 	if refused(dec) {
-		d.g.refusals.allow("container/"+d.spec.SandboxID, d.g.now())
+		d.g.refusals.allow(d.key, d.g.now())
 	}
 	switch err.Code {
 	case api.CodeProxyAuthRequired:
@@ -102,7 +102,7 @@ func (d *Door) admitProxy(w http.ResponseWriter, r *http.Request, reqID, door st
 			api.Errorf(api.CodeProxyAuthRequired, "missing or wrong sandbox token in Proxy-Authorization"))
 		return false
 	}
-	if d.g.refusalBudgetSpent("container/" + d.spec.SandboxID) {
+	if d.g.refusalBudgetSpent(d.key) {
 		d.refuseProxy(w, d.proxyRecord(r, reqID, door), audit.DecisionRateLimited, "refusal budget spent", errRefusalBudget())
 		return false
 	}
@@ -211,7 +211,7 @@ func (d *Door) connect(w http.ResponseWriter, r *http.Request, reqID string) {
 	}
 	// Every tunnel costs a rate-limit token, intercepted or not: a handshake costs
 	// the server a key exchange and a signature (and a leaf for a new name).
-	if !d.g.limits.allow("container/"+d.spec.SandboxID, d.g.now()) {
+	if !d.g.limits.allow(d.key, d.g.now()) {
 		d.refuseProxy(w, rec, audit.DecisionRateLimited, "rate limit exceeded", api.Errorf(api.CodeRateLimited, "rate limit exceeded for this sandbox; retry later"))
 		return
 	}
@@ -272,7 +272,7 @@ func (d *Door) intercept(w http.ResponseWriter, t *tunnel, rec audit.Record, hos
 		recorded = true
 		rec.Decision, rec.Reason, rec.Error = audit.DecisionBlocked, reason, e.Code+": "+e.Message
 		g.auditRefusal(rec)
-		g.refusals.allow("container/"+d.spec.SandboxID, g.now())
+		g.refusals.allow(d.key, g.now())
 		if answer {
 			writeRawError(conn, e)
 		}
@@ -507,8 +507,8 @@ func (d *Door) passthrough(w http.ResponseWriter, r *http.Request, t *tunnel, re
 	rec.Reason = "TLS pass-through closed: not intercepted"
 	rec.BytesOut, rec.BytesIn = out, in
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
-	g.metrics.bytes.WithLabelValues("out").Add(float64(out))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(in))
+	g.metrics.bytesOut().Add(float64(out))
+	g.metrics.bytesIn().Add(float64(in))
 	g.auditRefusal(rec) // not a refusal: auditRefusal stamps, counts and records it
 }
 

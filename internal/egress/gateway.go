@@ -377,14 +377,15 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 		RequestID:   c.RequestID,
 		Door:        c.Door,
 	}
-	resp, err := g.do(ctx, c, &rec)
+	var clean cleanSet
+	resp, err := g.do(ctx, c, &rec, &clean)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
-	g.closeRecord(c, &rec, err)
+	g.closeRecord(c, &rec, err, &clean)
 	kind := callerContainer
 	if c.ContainerID == "" {
 		kind = callerTool
 	}
-	g.metrics.requests.WithLabelValues(kind, string(rec.Decision)).Inc()
+	g.metrics.request(kind, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
@@ -392,8 +393,9 @@ func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
 }
 
 // closeRecord is step 10 for every door: it puts err into rec, charges a refusal to
-// the caller's refusal budget, and redacts what rec took from the caller.
-func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
+// the caller's refusal budget, and redacts what rec took from the caller. clean
+// (nil: none) holds what the request's scan found clean.
+func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error, clean *cleanSet) {
 	if err != nil {
 		if e, ok := api.AsError(err); ok {
 			rec.Error = e.Code + ": " + e.Message
@@ -407,9 +409,9 @@ func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
 	if refused(rec.Decision) {
 		g.refusals.allow(callerKey(c), g.now())
 	}
-	g.redactRecord(c, rec)
-	rec.Reason = g.redactString(rec.Reason)
-	rec.Error = g.redactString(rec.Error)
+	g.redactRecord(c, rec, clean)
+	rec.Reason = g.redactStringIn(clean, rec.Reason)
+	rec.Error = g.redactStringIn(clean, rec.Error)
 }
 
 // refused reports whether d counts against the refusal budget: the caller asked for
@@ -440,13 +442,13 @@ func errRefusalBudget() *api.Error {
 // authentication), and counts it.
 func (g *Gateway) auditRefusal(rec audit.Record) {
 	rec.Time = g.now()
-	g.metrics.requests.WithLabelValues(callerContainer, string(rec.Decision)).Inc()
+	g.metrics.request(callerContainer, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
 }
 
-func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response, error) {
+func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *cleanSet) (*Response, error) {
 	refuse := func(d audit.Decision, err error) (*Response, error) {
 		rec.Decision = d
 		if e, ok := api.AsError(err); ok {
@@ -506,7 +508,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// the URL and the header names as the caller wrote them and in every form they
 	// reach the upstream in (header names canonicalised for HTTP/1.1, lower case for
 	// HTTP/2), the header values and the body.
-	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec); err != nil {
+	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec, clean); err != nil {
 		return refuse(d, err)
 	}
 
@@ -548,7 +550,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	// redirects.
 	sent := g.now()
 	rec.BytesOut = int64(len(body))
-	g.metrics.bytes.WithLabelValues("out").Add(float64(len(body)))
+	g.metrics.bytesOut().Add(float64(len(body)))
 	resp, err := g.transport.RoundTrip(req)
 	if err != nil {
 		e := g.upstreamError(ctx, c.RequestID, err)
@@ -566,9 +568,9 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record) (*Response,
 	if c.ContainerID == "" {
 		kind = callerTool
 	}
-	g.metrics.latency.WithLabelValues(kind).Observe(g.now().Sub(sent).Seconds())
+	g.metrics.upstreamLatency(kind).Observe(g.now().Sub(sent).Seconds())
 	rec.BytesIn = int64(len(body))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(len(body)))
+	g.metrics.bytesIn().Add(float64(len(body)))
 	if err != nil {
 		return refuse(audit.DecisionError, g.upstreamError(ctx, c.RequestID, err))
 	}
@@ -619,7 +621,8 @@ func parseRecorded(method, rawURL string, rec *audit.Record) (*url.URL, target, 
 // (header names and values, body), then of the URL and the method as the caller
 // wrote them (normalising lower-cases the host and upper-cases the method). A
 // refusal comes with its decision; a method holding a credential is not recorded.
-func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record) (audit.Decision, error) {
+// Strings Redact finds clean go into clean (nil: none), for the record.
+func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record, clean *cleanSet) (audit.Decision, error) {
 	s := g.cfg.Secrets
 	if s == nil {
 		return "", nil
@@ -632,12 +635,13 @@ func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawUR
 		return audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available")
 	}
 	if rawURL != u.String() {
-		if _, n := s.Redact([]byte(rawURL)); n > 0 {
+		if g.redactions(clean, rawURL) > 0 {
 			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential")
 		}
 	}
-	for _, m := range caseForms(rawMethod) {
-		if _, n := s.Redact([]byte(m)); n > 0 {
+	var forms [4]string
+	for _, m := range appendCaseForms(forms[:0], rawMethod) {
+		if g.redactions(clean, m) > 0 {
 			rec.Method = ""
 			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the method holds a credential")
 		}
@@ -687,15 +691,57 @@ func (g *Gateway) upstreamError(ctx context.Context, requestID string, err error
 	}
 }
 
-func (g *Gateway) redactString(s string) string {
-	if s == "" || g.cfg.Secrets == nil {
+func (g *Gateway) redactString(s string) string { return g.redactStringIn(nil, s) }
+
+// redactStringIn is redactString for a string that clean (nil: none) may already
+// know to be clean.
+func (g *Gateway) redactStringIn(clean *cleanSet, s string) string {
+	if s == "" || g.cfg.Secrets == nil || clean.has(s) {
 		return s
 	}
 	r, n := g.cfg.Secrets.Redact([]byte(s))
 	if n == 0 {
+		clean.add(s)
 		return s
 	}
 	return string(r)
+}
+
+// redactions is how many replacements Redact makes in s, which clean (nil: none)
+// may already know to be clean; a clean s goes into clean.
+func (g *Gateway) redactions(clean *cleanSet, s string) int {
+	if clean.has(s) {
+		return 0
+	}
+	_, n := g.cfg.Secrets.Redact([]byte(s))
+	if n == 0 {
+		clean.add(s)
+	}
+	return n
+}
+
+// cleanSet holds strings in which the credential store's Redact found nothing
+// during one request: the audit record repeats what the leak scan looked at (the
+// method in its case forms, the URL), and one request scans a string once. A
+// credential stored while the request runs is applied from the next request on,
+// wherever in the request it is stored.
+type cleanSet struct {
+	s [8]string
+	n int
+}
+
+func (c *cleanSet) has(s string) bool {
+	if c == nil {
+		return false
+	}
+	return slices.Contains(c.s[:c.n], s)
+}
+
+func (c *cleanSet) add(s string) {
+	if c != nil && c.n < len(c.s) {
+		c.s[c.n] = s
+		c.n++
+	}
 }
 
 // validMethodOrEmpty returns m upper-cased when it is a token of at most MaxMethodLen
@@ -713,13 +759,20 @@ func validMethodOrEmpty(m string) string {
 // caseForms returns s as written and in the case forms a case-insensitive reader may
 // turn it into (upper, lower, canonical header form), without repeats.
 func caseForms(s string) []string {
-	out := []string{s}
-	for _, f := range []string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
+	return appendCaseForms(make([]string, 0, 4), s)
+}
+
+// appendCaseForms appends the forms caseForms returns to dst (a caller's array
+// keeps them off the heap).
+func appendCaseForms(dst []string, s string) []string {
+	start := len(dst)
+	dst = append(dst, s)
+	for _, f := range [...]string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
+		if !slices.Contains(dst[start:], f) {
+			dst = append(dst, f)
 		}
 	}
-	return out
+	return dst
 }
 
 // scanHeaders returns the caller's headers for the leak scan, keyed by every case
@@ -742,31 +795,58 @@ func scanHeaders(h map[string]string) http.Header {
 // header values and header names (an upstream may put a value into a name; the door
 // lower-cases names, so the name is also redacted in lower case), and the number of
 // replacements. Names that become equal after redaction have their values joined.
+// The result may share h's value slices (clipped): h is not to be used after.
 func redactHeader(s Secrets, h http.Header) (http.Header, int) {
 	out := make(http.Header, len(h))
 	total := 0
+	// scratch holds what is given to Redact: nothing of it is kept past the call
+	// but a copy of what Redact returns.
+	var scratch []byte
+	redact := func(v string) ([]byte, int) {
+		scratch = append(scratch[:0], v...)
+		return s.Redact(scratch)
+	}
+	var forms [4]string
 	for name, vs := range h {
 		key := name
 		found := false
-		for _, f := range caseForms(name) {
-			if _, n := s.Redact([]byte(f)); n > 0 {
+		for _, f := range appendCaseForms(forms[:0], name) {
+			if _, n := redact(f); n > 0 {
 				found = true
 				total += n
 				break
 			}
 		}
 		if found {
-			r, _ := s.Redact([]byte(strings.ToLower(name)))
+			r, _ := redact(strings.ToLower(name))
 			key = string(r)
-			if _, n := s.Redact([]byte(key)); n > 0 || strings.EqualFold(key, name) {
+			if _, n := redact(key); n > 0 || strings.EqualFold(key, name) {
 				// The name still holds it in some case form: drop the name as a whole.
 				key = "X-Redacted"
 			}
 		}
-		for _, v := range vs {
-			r, n := s.Redact([]byte(v))
+		if len(vs) == 0 {
+			continue // no value: the name is not kept, as appending none would not
+		}
+		_, joined := out[key]
+		var changed []string // vs with its redacted values, once one is
+		for i, v := range vs {
+			r, n := redact(v)
 			total += n
-			out[key] = append(out[key], string(r))
+			if n > 0 {
+				if changed == nil {
+					changed = slices.Clone(vs)
+				}
+				changed[i] = string(r)
+			}
+		}
+		switch {
+		case changed != nil:
+			out[key] = append(out[key], changed...)
+		case joined:
+			out[key] = append(out[key], vs...)
+		default:
+			out[key] = slices.Clip(vs)
 		}
 	}
 	return out, total
@@ -786,21 +866,22 @@ func isFieldError(err error, field string) bool {
 // recorded normalised (upper case, host lower case); a secret the caller wrote in
 // another case is found in what the caller wrote, and then the field is recorded
 // from that, redacted.
-func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
+func (g *Gateway) redactRecord(c Call, rec *audit.Record, clean *cleanSet) {
 	s := g.cfg.Secrets
 	if s == nil {
 		return
 	}
 	// tainted are normalised forms of what held a secret; error texts repeat them.
 	var tainted []string
-	for _, m := range caseForms(c.Method) {
-		if _, n := s.Redact([]byte(m)); n > 0 {
+	var forms [4]string
+	for _, m := range appendCaseForms(forms[:0], c.Method) {
+		if g.redactions(clean, m) > 0 {
 			tainted = append(tainted, rec.Method, strings.ToUpper(c.Method))
 			rec.Method = "[REDACTED]"
 			break
 		}
 	}
-	if _, n := s.Redact([]byte(c.URL)); n > 0 {
+	if g.redactions(clean, c.URL) > 0 {
 		tainted = append(tainted, rec.URL, rec.Host)
 		if orig, err := url.Parse(c.URL); err == nil {
 			rec.URL, rec.Host = audit.RedactURL(orig), orig.Hostname()
@@ -815,7 +896,7 @@ func (g *Gateway) redactRecord(c Call, rec *audit.Record) {
 		rec.Error = strings.ReplaceAll(rec.Error, t, "[REDACTED]")
 		rec.Reason = strings.ReplaceAll(rec.Reason, t, "[REDACTED]")
 	}
-	rec.Method = g.redactString(rec.Method)
-	rec.URL = g.redactString(rec.URL)
-	rec.Host = g.redactString(rec.Host)
+	rec.Method = g.redactStringIn(clean, rec.Method)
+	rec.URL = g.redactStringIn(clean, rec.URL)
+	rec.Host = g.redactStringIn(clean, rec.Host)
 }

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +17,28 @@ type metrics struct {
 	latency    *prometheus.HistogramVec
 	bytes      *prometheus.CounterVec
 	redactions prometheus.Counter
+
+	// The series every request touches, looked up once: the requests series are
+	// made up front, the others when first used, as WithLabelValues makes them.
+	bytesIn, bytesOut func() prometheus.Counter
+	latencyBy         map[string]func() prometheus.Observer            // by caller
+	requestsBy        map[string]map[audit.Decision]prometheus.Counter // by caller, decision
+}
+
+// request is the requests counter of caller and d.
+func (m *metrics) request(caller string, d audit.Decision) prometheus.Counter {
+	if c, ok := m.requestsBy[caller][d]; ok {
+		return c
+	}
+	return m.requests.WithLabelValues(caller, string(d))
+}
+
+// upstreamLatency is the latency histogram of caller.
+func (m *metrics) upstreamLatency(caller string) prometheus.Observer {
+	if o, ok := m.latencyBy[caller]; ok {
+		return o()
+	}
+	return m.latency.WithLabelValues(caller)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,6 +61,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Secret values redacted from upstream responses.",
 		}),
 	}
+	m.bytesIn = sync.OnceValue(func() prometheus.Counter { return m.bytes.WithLabelValues("in") })
+	m.bytesOut = sync.OnceValue(func() prometheus.Counter { return m.bytes.WithLabelValues("out") })
+	m.latencyBy = map[string]func() prometheus.Observer{}
+	// The requests series are made up front so that dashboards see zeros, not gaps.
+	m.requestsBy = map[string]map[audit.Decision]prometheus.Counter{}
+	for _, caller := range []string{callerContainer, callerTool} {
+		m.latencyBy[caller] = sync.OnceValue(func() prometheus.Observer { return m.latency.WithLabelValues(caller) })
+		m.requestsBy[caller] = map[audit.Decision]prometheus.Counter{}
+		for _, d := range []audit.Decision{audit.DecisionAllowed, audit.DecisionBlocked, audit.DecisionLeak, audit.DecisionRateLimited, audit.DecisionError} {
+			m.requestsBy[caller][d] = m.requests.WithLabelValues(caller, string(d))
+		}
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -48,12 +83,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				return nil, errors.New("egress: gateway metrics are already registered")
 			}
 			return nil, err
-		}
-	}
-	// Create the series up front so that dashboards see zeros, not gaps.
-	for _, caller := range []string{callerContainer, callerTool} {
-		for _, d := range []audit.Decision{audit.DecisionAllowed, audit.DecisionBlocked, audit.DecisionLeak, audit.DecisionRateLimited, audit.DecisionError} {
-			m.requests.WithLabelValues(caller, string(d))
 		}
 	}
 	return m, nil

@@ -31,7 +31,16 @@ type Policy struct {
 type layer struct {
 	source   string // "server" or "request", for reasons
 	rules    []Rule
+	names    []string // rules[i].String(), made once
 	warnings []string
+}
+
+// ruleName is the canonical form of rule i, as decisions name it.
+func (l layer) ruleName(i int) string {
+	if i < len(l.names) {
+		return l.names[i]
+	}
+	return l.rules[i].String()
 }
 
 // ParsePolicy compiles a list of rules. The error names the first bad rule.
@@ -60,6 +69,7 @@ func compileLayer(source string, rules []string) (layer, error) {
 			l.warnings = append(l.warnings, fmt.Sprintf("network rule %q passes TLS through uninspected: no credential injection, no leak scan, no redaction, no per-request policy", r.String()))
 		}
 		l.rules = append(l.rules, r)
+		l.names = append(l.names, r.String())
 	}
 	return l, nil
 }
@@ -290,14 +300,14 @@ func (l layer) decide(t target) Decision {
 	if len(l.rules) == 0 {
 		return Decision{Reason: "empty allowlist: no network"}
 	}
-	for _, r := range l.rules {
+	for i, r := range l.rules {
 		if r.deny && r.matches(t) {
-			return Decision{Rule: r.String(), Reason: "denied by rule"}
+			return Decision{Rule: l.ruleName(i), Reason: "denied by rule"}
 		}
 	}
-	for _, r := range l.rules {
+	for i, r := range l.rules {
 		if !r.deny && r.matches(t) {
-			return Decision{Allowed: true, Rule: r.String(), Reason: "allowed by rule", websocket: r.websocket}
+			return Decision{Allowed: true, Rule: l.ruleName(i), Reason: "allowed by rule", websocket: r.websocket}
 		}
 	}
 	return Decision{Reason: "no rule allows this method, scheme, host, port and path"}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -1121,4 +1122,34 @@ func TestPassthroughEndsAtStreamTimeout(t *testing.T) {
 	if _, err := io.ReadAll(tc); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("the pass-through tunnel outlived StreamTimeout")
 	}
+}
+
+// TestForwardResponseOfKnownLength: a response of known length, short (sent whole
+// with its headers) or not (streamed), reaches the client redacted and chunked:
+// redaction may change its length.
+func TestForwardResponseOfKnownLength(t *testing.T) {
+	long := strings.Repeat("x", 2*shortBody)
+	e := newProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		b := "short " + plainSecret + " end"
+		if r.URL.Path == "/long" {
+			b = long + plainSecret + " end"
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		io.WriteString(w, b)
+	}, proxyOpts{})
+	c := e.client(t, doorToken, nil)
+	for path, want := range map[string]string{"/short": "short [REDACTED] end", "/long": long + "[REDACTED] end"} {
+		resp, err := c.Get(e.plainURL(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("%s: status %d body %.80q", path, resp.StatusCode, body)
+		}
+		if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
+			t.Fatalf("%s: response length %d te %v", path, resp.ContentLength, resp.TransferEncoding)
+		}
+	}
+	e.noSecretInAudit(t)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,10 @@ const (
 // anything is sent (before any DNS lookup): a body that fits is sent whole with
 // its length; a longer one streams through a checkReader.
 const streamPrefix = 1 << 20
+
+// shortBody is the longest response body of known length that the door sends
+// whole rather than flushed as it comes (see streamDo).
+const shortBody = 32 << 10
 
 // streamWindow is how much a checkReader gathers beyond its carry before it scans.
 const streamWindow = 256 << 10
@@ -71,7 +77,8 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 	_ = rc.SetReadDeadline(start.Add(g.cfg.StreamTimeout))
 	_ = rc.SetWriteDeadline(start.Add(g.cfg.StreamTimeout))
 
-	err := d.streamDo(w, sc, &rec)
+	var clean cleanSet
+	err := d.streamDo(w, sc, &rec, &clean)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
 	if err == errUpgradeDone {
 		err = nil
@@ -80,8 +87,8 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 	if recErr == errAborted {
 		recErr = nil // the record already says why
 	}
-	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr)
-	g.metrics.requests.WithLabelValues(callerContainer, string(rec.Decision)).Inc()
+	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr, &clean)
+	g.metrics.request(callerContainer, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
 		g.cfg.Audit.Record(rec)
 	}
@@ -113,7 +120,7 @@ func writeProxyError(w http.ResponseWriter, err error) {
 
 // streamDo is the pipeline of stream. An error is returned before anything was
 // written to w (the caller writes it), or errAborted once the response had begun.
-func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record) error {
+func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record, clean *cleanSet) error {
 	g := d.g
 	refuse := func(dec audit.Decision, err error) error {
 		rec.Decision = dec
@@ -122,7 +129,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if g.closed.Load() {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUnavailable, "the egress gateway is shut down"))
 	}
-	key := "container/" + d.spec.SandboxID
+	key := d.key
 	if g.refusalBudgetSpent(key) {
 		rec.Reason = "refusal budget spent"
 		return refuse(audit.DecisionRateLimited, errRefusalBudget())
@@ -185,7 +192,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	}
 
 	// 4. Leak scan of what the client supplied, before any DNS lookup.
-	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(withoutProxyAuth(sc.header)), prefix, sc.reqID, rec); err != nil {
+	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec, clean); err != nil {
 		return refuse(dec, err)
 	}
 	s := g.cfg.Secrets
@@ -247,7 +254,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if cr != nil {
 		rec.BytesOut = cr.sent
 	}
-	g.metrics.bytes.WithLabelValues("out").Add(float64(rec.BytesOut))
+	g.metrics.bytesOut().Add(float64(rec.BytesOut))
 	if cr != nil && cr.failed() != nil {
 		// The upload was cut off before a byte of what the check refused was sent.
 		if resp != nil {
@@ -264,7 +271,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
-	g.metrics.latency.WithLabelValues(callerContainer).Observe(g.now().Sub(sent).Seconds())
+	g.metrics.upstreamLatency(callerContainer).Observe(g.now().Sub(sent).Seconds())
 	if upgrade && resp.StatusCode == http.StatusSwitchingProtocols {
 		return d.spliceUpgrade(w, sc, resp, rec)
 	}
@@ -277,10 +284,14 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if !noBody && resp.ContentLength > g.cfg.MaxStreamBytes {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "the upstream body is larger than %d bytes (proxy.max_stream_bytes)", g.cfg.MaxStreamBytes))
 	}
-	h := resp.Header.Clone()
+	h := resp.Header // resp is this request's alone: its header is not copied
 	for _, name := range responseHopHeaders {
 		h.Del(name)
 	}
+	// A short body of known length goes out whole with the status and headers, in
+	// one write when the handler returns: the redactor would hold all of it until
+	// its end anyway. Anything else is streamed, flushed as it comes.
+	short := !noBody && resp.ContentLength >= 0 && resp.ContentLength <= shortBody
 	if s != nil {
 		var n int
 		h, n = redactHeader(s, h)
@@ -288,9 +299,14 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 		if !noBody {
 			// Redaction may change the length: the body goes chunked.
 			h.Del("Content-Length")
+			if short {
+				// Chunked without a flush (net/http would otherwise count a short
+				// body and send its length).
+				h["Transfer-Encoding"] = []string{"chunked"}
+			}
 		}
 	} else if !noBody && resp.ContentLength >= 0 {
-		h.Set("Content-Length", fmt.Sprint(resp.ContentLength))
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	dst := w.Header()
 	for k, vs := range h {
@@ -301,10 +317,13 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	if noBody {
 		return nil
 	}
-	// The status and headers go out now, before the first body bytes.
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	var out io.Writer = flushWriter{w: w, rc: rc}
+	var out io.Writer = w
+	if !short {
+		// The status and headers go out now, before the first body bytes.
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		out = flushWriter{w: w, rc: rc}
+	}
 	var redactor io.WriteCloser
 	if s != nil {
 		redactor = s.RedactStream(out)
@@ -314,7 +333,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record)
 	n, err := io.CopyBuffer(out, io.LimitReader(resp.Body, g.cfg.MaxStreamBytes+1), *buf)
 	copyBuffers.Put(buf)
 	rec.BytesIn = n
-	g.metrics.bytes.WithLabelValues("in").Add(float64(n))
+	g.metrics.bytesIn().Add(float64(n))
 	if err == nil && n > g.cfg.MaxStreamBytes {
 		err = fmt.Errorf("the upstream body is larger than %d bytes (proxy.max_stream_bytes)", g.cfg.MaxStreamBytes)
 	}
@@ -406,8 +425,8 @@ func (d *Door) spliceUpgrade(w http.ResponseWriter, sc streamCall, resp *http.Re
 	}()
 	wg.Wait()
 	rec.BytesOut, rec.BytesIn = out, in
-	g.metrics.bytes.WithLabelValues("out").Add(float64(out))
-	g.metrics.bytes.WithLabelValues("in").Add(float64(in))
+	g.metrics.bytesOut().Add(float64(out))
+	g.metrics.bytesIn().Add(float64(in))
 	return errUpgradeDone
 }
 
@@ -497,30 +516,40 @@ func forwardHeader(in http.Header) http.Header {
 	return out
 }
 
-// withoutProxyAuth returns h without Proxy-Authorization: it carries the sandbox's
-// own token to the door (the bridge adds it as a Bearer token) and is never sent on.
-func withoutProxyAuth(h http.Header) http.Header {
-	if h.Get("Proxy-Authorization") == "" {
-		return h
-	}
-	out := h.Clone()
-	out.Del("Proxy-Authorization")
-	return out
-}
-
-// scanHTTPHeader returns h for the leak scan keyed by every case form of each name
-// (the server has canonicalised the names the client wrote).
+// scanHTTPHeader returns the client's headers h for the leak scan, keyed by every
+// case form of each name (the server has canonicalised the names the client
+// wrote), without Proxy-Authorization: it carries the sandbox's own token to the
+// door (the bridge adds it as a Bearer token) and is never sent on. Each value is
+// listed once, under the form of its name that sorts first: the scan checks every
+// name and then its values, names in sorted order, and a value's verdict does not
+// depend on the name it is listed under, so the scan finds what it found with the
+// value under every form, first finding included.
 func scanHTTPHeader(h http.Header) http.Header {
-	if len(h) == 0 {
+	dropAuth := h.Get("Proxy-Authorization") != ""
+	n := len(h)
+	if dropAuth {
+		n--
+	}
+	if n <= 0 {
 		return nil
 	}
-	out := make(http.Header, len(h)*2)
+	out := make(http.Header, n*3)
+	var buf [5]string
 	for k, vs := range h {
-		for _, f := range caseForms(k) {
-			out[f] = append(out[f], vs...)
+		if dropAuth && k == "Proxy-Authorization" {
+			continue
 		}
-		if lk := strings.ToLower(textproto.CanonicalMIMEHeaderKey(k)); lk != k {
-			out[lk] = append(out[lk], vs...)
+		forms := appendCaseForms(buf[:0], k)
+		if lk := strings.ToLower(textproto.CanonicalMIMEHeaderKey(k)); !slices.Contains(forms, lk) {
+			forms = append(forms, lk)
+		}
+		first := slices.Min(forms)
+		for _, f := range forms {
+			if f == first {
+				out[f] = append(out[f], vs...)
+			} else if _, ok := out[f]; !ok {
+				out[f] = nil
+			}
 		}
 	}
 	return out
