@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // HealthResponse is the body of GET /health. Without a valid token (when /health is
 // public) only Status is set; with one, the rest is filled in.
@@ -58,4 +61,23 @@ type WarmPoolHealth struct {
 	Failures  int        `json:"consecutive_failures,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
+}
+
+// Containers returns the "docker" component's detail as ContainersHealth (the
+// warm pools among it); false when the response has none that reads as one.
+func (h *HealthResponse) Containers() (ContainersHealth, bool) {
+	var d ContainersHealth
+	c, ok := h.Components["docker"]
+	if !ok || c.Detail == nil {
+		return d, false
+	}
+	if v, ok := c.Detail.(ContainersHealth); ok {
+		return v, true
+	}
+	// Decoded by a client: a generic JSON value.
+	b, err := json.Marshal(c.Detail)
+	if err != nil || json.Unmarshal(b, &d) != nil {
+		return ContainersHealth{}, false
+	}
+	return d, true
 }

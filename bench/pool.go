@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -172,13 +171,9 @@ func poolState(ctx context.Context, c *cbclient.Client) (api.WarmPoolHealth, err
 	if err != nil {
 		return api.WarmPoolHealth{}, err
 	}
-	b, err := json.Marshal(h.Components["docker"].Detail)
-	if err != nil {
-		return api.WarmPoolHealth{}, err
-	}
-	var d api.ContainersHealth
-	if err := json.Unmarshal(b, &d); err != nil || len(d.Pools) == 0 {
-		return api.WarmPoolHealth{}, fmt.Errorf("no warm pool in the server's health (%v)", err)
+	d, _ := h.Containers()
+	if len(d.Pools) == 0 {
+		return api.WarmPoolHealth{}, errors.New("no warm pool in the server's health")
 	}
 	return d.Pools[0], nil
 }

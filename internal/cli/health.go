@@ -89,7 +89,7 @@ func (a *app) statusCommand() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "  %s:\t%s\n", n, line)
 			}
-			printPools(tw, h.Components["docker"].Detail)
+			printPools(tw, h)
 			tw.Flush()
 			if h.Status != api.StatusOK {
 				return silentExit(ExitError)
@@ -113,14 +113,8 @@ func (a *app) versionCommand() *cobra.Command {
 }
 
 // printPools prints one line per warm pool of the docker component's detail.
-func printPools(w io.Writer, detail any) {
-	if detail == nil {
-		return
-	}
-	var d api.ContainersHealth
-	if b, err := json.Marshal(detail); err != nil || json.Unmarshal(b, &d) != nil {
-		return
-	}
+func printPools(w io.Writer, h *api.HealthResponse) {
+	d, _ := h.Containers()
 	for _, p := range d.Pools {
 		line := fmt.Sprintf("%d/%d ready, %d starting, %d hits, %d misses", p.Ready, p.Size, p.Filling, p.Hits, p.Misses)
 		if p.Image != p.Name {

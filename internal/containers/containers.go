@@ -325,10 +325,7 @@ func (s *Side) Health(ctx context.Context) api.ComponentHealth {
 	if err != nil {
 		return api.ComponentHealth{Status: "error", Detail: "cannot list sandboxes"}
 	}
-	d := api.ContainersHealth{ActiveContainers: len(running)}
-	if pools := mgr.Pools(); len(pools) > 0 {
-		d.Pools = pools
-	}
+	d := api.ContainersHealth{ActiveContainers: len(running), Pools: mgr.Pools()}
 	return api.ComponentHealth{Status: api.StatusOK, Detail: d}
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,13 +29,9 @@ func poolHealth(t *testing.T, c *client.Client, name string) api.WarmPoolHealth 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d api.ContainersHealth
-	b, err := json.Marshal(h.Components["docker"].Detail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatalf("containers detail: %v", err)
+	d, ok := h.Containers()
+	if !ok {
+		t.Fatalf("no containers detail in health: %+v", h.Components)
 	}
 	for _, p := range d.Pools {
 		if p.Name == name {

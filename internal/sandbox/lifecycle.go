@@ -334,11 +334,14 @@ func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
 		if isLive || m.isPooled(id) {
 			continue
 		}
-		if rec, err := m.store.GetSandbox(ctx, id); err == nil && rec.Status.Active() {
+		rec, err := m.store.GetSandbox(ctx, id)
+		switch {
+		case err == nil && rec.Status.Active():
 			continue // a spawn or adoption in flight owns it
-		} else if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		case err != nil && !errors.Is(err, errdefs.ErrNotFound):
 			return n, err
 		}
+		noRecord := err != nil
 		if err := m.backend.Remove(ctx, c.ID); err != nil {
 			m.log.Error("sandbox: remove orphan container", "container", c.ID, "err", err)
 			continue
@@ -347,7 +350,7 @@ func (m *Manager) removeOrphans(ctx context.Context) (int, error) {
 		// A pooled sandbox of an earlier process (it has no record) leaves its
 		// socket dir: remove it with the container. The id comes from a label:
 		// only a well-formed one names a path.
-		if _, err := m.store.GetSandbox(ctx, id); errors.Is(err, errdefs.ErrNotFound) && validSandboxID(id) {
+		if noRecord && validSandboxID(id) {
 			dir := filepath.Join(m.cfg.ProxiesDir, id)
 			if err := removeSocketDir(dir); err != nil {
 				m.log.Error("sandbox: remove orphan socket dir", "sandbox", id, "err", err)

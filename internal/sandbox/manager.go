@@ -253,25 +253,23 @@ func (m *Manager) SpawnWith(ctx context.Context, req api.ContainerSpawnRequest, 
 
 	if pl := m.matchPool(p, req.Command, o); pl != nil {
 		rec, err := m.spawnWarm(ctx, req, p, pl)
+		m.countClaim(pl, rec != nil)
 		if rec != nil {
 			d := m.clock.Now().Sub(began).Seconds()
 			m.metrics.poolClaim.Observe(d)
 			m.metrics.spawn.Observe(d)
-			m.metrics.poolClaims.WithLabelValues(pl.cfg.Name, "hit").Inc()
-			m.poolMu.Lock()
-			pl.hits++
-			m.poolMu.Unlock()
 			return rec, nil
 		}
-		m.poolMu.Lock()
-		pl.misses++
-		m.poolMu.Unlock()
-		m.metrics.poolClaims.WithLabelValues(pl.cfg.Name, "miss").Inc()
 		if err != nil {
 			m.log.Warn("sandbox pool: claim failed, starting cold", "pool", pl.cfg.Name, "err", err)
 		}
 	}
-	return m.spawnCold(ctx, began, req, p, o)
+	rec, err := m.spawnCold(ctx, req, p, o)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics.spawn.Observe(m.clock.Now().Sub(began).Seconds())
+	return rec, nil
 }
 
 // newRecord is a spawn's record before it has an id.
@@ -394,7 +392,7 @@ func (m *Manager) markRunning(ctx context.Context, l *live, rec *Record, cid str
 // spawnCold creates the record, token, socket directory and door, and creates
 // and starts the hardened container. It is all or nothing: on any error every
 // earlier step is undone.
-func (m *Manager) spawnCold(ctx context.Context, began time.Time, req api.ContainerSpawnRequest, p *plan, o SpawnOptions) (*Record, error) {
+func (m *Manager) spawnCold(ctx context.Context, req api.ContainerSpawnRequest, p *plan, o SpawnOptions) (*Record, error) {
 	id := "clawbox-" + uuid.NewString()
 	rec := m.newRecord(req, p, o)
 	rec.ID = id
@@ -489,26 +487,12 @@ func (m *Manager) spawnCold(ctx context.Context, began time.Time, req api.Contai
 	spec.Supervisor = m.supervisorBin
 	spec.Entrypoint = SupervisorArgs(m.cfg.MaxFileBytes, p.policy == PolicyContainer)
 	if p.policy == PolicyContainer {
-		// The CA's key is written beside the socket dir, never inside it;
-		// release (the undo above) removes both.
-		ca, err := makeCA(id, dir, systemRoots(m.cfg.SystemRootsFile))
-		if err != nil {
+		if err := m.openDoorWithCA(l, rec, dir); err != nil {
 			return fail(fmt.Errorf("sandbox %s: %w", id, err))
 		}
-		ds := m.doorSpec(l, rec)
-		ds.CA = ca
-		door, err := m.doors.OpenDoor(ds)
-		if err != nil {
-			return fail(fmt.Errorf("sandbox %s: open door: %w", id, err))
-		}
-		l.res.setDoor(door)
-		env["CLAWBOX_PROXY_SOCKET"] = ContainerSocketPath
-		env["CLAWBOX_PROXY_TOKEN"] = token
-		env["CLAWBOX_PROXY_TOKEN_FILE"] = ContainerTokenPath
+		maps.Copy(env, proxyEnv(token))
 	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		spec.Env = append(spec.Env, k+"="+env[k])
-	}
+	spec.Env = envList(env)
 
 	cid, err := m.backend.Start(ctx, spec)
 	if err != nil {
@@ -524,8 +508,44 @@ func (m *Manager) spawnCold(ctx context.Context, began time.Time, req api.Contai
 	if err != nil {
 		return fail(err)
 	}
-	m.metrics.spawn.Observe(m.clock.Now().Sub(began).Seconds())
 	return running, nil
+}
+
+// openDoorWithCA makes the sandbox's CA (its key beside the socket dir dir,
+// never inside it: the resources' release removes both) and opens its door
+// signing with it, handed to l's resources.
+func (m *Manager) openDoorWithCA(l *live, rec *Record, dir string) error {
+	ca, err := makeCA(rec.ID, dir, systemRoots(m.cfg.SystemRootsFile))
+	if err != nil {
+		return err
+	}
+	ds := m.doorSpec(l, rec)
+	ds.CA = ca
+	door, err := m.doors.OpenDoor(ds)
+	if err != nil {
+		return fmt.Errorf("open door: %w", err)
+	}
+	l.res.setDoor(door)
+	return nil
+}
+
+// proxyEnv is how a workload finds its door: the socket, the token and the
+// token's file.
+func proxyEnv(token string) map[string]string {
+	return map[string]string{
+		"CLAWBOX_PROXY_SOCKET":     ContainerSocketPath,
+		"CLAWBOX_PROXY_TOKEN":      token,
+		"CLAWBOX_PROXY_TOKEN_FILE": ContainerTokenPath,
+	}
+}
+
+// envList is env as a container's KEY=VALUE list, sorted.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
 }
 
 func (m *Manager) doorSpec(l *live, rec *Record) DoorSpec {
@@ -552,13 +572,17 @@ func makeSocketDir(dir, token string) error {
 	if token == "" {
 		return nil
 	}
-	tf := filepath.Join(dir, "token")
-	if err := os.WriteFile(tf, []byte(token), 0o444); err != nil {
+	if err := writeDoorToken(dir, token); err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("token file: %w", err)
+		return err
 	}
-	if err := os.Chmod(tf, 0o444); err != nil {
-		os.RemoveAll(dir)
+	return nil
+}
+
+// writeDoorToken writes the door token file (0444) into a socket dir that has
+// none (a new sandbox's, or a pooled one's at its claim).
+func writeDoorToken(dir, token string) error {
+	if err := writeNewFile(filepath.Join(dir, "token"), []byte(token), 0o444); err != nil {
 		return fmt.Errorf("token file: %w", err)
 	}
 	return nil

@@ -82,7 +82,7 @@ func (p *pool) poke() {
 func (m *Manager) Pools() []api.WarmPoolHealth {
 	m.poolMu.Lock()
 	defer m.poolMu.Unlock()
-	out := make([]api.WarmPoolHealth, 0, len(m.pools))
+	var out []api.WarmPoolHealth // nil without pools
 	for _, p := range m.pools {
 		s := api.WarmPoolHealth{Name: p.cfg.Name, Image: p.cfg.Image, Size: p.cfg.Size, Ready: len(p.ready), Filling: p.filling,
 			Hits: p.hits, Misses: p.misses, Refilled: p.refilled, Failures: p.failures, LastError: p.lastErr}
@@ -93,6 +93,25 @@ func (m *Manager) Pools() []api.WarmPoolHealth {
 		out = append(out, s)
 	}
 	return out
+}
+
+// countClaim counts a spawn that matched p: a hit when it claimed, else a miss.
+func (m *Manager) countClaim(p *pool, hit bool) {
+	result := "miss"
+	m.poolMu.Lock()
+	if hit {
+		result = "hit"
+		p.hits++
+	} else {
+		p.misses++
+	}
+	m.poolMu.Unlock()
+	m.metrics.poolClaims.WithLabelValues(p.cfg.Name, result).Inc()
+}
+
+// readyChangedLocked publishes p's ready count; poolMu must be held.
+func (m *Manager) readyChangedLocked(p *pool) {
+	m.metrics.poolReady.WithLabelValues(p.cfg.Name).Set(float64(len(p.ready)))
 }
 
 // pokePools tells every pool to look again (a sandbox ended: there may be room).
@@ -224,7 +243,7 @@ func (m *Manager) fillOne(p *pool) {
 		p.imageKnown, p.imageMain = true, len(e.entrypoint)+len(e.cmd) > 0
 		p.failures, p.lastErr, p.retryAt = 0, "", time.Time{}
 		p.refilled++
-		m.metrics.poolReady.WithLabelValues(p.cfg.Name).Set(float64(len(p.ready)))
+		m.readyChangedLocked(p)
 	case m.ctx.Err() != nil:
 		// Shutdown: not a failure of the pool.
 	default:
@@ -269,6 +288,8 @@ func (m *Manager) fill(p *pool) (*pooled, error) {
 		return fail(err)
 	}
 	e.res.setSupervisor(link)
+	// The container's own env: what every sandbox with a door has, nothing of a
+	// request (the token comes with the claim).
 	env := doorEnv()
 	env["CLAWBOX_CONTAINER_ID"] = id
 	env["CLAWBOX_PROXY_SOCKET"] = ContainerSocketPath
@@ -280,9 +301,7 @@ func (m *Manager) fill(p *pool) (*pooled, error) {
 		SocketDir: dir, Supervisor: m.supervisorBin, Entrypoint: WaitMainSupervisorArgs(m.cfg.MaxFileBytes, true),
 		WaitMain: true, Pool: p.cfg.Name,
 	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		spec.Env = append(spec.Env, k+"="+env[k])
-	}
+	spec.Env = envList(env)
 	ep, cmd, err := m.backend.(ImageDefaulter).ImageDefaults(ctx, p.cfg.Image)
 	if err != nil {
 		return fail(fmt.Errorf("image %s: %w", p.cfg.Image, err))
@@ -351,7 +370,7 @@ func (m *Manager) takeReadyLocked(p *pool) *pooled {
 	for len(p.ready) > 0 {
 		e := p.ready[0]
 		p.ready = p.ready[1:]
-		m.metrics.poolReady.WithLabelValues(p.cfg.Name).Set(float64(len(p.ready)))
+		m.readyChangedLocked(p)
 		if k := e.res.supervisorLink(); k != nil && k.connected() {
 			return e
 		}
@@ -412,7 +431,7 @@ func (m *Manager) createRecord(ctx context.Context, rec *Record, claim *pool) (*
 			if len(p.ready) > 0 {
 				victim, from = p.ready[len(p.ready)-1], p
 				from.ready = from.ready[:len(from.ready)-1]
-				m.metrics.poolReady.WithLabelValues(from.cfg.Name).Set(float64(len(from.ready)))
+				m.readyChangedLocked(from)
 				break
 			}
 		}
@@ -436,27 +455,17 @@ func (m *Manager) createRecord(ctx context.Context, rec *Record, claim *pool) (*
 // e's). On error the caller undoes everything and removes the container.
 func (m *Manager) claim(ctx context.Context, l *live, rec *Record, e *pooled, p *plan, command []string, token string) error {
 	dir := l.res.socketDir()
-	if err := writeNewFile(filepath.Join(dir, "token"), []byte(token), 0o444); err != nil {
-		return fmt.Errorf("token file: %w", err)
+	if err := writeDoorToken(dir, token); err != nil {
+		return err
 	}
 	env, err := m.spawnEnv(rec.ID, p)
 	if err != nil {
 		return err
 	}
-	ca, err := makeCA(rec.ID, dir, systemRoots(m.cfg.SystemRootsFile))
-	if err != nil {
+	if err := m.openDoorWithCA(l, rec, dir); err != nil {
 		return err
 	}
-	ds := m.doorSpec(l, rec)
-	ds.CA = ca
-	door, err := m.doors.OpenDoor(ds)
-	if err != nil {
-		return fmt.Errorf("open door: %w", err)
-	}
-	l.res.setDoor(door)
-	env["CLAWBOX_PROXY_SOCKET"] = ContainerSocketPath
-	env["CLAWBOX_PROXY_TOKEN"] = token
-	env["CLAWBOX_PROXY_TOKEN_FILE"] = ContainerTokenPath
+	maps.Copy(env, proxyEnv(token))
 	// A new supervisor token: the pool-time one is refused from now on.
 	link := l.res.supervisorLink()
 	if link == nil {
@@ -512,7 +521,7 @@ func (m *Manager) shutdownPools() {
 			delete(p.ids, e.id)
 		}
 		p.ready = nil
-		m.metrics.poolReady.WithLabelValues(p.cfg.Name).Set(0)
+		m.readyChangedLocked(p)
 	}
 	m.poolMu.Unlock()
 	var wg sync.WaitGroup

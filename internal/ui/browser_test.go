@@ -2,7 +2,6 @@ package ui_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -221,12 +220,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		b, _ := json.Marshal(h.Components["docker"].Detail)
-		var d api.ContainersHealth
-		if err := json.Unmarshal(b, &d); err != nil {
-			return false, err
-		}
-		return len(d.Pools) == 1 && d.Pools[0].Ready == 1, fmt.Errorf("%s", b)
+		d, _ := h.Containers()
+		return len(d.Pools) == 1 && d.Pools[0].Ready == 1, fmt.Errorf("%+v", d)
 	})
 	warm, err := c.Spawn(ctx, api.ContainerSpawnRequest{Task: "dashboard warm", Command: []string{"sleep", "600"}})
 	if err != nil || !warm.Warm {
