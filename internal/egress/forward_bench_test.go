@@ -3,6 +3,9 @@ package egress
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,20 +25,26 @@ import (
 	"github.com/clawbox/clawbox/internal/secrets"
 )
 
-// BenchmarkForwardDoor: one GET http://example.com:<port>/api/x per iteration
-// through a door's forward proxy on its Unix socket to a loopback upstream, set up
-// as bench/forward.go sets it up (a real credential store holding one credential
-// for the upstream, the token as Proxy-Authorization: Bearer, the rate limit out
-// of the way). "direct" is the same client and upstream without the door: the
-// door's own cost is the difference.
-func BenchmarkForwardDoor(b *testing.B) {
+// benchDoor is the setup BenchmarkForwardDoor and BenchmarkProxyDoor share, as
+// bench/forward.go sets it up: a loopback upstream answering a small JSON body, a
+// real credential store holding one credential for it, the rate limit out of the
+// way, and a door on its Unix socket allowing the upstream.
+type benchDoor struct {
+	body   []byte
+	addr   string // the upstream's host:port
+	origin string // http://example.com:<port>
+	sock   string
+}
+
+func newBenchDoor(b *testing.B, grant bool) *benchDoor {
+	b.Helper()
 	body := []byte(`{"ok":true,"items":[1,2,3],"note":"a small JSON answer from the loopback upstream"}`)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	}))
-	defer up.Close()
+	b.Cleanup(up.Close)
 	ap := netip.MustParseAddrPort(up.Listener.Addr().String())
 
 	key, err := secrets.ParseMasterKey(strings.Repeat("5a", secrets.KeySize))
@@ -47,7 +56,7 @@ func BenchmarkForwardDoor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	if _, err := st.Put("BENCH", api.PutCredentialRequest{Value: "sk-bench0123456789abcdefghijklmnopqrst", Host: "example.com", Port: int(ap.Port()), PathPrefix: "/api"}); err != nil {
 		b.Fatal(err)
 	}
@@ -63,26 +72,68 @@ func BenchmarkForwardDoor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer g.Close()
-	sock := filepath.Join(b.TempDir(), "door.sock")
-	door, err := g.OpenDoor(DoorSpec{
-		SandboxID:    "bench-forward",
-		SocketPath:   sock,
-		Allowlist:    []string{"http://example.com:" + strconv.Itoa(int(ap.Port())) + "/"},
+	b.Cleanup(func() { g.Close() })
+	bd := &benchDoor{body: body, addr: up.Listener.Addr().String(), origin: "http://example.com:" + strconv.Itoa(int(ap.Port())), sock: filepath.Join(b.TempDir(), "door.sock")}
+	spec := DoorSpec{
+		SandboxID:    "bench-door",
+		SocketPath:   bd.sock,
+		Allowlist:    []string{bd.origin + "/"},
 		Authenticate: func(tok string) bool { return tok == doorToken },
-	})
+	}
+	if grant {
+		spec.Credentials = []string{"BENCH"}
+	}
+	door, err := g.OpenDoor(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer door.Close()
+	b.Cleanup(func() { door.Close() })
+	return bd
+}
 
-	target := "http://example.com:" + strconv.Itoa(int(ap.Port())) + "/api/x"
-	run := func(b *testing.B, tr *http.Transport, hdr http.Header) {
-		defer tr.CloseIdleConnections()
-		hc := &http.Client{Transport: tr}
-		b.ReportAllocs()
-		cpu0 := cpuTime(b)
-		for b.Loop() {
+// unixTransport dials sock whatever the request's address.
+func unixTransport(sock string) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		DisableCompression: true,
+	}
+}
+
+// loopDoor sends one request made by newReq per iteration through hc and checks the
+// answer with check, reporting allocations and the process's CPU per request.
+func loopDoor(b *testing.B, tr *http.Transport, newReq func() *http.Request, check func(*http.Response, []byte) error) {
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		resp, err := hc.Do(newReq())
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			err = check(resp, got)
+		}
+		if err != nil {
+			b.Fatalf("status %d, body %.300q: %v (X-Clawbox-Error %q)", resp.StatusCode, got, err, resp.Header.Get("X-Clawbox-Error"))
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkForwardDoor: one GET http://example.com:<port>/api/x per iteration
+// through a door's forward proxy on its Unix socket to a loopback upstream. "direct"
+// is the same client and upstream without the door: the door's own cost is the
+// difference.
+func BenchmarkForwardDoor(b *testing.B) {
+	bd := newBenchDoor(b, false)
+	target := bd.origin + "/api/x"
+	get := func(hdr http.Header) func() *http.Request {
+		return func() *http.Request {
 			req, err := http.NewRequest(http.MethodGet, target, nil)
 			if err != nil {
 				b.Fatal(err)
@@ -90,35 +141,67 @@ func BenchmarkForwardDoor(b *testing.B) {
 			for k, v := range hdr {
 				req.Header[k] = v
 			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			got, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
-				b.Fatalf("status %d, body %q, err %v (X-Clawbox-Error %q)", resp.StatusCode, got, err, resp.Header.Get("X-Clawbox-Error"))
-			}
+			return req
 		}
-		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+	same := func(resp *http.Response, got []byte) error {
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, bd.body) {
+			return errors.New("not the upstream's answer")
+		}
+		return nil
 	}
 	b.Run("direct", func(b *testing.B) {
-		run(b, &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "tcp", up.Listener.Addr().String())
-			},
-			DisableCompression: true,
-		}, nil)
+		tr := unixTransport("")
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", bd.addr)
+		}
+		loopDoor(b, tr, get(nil), same)
 	})
 	b.Run("door", func(b *testing.B) {
-		run(b, &http.Transport{
-			Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: "door"}),
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-			},
-			DisableCompression: true,
-		}, http.Header{"Proxy-Authorization": {"Bearer " + doorToken}})
+		tr := unixTransport(bd.sock)
+		tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: "door"})
+		loopDoor(b, tr, get(http.Header{"Proxy-Authorization": {"Bearer " + doorToken}}), same)
 	})
+}
+
+// BenchmarkProxyDoor: one POST /proxy per iteration, the envelope of a GET of
+// http://example.com:<port>/api/x, through a door on its Unix socket (as the bench
+// agent sends it), without and with the stored credential granted (and so
+// injected). The answer is the door's JSON envelope, checked to hold the upstream's
+// status and body.
+func BenchmarkProxyDoor(b *testing.B) {
+	for _, grant := range []bool{false, true} {
+		name := "plain"
+		if grant {
+			name = "injected"
+		}
+		b.Run(name, func(b *testing.B) {
+			bd := newBenchDoor(b, grant)
+			payload := []byte(`{"url":"` + bd.origin + `/api/x","method":"GET"}`)
+			post := func() *http.Request {
+				req, err := http.NewRequest(http.MethodPost, "http://door/proxy", bytes.NewReader(payload))
+				if err != nil {
+					b.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+doorToken)
+				req.Header.Set("Content-Type", "application/json")
+				return req
+			}
+			loopDoor(b, unixTransport(bd.sock), post, func(resp *http.Response, got []byte) error {
+				var pr ProxyResponse
+				if resp.StatusCode != http.StatusOK {
+					return errors.New("door refused")
+				}
+				if err := json.Unmarshal(got, &pr); err != nil {
+					return err
+				}
+				if pr.Status != http.StatusOK || pr.Body != string(bd.body) {
+					return fmt.Errorf("upstream status %d, body %q", pr.Status, pr.Body)
+				}
+				return nil
+			})
+		})
+	}
 }
 
 // cpuTime is the CPU time (user and system) this process has used: on a shared

@@ -85,6 +85,7 @@ func findPatterns(text []byte, fn func(name string, full, value span) bool) {
 		}
 	}
 	var lower []byte
+	var lowerBuf [shortText]byte
 	for _, p := range credentialPatterns {
 		if slow {
 			for _, m := range p.full.FindAllSubmatchIndex(text, -1) {
@@ -97,7 +98,7 @@ func findPatterns(text []byte, fn func(name string, full, value span) bool) {
 		hay := text
 		if p.fold {
 			if lower == nil {
-				lower = asciiLower(text)
+				lower = appendLower(lowerBuf[:0], text)
 			}
 			hay = lower
 		}
@@ -144,16 +145,24 @@ func valueSpan(m []int) (int, int) {
 	return m[0], m[1]
 }
 
-func asciiLower(b []byte) []byte {
-	out := make([]byte, len(b))
+func asciiLower(b []byte) []byte { return appendLower(nil, b) }
+
+// appendLower appends b with its ASCII letters in lower case to dst (a stack buffer,
+// for the short texts most scans are of).
+func appendLower(dst, b []byte) []byte {
+	dst = slices.Grow(dst[:0], len(b))[:len(b)]
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		out[i] = c
+		dst[i] = c
 	}
-	return out
+	return dst
 }
+
+// shortText is the size of the stack buffer a scan lowers a text into; longer
+// texts are lowered into a new slice.
+const shortText = 256
 
 // form is how a needle encodes its value.
 type Form uint8
@@ -397,26 +406,30 @@ func (v *variant) origOff(i int) int32 {
 // linear pass, so a body of n bytes costs O(n) time and, with offsets, a few times n
 // bytes of memory, whatever it holds. withOffsets asks for the offset maps (needed to
 // redact; not to detect).
-func readings(b []byte, withOffsets bool, fn func(v *variant) bool) {
-	v := &variant{data: b}
+//
+// fn gets each reading by value: a reading handed to an unknown function by pointer
+// would be allocated on the heap, and most texts scanned (header names and values,
+// methods) have only the one reading, which then costs no allocation.
+func readings(b []byte, withOffsets bool, fn func(v variant) bool) {
+	v := variant{data: b}
 	for round := 0; ; round++ {
 		if !fn(v) {
 			return
 		}
 		if bytes.IndexByte(v.data, '\n') >= 0 || bytes.IndexByte(v.data, '\r') >= 0 {
-			if !fn(stripLines(v, withOffsets, len(b))) {
+			if !fn(*stripLines(&v, withOffsets, len(b))) {
 				return
 			}
 		}
 		if round == maxDecodeRounds || bytes.IndexByte(v.data, '%') < 0 && bytes.IndexByte(v.data, '\\') < 0 {
 			return
 		}
-		next, ok := decodeRound(v, withOffsets, len(b))
+		next, ok := decodeRound(&v, withOffsets, len(b))
 		if !ok {
 			return
 		}
 		next.round = round + 1
-		v = next
+		v = *next
 	}
 }
 
@@ -428,8 +441,8 @@ type builder struct {
 	withOff bool
 }
 
-func newBuilder(v *variant, withOffsets bool) *builder {
-	b := &builder{src: v, out: make([]byte, 0, len(v.data)), withOff: withOffsets}
+func newBuilder(v *variant, withOffsets bool) builder {
+	b := builder{src: v, out: make([]byte, 0, len(v.data)), withOff: withOffsets}
 	if withOffsets {
 		b.off = make([]int32, 0, len(v.data)+1)
 	}
@@ -635,8 +648,9 @@ func (s *Scanner) needlesIn(v *variant, mode Mode, fn func(i int, n *needle) boo
 		return true
 	}
 	lower := v.data
+	var lowerBuf [shortText]byte
 	if hasUpper(v.data) {
-		lower = asciiLower(v.data)
+		lower = appendLower(lowerBuf[:0], v.data)
 	} else if mode == Text {
 		return true // lower-case hex was matched exactly
 	}
@@ -667,7 +681,8 @@ func (s *Scanner) redactSpans(b []byte, mode Mode) []span {
 // a match.
 func (s *Scanner) spans(b []byte, mode Mode, hold *[]span) []span {
 	var spans []span
-	readings(b, true, func(v *variant) bool {
+	readings(b, true, func(rv variant) bool {
+		v := &rv
 		s.needlesIn(v, mode, func(i int, n *needle) bool {
 			if n.form == FormPlaceholder {
 				return true
@@ -796,7 +811,8 @@ func (s *Scanner) check(b []byte, mode Mode, allowPlaceholder func(i int) bool) 
 	}
 	var f Finding
 	found := false
-	readings(b, false, func(v *variant) bool {
+	readings(b, false, func(rv variant) bool {
+		v := &rv
 		var allowed []span
 		s.needlesIn(v, mode, func(i int, n *needle) bool {
 			if n.form == FormPlaceholder && allowPlaceholder(n.owner) {
