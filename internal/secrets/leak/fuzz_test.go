@@ -12,9 +12,9 @@ func FuzzDecodeRound(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v := &variant{data: b}
+		v := variant{data: b}
 		for range maxDecodeRounds {
-			next, ok := decodeRound(v, true, len(b))
+			next, ok := decodeRound(&v, true, len(b))
 			if !ok {
 				return
 			}

@@ -389,14 +389,6 @@ func (v *variant) origSpan(i, j int) (int, int) {
 	return int(v.off[i]), int(v.off[j])
 }
 
-// origOff returns the original offset of byte i of v (for v.off == nil, i).
-func (v *variant) origOff(i int) int32 {
-	if v.off == nil {
-		return int32(i)
-	}
-	return v.off[i]
-}
-
 // readings calls fn with every reading of b, until fn returns false: b itself, then
 // each further round of decoding that changes it (at most maxDecodeRounds; a round
 // decodes every %XX and every backslash escape, see decodeRound), and after each of
@@ -417,7 +409,7 @@ func readings(b []byte, withOffsets bool, fn func(v variant) bool) {
 			return
 		}
 		if bytes.IndexByte(v.data, '\n') >= 0 || bytes.IndexByte(v.data, '\r') >= 0 {
-			if !fn(*stripLines(&v, withOffsets, len(b))) {
+			if !fn(stripLines(&v, withOffsets, len(b))) {
 				return
 			}
 		}
@@ -429,20 +421,23 @@ func readings(b []byte, withOffsets bool, fn func(v variant) bool) {
 			return
 		}
 		next.round = round + 1
-		v = *next
+		v = next
 	}
 }
 
-// builder accumulates a reading and its offset map.
+// builder accumulates a reading and its offset map. It keeps no pointer to the
+// variant it reads (only that variant's offset map), so that the variant, a local of
+// readings, stays on the stack.
 type builder struct {
-	src     *variant
+	srcOff  []int32 // the source variant's offset map (nil: the original text)
+	round   int     // the source variant's round
 	out     []byte
 	off     []int32
 	withOff bool
 }
 
 func newBuilder(v *variant, withOffsets bool) builder {
-	b := builder{src: v, out: make([]byte, 0, len(v.data)), withOff: withOffsets}
+	b := builder{srcOff: v.off, round: v.round, out: make([]byte, 0, len(v.data)), withOff: withOffsets}
 	if withOffsets {
 		b.off = make([]int32, 0, len(v.data)+1)
 	}
@@ -453,22 +448,25 @@ func newBuilder(v *variant, withOffsets bool) builder {
 func (b *builder) emit(start int, p ...byte) {
 	b.out = append(b.out, p...)
 	if b.withOff {
-		o := b.src.origOff(start)
+		o := int32(start)
+		if b.srcOff != nil {
+			o = b.srcOff[start]
+		}
 		for range p {
 			b.off = append(b.off, o)
 		}
 	}
 }
 
-func (b *builder) done(origLen int) *variant {
+func (b *builder) done(origLen int) variant {
 	if b.withOff {
 		b.off = append(b.off, int32(origLen))
 	}
-	return &variant{data: b.out, off: b.off, round: b.src.round}
+	return variant{data: b.out, off: b.off, round: b.round}
 }
 
 // stripLines returns v without its CR and LF bytes.
-func stripLines(v *variant, withOffsets bool, origLen int) *variant {
+func stripLines(v *variant, withOffsets bool, origLen int) variant {
 	b := newBuilder(v, withOffsets)
 	for i, c := range v.data {
 		if c != '\r' && c != '\n' {
@@ -487,7 +485,7 @@ func stripLines(v *variant, withOffsets bool, origLen int) *variant {
 // it is, and anything else, an unknown escape included, is kept as it is. A JSON
 // document nested in a JSON string (escaped twice) is read after two rounds. ok is
 // false when nothing changed.
-func decodeRound(v *variant, withOffsets bool, origLen int) (*variant, bool) {
+func decodeRound(v *variant, withOffsets bool, origLen int) (variant, bool) {
 	src := v.data
 	b := newBuilder(v, withOffsets)
 	changed := false
@@ -511,7 +509,7 @@ func decodeRound(v *variant, withOffsets bool, origLen int) (*variant, bool) {
 		i++
 	}
 	if !changed {
-		return nil, false
+		return variant{}, false
 	}
 	return b.done(origLen), true
 }
