@@ -577,7 +577,12 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 	if ce, ok := encodedBody(resp.Header); len(body) > 0 && ok {
 		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "upstream sent a body with Content-Encoding %q, which cannot be scanned", ce))
 	}
-	out := &Response{Status: resp.StatusCode, Header: resp.Header.Clone(), Credentials: rec.Credentials}
+	// resp.Header is the transport's own, made for this response and read by no one
+	// else: it is handed on (or redacted into a new one) rather than copied.
+	out := &Response{Status: resp.StatusCode, Header: resp.Header, Credentials: rec.Credentials}
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
 	for _, h := range responseHopHeaders {
 		out.Header.Del(h)
 	}
@@ -767,13 +772,43 @@ func caseForms(s string) []string {
 func appendCaseForms(dst []string, s string) []string {
 	start := len(dst)
 	dst = append(dst, s)
-	for _, f := range [...]string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)} {
+	forms, ok := commonCaseForms[s]
+	if !ok {
+		forms = computeCaseForms(s)
+	}
+	for _, f := range forms {
 		if !slices.Contains(dst[start:], f) {
 			dst = append(dst, f)
 		}
 	}
 	return dst
 }
+
+func computeCaseForms(s string) [3]string {
+	return [...]string{strings.ToUpper(s), strings.ToLower(s), http.CanonicalHeaderKey(s)}
+}
+
+// commonCaseForms holds the case forms of the header names and methods that nearly
+// every request and response carries, computed once: making them costs two or three
+// allocations a name, on every request. Names not in it are computed as they come (a
+// table that grew with what requests bring would grow without bound).
+var commonCaseForms = func() map[string][3]string {
+	names := []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Age",
+		"Authorization", "Cache-Control", "Connection", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie",
+		"Date", "Etag", "Expires", "Host", "If-Modified-Since", "If-None-Match",
+		"Keep-Alive", "Last-Modified", "Location", "Origin", "Pragma", "Range", "Referer",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
+		"User-Agent", "Vary", "Via", "X-Content-Type-Options", "X-Forwarded-For",
+		"X-Request-Id", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+	}
+	m := make(map[string][3]string, len(names))
+	for _, n := range names {
+		m[n] = computeCaseForms(n)
+	}
+	return m
+}()
 
 // scanHeaders returns the caller's headers for the leak scan, keyed by every case
 // form of each name (as written, canonical, lower, upper), so that the scan sees the

@@ -509,3 +509,28 @@ func TestDoRefusesASecondContentEncoding(t *testing.T) {
 	_, err := env.gw.Do(context.Background(), Call{ContainerID: "c", Policy: mustPolicy(t, "*"), Grants: []string{"tok"}, URL: base + "/"})
 	wantCode(t, err, api.CodeUpstreamError)
 }
+
+// TestCaseForms: the forms a name is scanned and redacted under, for a name in the
+// precomputed table and for one that is not, are the same: as written, upper,
+// lower and canonical, without repeats.
+func TestCaseForms(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"Content-Type", []string{"Content-Type", "CONTENT-TYPE", "content-type"}},
+		{"content-type", []string{"content-type", "CONTENT-TYPE", "Content-Type"}},
+		{"x-sEcret-k", []string{"x-sEcret-k", "X-SECRET-K", "x-secret-k", "X-Secret-K"}},
+		{"GET", []string{"GET", "get", "Get"}},
+		{"", []string{""}},
+	} {
+		if got := caseForms(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("caseForms(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for name, forms := range commonCaseForms {
+		if want := computeCaseForms(name); forms != want {
+			t.Errorf("commonCaseForms[%q] = %q, computed %q", name, forms, want)
+		}
+	}
+}
