@@ -57,46 +57,168 @@ func readEnvelope(r io.Reader, contentLength, limit int64) (*envelope, error) {
 
 // parseEnvelope decodes one JSON object of the known fields from data, which it keeps
 // (the body field is a slice of it). An unknown field is an error naming it (field
-// names match exactly, unlike encoding/json's default); null means absent.
+// names match exactly, unlike encoding/json's default); null means absent; of a
+// field given twice the last counts, as encoding/json does.
+//
+// data is checked whole with json.Valid first, so the walk over the object's members
+// below reads valid JSON only; it copies nothing but the url and method strings.
 func parseEnvelope(data []byte) (*envelope, error) {
-	var fields map[string]rawSpan
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return nil, decodeError(err)
+	if !json.Valid(data) {
+		var v any
+		return nil, decodeError(json.Unmarshal(data, &v))
 	}
-	if fields == nil {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
 		return nil, api.Errorf(api.CodeInvalidRequest, "the body must be a JSON object")
 	}
-	for k := range fields {
-		if !proxyRequestFields[k] {
-			return nil, invalidField(k, fmt.Sprintf("unknown field %q", k))
+	var url, method, headers, body, bodyB64 []byte
+	unknown, hasUnknown := "", false
+	for i = skipSpace(data, i+1); data[i] != '}'; i = skipSpace(data, i+1) {
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
+		kEnd := skipValue(data, i)
+		keyLit := data[i:kEnd]
+		i = skipSpace(data, kEnd)      // at ':'
+		vStart := skipSpace(data, i+1) // the value
+		i = skipValue(data, vStart)
+		raw := data[vStart:i]
+		i = skipSpace(data, i) - 1 // at the last byte before ',' or '}'
+		switch key(keyLit) {
+		case "url":
+			url = raw
+		case "method":
+			method = raw
+		case "headers":
+			headers = raw
+		case "body":
+			body = raw
+		case "body_base64":
+			bodyB64 = raw
+		default:
+			if !hasUnknown {
+				unknown, hasUnknown = key(keyLit), true
+			}
+		}
+	}
+	if hasUnknown {
+		return nil, invalidField(unknown, fmt.Sprintf("unknown field %q", unknown))
 	}
 	e := &envelope{}
-	for k, raw := range fields {
-		if string(raw) == "null" {
+	if err := stringField(url, &e.req.URL); err != nil {
+		return nil, invalidField("url", "url has the wrong type")
+	}
+	if err := stringField(method, &e.req.Method); err != nil {
+		return nil, invalidField("method", "method has the wrong type")
+	}
+	if isSet(headers) && json.Unmarshal(headers, &e.req.Headers) != nil {
+		return nil, invalidField("headers", "headers has the wrong type")
+	}
+	for _, f := range [...]struct {
+		name string
+		raw  []byte
+	}{{"body", body}, {"body_base64", bodyB64}} {
+		if !isSet(f.raw) {
 			continue
 		}
-		var err error
-		switch k {
-		case "url":
-			err = json.Unmarshal(raw, &e.req.URL)
-		case "method":
-			err = json.Unmarshal(raw, &e.req.Method)
-		case "headers":
-			err = json.Unmarshal(raw, &e.req.Headers)
-		case "body", "body_base64":
-			if raw[0] != '"' {
-				err = errors.New("not a string")
-			} else if e.body != nil {
-				return nil, invalidField("body_base64", "give body or body_base64, not both")
-			}
-			e.body, e.base64 = raw, k == "body_base64"
+		if f.raw[0] != '"' {
+			return nil, invalidField(f.name, f.name+" has the wrong type")
 		}
-		if err != nil {
-			return nil, invalidField(k, fmt.Sprintf("%s has the wrong type", k))
+		if e.body != nil {
+			return nil, invalidField("body_base64", "give body or body_base64, not both")
 		}
+		e.body, e.base64 = f.raw, f.name == "body_base64"
 	}
 	return e, nil
+}
+
+// isSet reports whether a member's value was given and is not null.
+func isSet(raw []byte) bool { return raw != nil && string(raw) != "null" }
+
+// stringField decodes the JSON string raw into dst (raw absent or null: dst is left
+// alone). A string without escapes whose bytes are valid UTF-8 is copied as it is;
+// any other goes through encoding/json, which decides what it means.
+func stringField(raw []byte, dst *string) error {
+	if !isSet(raw) {
+		return nil
+	}
+	if raw[0] != '"' {
+		return errors.New("not a string")
+	}
+	in := raw[1 : len(raw)-1]
+	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		*dst = string(in)
+		return nil
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// key returns the text of the object key literal lit (valid JSON).
+func key(lit []byte) string {
+	in := lit[1 : len(lit)-1]
+	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in) // in a switch or a comparison this does not allocate
+	}
+	var k string
+	_ = json.Unmarshal(lit, &k) // lit is valid JSON: this cannot fail
+	return k
+}
+
+// skipSpace returns the index of the first byte at or after i that is not JSON
+// white space (len(data) if none).
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isDelim(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
+// skipValue returns the index just past the JSON value that starts at data[i]. data
+// must be valid JSON (json.Valid): it does not check what it skips.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		default:
+			if depth == 0 {
+				// a number or a literal: it runs to the next delimiter
+				for i < len(data) && !isDelim(data[i]) {
+					i++
+				}
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // decodeBody decodes the body field in place and returns it (nil when there is
