@@ -14,6 +14,7 @@ targets=(
   "./internal/egress FuzzDecodeProxyRequest"   # the door's POST /proxy body (sandbox input)
   "./internal/egress FuzzConnect"              # CONNECT targets and the connect-level policy decision
   "./internal/egress FuzzUnquoteInPlace"       # the door's in-place JSON string decoder
+  "./internal/egress FuzzParseEnvelope"        # the door's one-pass POST /proxy envelope reader
   "./internal/egress FuzzBase64DecodeInPlace"  # the door's in-place base64 decoder
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
   "./internal/secrets FuzzScan"                # leak scanning of outbound requests
