@@ -84,7 +84,13 @@ func parseEnvelope(data []byte) (*envelope, error) {
 		i = skipValue(data, vStart)
 		raw := data[vStart:i]
 		i = skipSpace(data, i) - 1 // at the last byte before ',' or '}'
-		switch key(keyLit) {
+		name := keyLit[1 : len(keyLit)-1]
+		if !plainString(name) {
+			var k string
+			_ = json.Unmarshal(keyLit, &k) // keyLit is valid JSON: this cannot fail
+			name = []byte(k)
+		}
+		switch string(name) { // a conversion in a switch does not allocate
 		case "url":
 			url = raw
 		case "method":
@@ -97,7 +103,7 @@ func parseEnvelope(data []byte) (*envelope, error) {
 			bodyB64 = raw
 		default:
 			if !hasUnknown {
-				unknown, hasUnknown = key(keyLit), true
+				unknown, hasUnknown = string(name), true
 			}
 		}
 	}
@@ -145,23 +151,17 @@ func stringField(raw []byte, dst *string) error {
 	if raw[0] != '"' {
 		return errors.New("not a string")
 	}
-	in := raw[1 : len(raw)-1]
-	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+	if in := raw[1 : len(raw)-1]; plainString(in) {
 		*dst = string(in)
 		return nil
 	}
 	return json.Unmarshal(raw, dst)
 }
 
-// key returns the text of the object key literal lit (valid JSON).
-func key(lit []byte) string {
-	in := lit[1 : len(lit)-1]
-	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
-		return string(in) // in a switch or a comparison this does not allocate
-	}
-	var k string
-	_ = json.Unmarshal(lit, &k) // lit is valid JSON: this cannot fail
-	return k
+// plainString reports whether in, the inside of a valid JSON string literal, means
+// itself: no escape and valid UTF-8 (encoding/json replaces invalid bytes).
+func plainString(in []byte) bool {
+	return bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in)
 }
 
 // skipSpace returns the index of the first byte at or after i that is not JSON
