@@ -105,5 +105,5 @@ func startDoorChild(ctx context.Context, parent, target string, conc int) (*forw
 	}
 	d := &benchDoor{sock: filepath.Join(dir, "door.sock")}
 	hc := proxyClient(d.proxyURL(), d.dial, conc)
-	return &forwardTarget{name: "clawbox door, own process", client: hc, header: proxyAuth(), close: func() { hc.CloseIdleConnections(); stopChild() }}, nil
+	return &forwardTarget{name: "clawbox door, own process", client: hc, header: proxyAuth(), close: func() { hc.CloseIdleConnections(); stopChild() }, pid: cmd.Process.Pid}, nil
 }

@@ -44,6 +44,37 @@ type forwardTarget struct {
 	client *http.Client
 	header http.Header // added to every request (the door's token, as the bridge adds it)
 	close  func()
+	// pid is the proxy's own process, whose CPU time per request is reported (0: the
+	// proxy runs in this process, beside the load generator, and is not measured).
+	pid int
+}
+
+// processCPU returns the CPU time the threads of process pid have used, from
+// /proc/<pid>/task/*/schedstat (nanoseconds, unlike the clock ticks of
+// /proc/<pid>/stat). A thread that exits takes its time with it; neither squid
+// (one thread) nor a Go process drops threads while it is loaded.
+func processCPU(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("process %d: no schedstat (%v)", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited
+		}
+		f := bytes.Fields(b)
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
 }
 
 // forwardBody is what the plain upstream answers.
@@ -268,7 +299,7 @@ func startSquid(ctx context.Context, dir, port string, conc int) (*forwardTarget
 		}
 	}
 	hc := proxyClient(&url.URL{Scheme: "http", Host: addr}, (&net.Dialer{}).DialContext, conc)
-	return &forwardTarget{name: "squid", client: hc, close: func() { hc.CloseIdleConnections(); stop() }}, nil
+	return &forwardTarget{name: "squid", client: hc, close: func() { hc.CloseIdleConnections(); stop() }, pid: cmd.Process.Pid}, nil
 }
 
 func freePort() (int, error) {
@@ -420,14 +451,28 @@ func benchForward(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 	for _, load := range loads {
 		rates := make([][]float64, len(ts))
 		lats := make([][]float64, len(ts))
+		cpus := make([][]float64, len(ts)) // µs of the proxy process's CPU per request
 		for r := 0; r < reps; r++ {
 			for i, t := range ts {
 				if err := ctx.Err(); err != nil {
 					return rows, err
 				}
+				var cpu0 time.Duration
+				if t.pid != 0 {
+					if cpu0, err = processCPU(t.pid); err != nil {
+						return rows, err
+					}
+				}
 				rps, lat, err := t.load(ctx, target, load.n, load.c)
 				if err != nil {
 					return rows, fmt.Errorf("%s (c=%d): %w", t.name, load.c, err)
+				}
+				if t.pid != 0 {
+					cpu1, err := processCPU(t.pid)
+					if err != nil {
+						return rows, err
+					}
+					cpus[i] = append(cpus[i], float64(cpu1-cpu0)/float64(time.Microsecond)/float64(load.n))
 				}
 				rates[i] = append(rates[i], rps)
 				lats[i] = append(lats[i], msAll(lat)...)
@@ -443,6 +488,13 @@ func benchForward(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 				rpsRow.Note = "goal: at least 1.5x squid's requests per second"
 			}
 			rows = append(rows, rpsRow, latRow)
+			if t.pid != 0 {
+				cpuRow := Row{Section: "forward proxy", Name: t.name + " CPU per request" + suffix, Unit: "µs", Stat: summarize(cpus[i])}
+				if t.name != "squid" && squidErr == nil {
+					cpuRow.Baseline = "squid CPU per request" + suffix
+				}
+				rows = append(rows, cpuRow)
+			}
 		}
 	}
 	return rows, nil
