@@ -38,6 +38,11 @@ func benchGateway(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 	}); err != nil {
 		return nil, fmt.Errorf("put credential: %w", err)
 	}
+	tr, err := floorTransport(e.up.caFile)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.CloseIdleConnections()
 	var rows []Row
 	for _, load := range loads {
 		type variant struct {
@@ -66,11 +71,36 @@ func benchGateway(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 				return e.agentReport(ctx, info.ContainerID)
 			}
 		}
+		viaFloor := func(credential bool) func() (*agentResult, error) {
+			return func() (*agentResult, error) {
+				req := api.ContainerSpawnRequest{Task: "bench gateway floor", Command: append([]string{"/agent", "-floor", floorContainerSocket, "-url", e.up.URL("/api/x")}, args...)}
+				info, err := e.api.Spawn(ctx, req)
+				if err != nil {
+					return nil, err
+				}
+				f, err := startFloor(filepath.Join(e.cfg.Containers.ProxiesDir, info.ContainerID), e.up.upstreamBase(), tr, credential)
+				if err != nil {
+					_, _ = e.api.Kill(ctx, info.ContainerID)
+					return nil, err
+				}
+				defer f.close()
+				return e.agentReport(ctx, info.ContainerID)
+			}
+		}
 		suffix := fmt.Sprintf(" (c=%d)", load.c)
+		const (
+			iDirect = iota
+			iDoor
+			iDoorCred
+			iFloor
+			iFloorCred
+		)
 		vs := []variant{
-			{"direct from the host" + suffix, direct},
-			{"POST /proxy from a sandbox" + suffix, viaDoor(false)},
-			{"POST /proxy + credential injected" + suffix, viaDoor(true)},
+			iDirect:    {"direct from the host" + suffix, direct},
+			iDoor:      {"POST /proxy from a sandbox" + suffix, viaDoor(false)},
+			iDoorCred:  {"POST /proxy + credential injected" + suffix, viaDoor(true)},
+			iFloor:     {"floor proxy from a sandbox" + suffix, viaFloor(false)},
+			iFloorCred: {"floor proxy + credential header set" + suffix, viaFloor(true)},
 		}
 		res := make([][]*agentResult, len(vs))
 		for r := 0; r < reps; r++ {
@@ -88,16 +118,42 @@ func benchGateway(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 				res[i] = append(res[i], ar)
 			}
 		}
-		base := vs[0].name
+		base := vs[iDirect].name
 		for i, v := range vs {
 			lat, rps := combine(res[i])
 			latRow := Row{Section: "gateway", Name: v.name + " latency", Unit: "ms", Stat: lat}
 			rpsRow := Row{Section: "gateway", Name: v.name + " throughput", Unit: "req/s", Stat: rps}
 			if i > 0 {
 				latRow.Baseline, rpsRow.Baseline = base+" latency", base+" throughput"
-				latRow.Note = fmt.Sprintf("added median latency %.3f ms", lat.Median-summarizeLat(res[0]).Median)
+				latRow.Note = fmt.Sprintf("added median latency %.3f ms", lat.Median-summarizeLat(res[iDirect]).Median)
 			}
 			rows = append(rows, latRow, rpsRow)
+		}
+		// The door beside the floor: added latency (each repetition's p50 less the
+		// direct run's of the same repetition) and throughput.
+		added := func(i int) Stat {
+			xs := make([]float64, len(res[i]))
+			for r, ar := range res[i] {
+				xs[r] = (ar.P50US - res[iDirect][r].P50US) / 1e3
+			}
+			return summarize(xs)
+		}
+		for _, pair := range [][2]int{{iDoor, iFloor}, {iDoorCred, iFloorCred}} {
+			door, floor := vs[pair[0]].name, vs[pair[1]].name
+			_, doorRPS := combine(res[pair[0]])
+			rows = append(rows,
+				Row{Section: "gateway vs floor", Name: "added p50 latency, " + floor, Unit: "ms", Stat: added(pair[1])},
+				Row{Section: "gateway vs floor", Name: "added p50 latency, " + door, Unit: "ms", Stat: added(pair[0]),
+					Baseline: "added p50 latency, " + floor, Note: "goal: at most 1.3x the floor's"},
+			)
+			if load.c > 1 {
+				_, floorRPS := combine(res[pair[1]])
+				rows = append(rows,
+					Row{Section: "gateway vs floor", Name: "throughput, " + floor, Unit: "req/s", Stat: floorRPS},
+					Row{Section: "gateway vs floor", Name: "throughput, " + door, Unit: "req/s", Stat: doorRPS,
+						Baseline: "throughput, " + floor, Note: "goal: at least 0.9x the floor's"},
+				)
+			}
 		}
 	}
 	return rows, nil

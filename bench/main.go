@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -102,6 +103,7 @@ func main() {
 	serve := flag.String("serve", "", "internal: run only a clawbox server with this JSON config (the density section's child)")
 	door := flag.String("door", "", "internal: run only a forward-proxy door, DIR,PORT (the forward section's child)")
 	only := flag.String("only", "", "comma-separated sections to run (spawn,pool,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the server, the upstream and the in-process proxies) to this file")
 	flag.Parse()
 	if *door != "" {
 		os.Exit(doorMain(*door))
@@ -112,6 +114,24 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// exit stops the profile first: os.Exit runs no deferred function.
+	stopProfile := func() {}
+	exit := func(code int) { stopProfile(); os.Exit(code) }
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+			os.Exit(2)
+		}
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
+	defer stopProfile()
 	p := fullParams()
 	if *quick {
 		p = quickParams()
@@ -131,21 +151,21 @@ func main() {
 		}
 		if werr := writeJSON(*out, res); werr != nil {
 			fmt.Fprintln(os.Stderr, "write results:", werr)
-			os.Exit(1)
+			exit(1)
 		}
 		md := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".md"
 		if werr := os.WriteFile(md, []byte(markdown(res)), 0o644); werr != nil {
 			fmt.Fprintln(os.Stderr, "write results:", werr)
-			os.Exit(1)
+			exit(1)
 		}
 		fmt.Printf("results written to %s and %s (%.0f s)\n", *out, md, res.DurationS)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		exit(1)
 	}
 	if res != nil && (len(res.Errors) > 0 || len(res.Cleanup) > 0) {
-		os.Exit(1)
+		exit(1)
 	}
 }
 

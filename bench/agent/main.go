@@ -1,10 +1,12 @@
 // Command agent is the static load generator of clawbox's benchmark harness. Inside
 // a sandbox it sends requests through the egress door ($CLAWBOX_PROXY_SOCKET, token
 // from $CLAWBOX_PROXY_TOKEN_FILE); with -direct it sends the same requests straight
-// to the upstream instead (run on the host, for the baseline). It prints one JSON
-// object (see Report) on stdout.
+// to the upstream instead (run on the host, for the baseline); with -floor SOCKET it
+// sends plain requests for the URL's path to the minimal reverse proxy of the bench
+// listening on SOCKET (waiting for it to appear first). It prints one JSON object
+// (see Report) on stdout.
 //
-//	agent -url URL [-n N] [-c C] [-direct -ca FILE] [-method M] [-body B]
+//	agent -url URL [-n N] [-c C] [-direct -ca FILE | -floor SOCKET] [-method M] [-body B]
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -56,12 +59,19 @@ func main() {
 	ca := flag.String("ca", "", "PEM CA of the upstream (with -direct)")
 	method := flag.String("method", "GET", "method of the request")
 	body := flag.String("body", "", "body of the request")
+	floor := flag.String("floor", "", "send plain requests to the bench's minimal reverse proxy on this Unix socket")
 	flag.Parse()
 	if *target == "" || *n < 1 || *c < 1 {
 		fmt.Fprintln(os.Stderr, "usage: agent -url URL [-n N] [-c C] [-direct -ca FILE]")
 		os.Exit(2)
 	}
-	send, err := sender(*direct, *ca, *target, *method, *body, *c)
+	var send func() error
+	var err error
+	if *floor != "" {
+		send, err = floorSender(*floor, *target, *method, *body, *c)
+	} else {
+		send, err = sender(*direct, *ca, *target, *method, *body, *c)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -109,6 +119,51 @@ func main() {
 	}
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
+}
+
+// floorSender waits (up to a minute) until the floor listens on sock, then returns
+// a function sending one request for target's path through it.
+func floorSender(sock, target, method, body string, conns int) (func() error, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		c, err := dial(context.Background(), "", "")
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("floor %s: %w", sock, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: conns}, Timeout: 30 * time.Second}
+	return func() error {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, "http://floor"+u.RequestURI(), rd)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("floor answered %d", resp.StatusCode)
+		}
+		return nil
+	}, nil
 }
 
 // sender returns a function sending one request and reading the whole answer; it
