@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -128,7 +129,8 @@ func loopDoor(b *testing.B, tr *http.Transport, newReq func() *http.Request, che
 // BenchmarkForwardDoor: one GET http://example.com:<port>/api/x per iteration
 // through a door's forward proxy on its Unix socket to a loopback upstream. "direct"
 // is the same client and upstream without the door: the door's own cost is the
-// difference.
+// difference; "floor" is a minimal reverse proxy on a Unix socket in front of the
+// same upstream, the cost of any second hop.
 func BenchmarkForwardDoor(b *testing.B) {
 	bd := newBenchDoor(b, false)
 	target := bd.origin + "/api/x"
@@ -156,6 +158,28 @@ func BenchmarkForwardDoor(b *testing.B) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", bd.addr)
 		}
 		loopDoor(b, tr, get(nil), same)
+	})
+	b.Run("floor", func(b *testing.B) {
+		// The least a second hop costs: httputil.ReverseProxy on a Unix socket,
+		// setting one header, forwarding over one pooled transport (bench/floor.go's
+		// floor, here in front of the plain upstream).
+		sock := filepath.Join(b.TempDir(), "floor.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		up := &url.URL{Scheme: "http", Host: bd.addr}
+		upTr := &http.Transport{MaxIdleConnsPerHost: 8}
+		srv := &http.Server{Handler: &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(up)
+				r.Out.Header.Set("Via", "1.1 floor")
+			},
+			Transport: upTr,
+		}}
+		go srv.Serve(ln)
+		b.Cleanup(func() { srv.Close(); upTr.CloseIdleConnections() })
+		loopDoor(b, unixTransport(sock), get(nil), same)
 	})
 	b.Run("door", func(b *testing.B) {
 		tr := unixTransport(bd.sock)
