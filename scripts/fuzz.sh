@@ -16,6 +16,7 @@ targets=(
   "./internal/egress FuzzUnquoteInPlace"       # the door's in-place JSON string decoder
   "./internal/egress FuzzParseEnvelope"        # the door's one-pass POST /proxy envelope reader
   "./internal/egress FuzzBase64DecodeInPlace"  # the door's in-place base64 decoder
+  "./internal/egress FuzzAppendProxyAnswer"    # the door's POST /proxy answer (upstream bytes) against encoding/json
   "./internal/sandbox FuzzImageAllowed"        # image references against the allowlist
   "./internal/secrets FuzzScan"                # leak scanning of outbound requests
   "./internal/secrets FuzzRedactJSON"          # redaction of JSON responses

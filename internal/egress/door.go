@@ -16,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -360,16 +359,7 @@ func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 		writeError(w, err, "")
 		return
 	}
-	out := ProxyResponse{Status: resp.Status, Headers: make(map[string]string, len(resp.Header)), Truncated: resp.Truncated}
-	for k, vs := range resp.Header {
-		out.Headers[strings.ToLower(k)] = strings.Join(vs, ", ")
-	}
-	if utf8.Valid(resp.Body) {
-		out.Body = string(resp.Body)
-	} else {
-		out.BodyBase64 = base64.StdEncoding.EncodeToString(resp.Body)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeProxyAnswer(w, resp)
 }
 
 func tooLarge(limit int64) *api.Error {

@@ -41,16 +41,26 @@ type envelope struct {
 // readEnvelope reads r (at most limit bytes, the MaxBytesReader being the caller's)
 // into one buffer of the announced size and decodes it.
 func readEnvelope(r io.Reader, contentLength, limit int64) (*envelope, error) {
-	var buf bytes.Buffer
-	if contentLength > 0 && contentLength <= limit {
-		buf.Grow(int(contentLength) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(r); err != nil {
+	readErr := func(err error) error {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge(limit)
+			return tooLarge(limit)
 		}
-		return nil, api.Errorf(api.CodeInvalidRequest, "could not read the request body")
+		return api.Errorf(api.CodeInvalidRequest, "could not read the request body")
+	}
+	if contentLength > 0 && contentLength <= limit {
+		// The announced size, in one buffer: a body that ends early is an error
+		// below, one that runs on is too long for its Content-Length (net/http
+		// stops reading at it).
+		data := make([]byte, contentLength)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, readErr(err)
+		}
+		return parseEnvelope(data)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, readErr(err)
 	}
 	return parseEnvelope(buf.Bytes())
 }

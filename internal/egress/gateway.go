@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http/httpguts"
@@ -45,6 +46,8 @@ type Secrets interface {
 	Inject(grants []string, req *http.Request) ([]string, error)
 	// Redact returns b with every known secret value (in every encoded form) and every
 	// credential-pattern match replaced by "[REDACTED]", and the number of replacements.
+	// It never writes to b (the gateway passes read-only views of strings); a result
+	// with replacements is a new slice.
 	Redact(b []byte) ([]byte, int)
 	// CheckBody is CheckOutbound's body scan alone, for one window of a streamed
 	// request body.
@@ -508,7 +511,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 	// the URL and the header names as the caller wrote them and in every form they
 	// reach the upstream in (header names canonicalised for HTTP/1.1, lower case for
 	// HTTP/2), the header values and the body.
-	if d, err := g.scanOutbound(c.Grants, t.method, u, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec, clean); err != nil {
+	if d, err := g.scanOutbound(c.Grants, t.method, u, t.url, c.URL, c.Method, scanHeaders(c.Headers), body, c.RequestID, rec, clean); err != nil {
 		return refuse(d, err)
 	}
 
@@ -520,7 +523,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, t.method, u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, t.method, t.url, bytes.NewReader(body))
 	if err != nil {
 		return refuse(audit.DecisionBlocked, invalidField("url", "url: cannot build a request for it"))
 	}
@@ -528,7 +531,9 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 	if len(body) == 0 {
 		req.Body, req.GetBody = http.NoBody, nil
 	}
-	req.Header = make(http.Header, len(c.Headers))
+	if len(c.Headers) > 0 {
+		req.Header = make(http.Header, len(c.Headers))
+	} // else the empty header NewRequestWithContext made
 	for k, v := range c.Headers {
 		req.Header.Add(k, v)
 	}
@@ -627,7 +632,7 @@ func parseRecorded(method, rawURL string, rec *audit.Record) (*url.URL, target, 
 // wrote them (normalising lower-cases the host and upper-cases the method). A
 // refusal comes with its decision; a method holding a credential is not recorded.
 // Strings Redact finds clean go into clean (nil: none), for the record.
-func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record, clean *cleanSet) (audit.Decision, error) {
+func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, sent, rawURL, rawMethod string, h http.Header, body []byte, reqID string, rec *audit.Record, clean *cleanSet) (audit.Decision, error) {
 	s := g.cfg.Secrets
 	if s == nil {
 		return "", nil
@@ -639,7 +644,7 @@ func (g *Gateway) scanOutbound(grants []string, method string, u *url.URL, rawUR
 		g.log.Warn("egress leak scan failed", "request_id", reqID, "err", g.redactString(err.Error()))
 		return audit.DecisionError, api.Errorf(api.CodeUnavailable, "the credential store is not available")
 	}
-	if rawURL != u.String() {
+	if rawURL != sent {
 		if g.redactions(clean, rawURL) > 0 {
 			return audit.DecisionLeak, api.Errorf(api.CodeLeakDetected, "the URL holds a credential")
 		}
@@ -718,12 +723,17 @@ func (g *Gateway) redactions(clean *cleanSet, s string) int {
 	if clean.has(s) {
 		return 0
 	}
-	_, n := g.cfg.Secrets.Redact([]byte(s))
+	_, n := g.cfg.Secrets.Redact(readOnlyBytes(s))
 	if n == 0 {
 		clean.add(s)
 	}
 	return n
 }
+
+// readOnlyBytes is s as a byte slice without a copy, for code that only reads it
+// (the credential store's scanners never write to what they scan). Writing to it
+// would write to an immutable string.
+func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // cleanSet holds strings in which the credential store's Redact found nothing
 // during one request: the audit record repeats what the leak scan looked at (the
@@ -832,15 +842,13 @@ func scanHeaders(h map[string]string) http.Header {
 // replacements. Names that become equal after redaction have their values joined.
 // The result may share h's value slices (clipped): h is not to be used after.
 func redactHeader(s Secrets, h http.Header) (http.Header, int) {
+	if headerClean(s, h) {
+		return h, 0
+	}
 	out := make(http.Header, len(h))
 	total := 0
-	// scratch holds what is given to Redact: nothing of it is kept past the call
-	// but a copy of what Redact returns.
-	var scratch []byte
-	redact := func(v string) ([]byte, int) {
-		scratch = append(scratch[:0], v...)
-		return s.Redact(scratch)
-	}
+	// Redact reads v in place; nothing it returns is kept but a copy.
+	redact := func(v string) ([]byte, int) { return s.Redact(readOnlyBytes(v)) }
 	var forms [4]string
 	for name, vs := range h {
 		key := name
@@ -885,6 +893,29 @@ func redactHeader(s Secrets, h http.Header) (http.Header, int) {
 		}
 	}
 	return out, total
+}
+
+// headerClean reports whether redactHeader would return h as it is: every name has
+// a value, and Redact finds nothing in any case form of a name nor in any value. A
+// clean header (nearly every one) is then handed on without a copy.
+func headerClean(s Secrets, h http.Header) bool {
+	var forms [4]string
+	for name, vs := range h {
+		if len(vs) == 0 {
+			return false
+		}
+		for _, f := range appendCaseForms(forms[:0], name) {
+			if _, n := s.Redact(readOnlyBytes(f)); n > 0 {
+				return false
+			}
+		}
+		for _, v := range vs {
+			if _, n := s.Redact(readOnlyBytes(v)); n > 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isFieldError reports whether err is an invalid_request error about field.

@@ -157,6 +157,7 @@ type target struct {
 	port      int
 	segs      []string
 	ambiguous bool
+	url       string // the normalised URL, as sent (set by parseTarget)
 }
 
 func newTarget(method string, u *url.URL) (target, error) {
@@ -211,10 +212,15 @@ func (t target) hostport(u *url.URL) string {
 			h = "[" + h + "]"
 		}
 	}
-	if u.Port() != "" {
-		h += ":" + strconv.Itoa(t.port)
+	p := u.Port()
+	if p == "" {
+		return h
 	}
-	return h
+	// Most URLs are already in this form: keep u.Host rather than build it again.
+	if len(u.Host) == len(h)+1+len(p) && u.Host[:len(h)] == h && u.Host[len(h)] == ':' && p[0] != '0' {
+		return u.Host
+	}
+	return h + ":" + strconv.Itoa(t.port)
 }
 
 func (r Rule) matches(t target) bool {
@@ -345,6 +351,7 @@ func parseTarget(method, rawURL string) (*url.URL, target, error) {
 	u.Scheme = t.scheme
 	u.Host = t.hostport(u)
 	u.Fragment, u.RawFragment = "", ""
+	t.url = u.String()
 	return u, t, nil
 }
 

@@ -397,8 +397,9 @@ func normalizeName(h string) (string, error) {
 	if len(a) > 253 {
 		return "", errorString("host name too long")
 	}
-	labels := strings.Split(a, ".")
-	for _, l := range labels {
+	var last string
+	for l := range strings.SplitSeq(a, ".") {
+		last = l
 		if l == "" || len(l) > 63 {
 			return "", errorString("invalid host name")
 		}
@@ -409,7 +410,6 @@ func normalizeName(h string) (string, error) {
 			}
 		}
 	}
-	last := labels[len(labels)-1]
 	if strings.Trim(last, "0123456789") == "" || strings.HasPrefix(last, "0x") && strings.Trim(last[2:], "0123456789abcdef") == "" {
 		return "", errorString("host looks like a non-canonical IP address")
 	}

@@ -192,7 +192,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 	}
 
 	// 4. Leak scan of what the client supplied, before any DNS lookup.
-	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec, clean); err != nil {
+	if dec, err := g.scanOutbound(d.spec.Credentials, t.method, u, t.url, sc.url, sc.method, scanHTTPHeader(sc.header), prefix, sc.reqID, rec, clean); err != nil {
 		return refuse(dec, err)
 	}
 	s := g.cfg.Secrets
@@ -223,7 +223,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 	} else if len(prefix) > 0 {
 		body = bytes.NewReader(prefix)
 	}
-	req, err := http.NewRequestWithContext(ctx, t.method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, t.method, t.url, body)
 	if err != nil {
 		return refuse(audit.DecisionBlocked, invalidField("url", "url: cannot build a request for it"))
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/secrets/leak"
@@ -34,7 +35,7 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 		return err
 	}
 	if u != nil {
-		if err := c.text("the URL", []byte(u.String())); err != nil {
+		if err := c.text("the URL", readOnlyBytes(u.String())); err != nil {
 			return err
 		}
 	}
@@ -48,7 +49,7 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 			return err
 		}
 		for _, v := range header[k] {
-			if err := c.text("a header value", []byte(v)); err != nil {
+			if err := c.text("a header value", readOnlyBytes(v)); err != nil {
 				return err
 			}
 		}
@@ -118,11 +119,15 @@ func (c checker) text(where string, b []byte) error {
 }
 
 func (c checker) name(where, n string) error {
-	if f, ok := c.snap.scan.CheckName([]byte(n), c.allow); ok {
+	if f, ok := c.snap.scan.CheckName(readOnlyBytes(n), c.allow); ok {
 		return leakError(c.snap, f, where)
 	}
 	return nil
 }
+
+// readOnlyBytes is s as a byte slice without a copy, for the scanners, which
+// never write to what they scan. Writing to it would write to an immutable string.
+func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (c checker) body(b []byte) error {
 	if err := c.text("the body", b); err != nil {
