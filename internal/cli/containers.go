@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -95,28 +96,20 @@ With --wait, spawn streams the output and exits 0 if the command succeeded, 1 if
 				req.Task = "clawbox spawn " + strings.Join(append([]string{orDefault(req.Image, "(default image)")}, req.Command...), " ")
 			}
 			if len(envs) > 0 {
-				env := map[string]string{}
-				for k, v := range req.Env {
-					env[k] = v
+				flagEnv, err := keyValues("--env", envs)
+				if err != nil {
+					return err
 				}
-				for _, kv := range envs {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok {
-						return usageErrorf("--env %q: want KEY=VALUE", kv)
-					}
-					env[k] = v
+				env := maps.Clone(req.Env)
+				if env == nil {
+					env = map[string]string{}
 				}
+				maps.Copy(env, flagEnv)
 				req.Env = env
 			}
-			for _, kv := range labels {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return usageErrorf("--label %q: want KEY=VALUE", kv)
-				}
-				if req.Labels == nil {
-					req.Labels = map[string]string{}
-				}
-				req.Labels[k] = v
+			var err error
+			if req.Labels, err = keyValues("--label", labels); err != nil {
+				return err
 			}
 			switch {
 			case noNetwork:
