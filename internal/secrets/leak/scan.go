@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -221,6 +222,11 @@ type Scanner struct {
 	// the caller or a proxy may have changed (header names, the method).
 	exact, foldText, foldName *needleSet
 	maxLen                    int // longest value or placeholder, in bytes
+	// clean holds, by Mode, the common words (header names, methods, a few header
+	// values) in which this scanner finds nothing, neither to redact nor to report:
+	// computed once in New by the same code, they skip the scan of what nearly every
+	// request and response carries.
+	clean [2]map[string]struct{}
 }
 
 const (
@@ -283,7 +289,54 @@ func New(specs []Secret) *Scanner {
 	}
 	foldName = append(foldName, foldText...)
 	s.exact, s.foldText, s.foldName = newNeedleSet(exact), newNeedleSet(foldText), newNeedleSet(foldName)
+	for _, mode := range []Mode{Text, Name} {
+		m := make(map[string]struct{}, 3*len(commonWords))
+		for _, w := range commonWords {
+			for _, f := range []string{w, strings.ToLower(w), strings.ToUpper(w)} {
+				if s.cleanScan([]byte(f), mode) {
+					m[f] = struct{}{}
+				}
+			}
+		}
+		s.clean[mode] = m
+	}
 	return s
+}
+
+// commonWords are the header names, methods and header values that nearly every
+// request and response carries; each is also taken lower- and upper-cased.
+var commonWords = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Age",
+	"Authorization", "Cache-Control", "Connection", "Content-Disposition",
+	"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie",
+	"Date", "Etag", "Expires", "Host", "If-Modified-Since", "If-None-Match",
+	"Keep-Alive", "Last-Modified", "Location", "Origin", "Pragma", "Range", "Referer",
+	"Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
+	"User-Agent", "Vary", "Via", "X-Content-Type-Options", "X-Forwarded-For",
+	"X-Request-Id", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+	"application/json", "text/plain", "text/html", "text/plain; charset=utf-8",
+	"text/html; charset=utf-8", "application/json; charset=utf-8", "application/octet-stream",
+	"nosniff", "keep-alive", "close", "chunked", "gzip", "identity", "no-cache", "bytes", "*",
+}
+
+// cleanScan reports whether b holds nothing in mode, by the scan itself: no span to
+// redact and nothing Check would report with every placeholder refused (so nothing
+// with any placeholder allowed either: an allowed placeholder is one found).
+func (s *Scanner) cleanScan(b []byte, mode Mode) bool {
+	if len(s.redactSpans(b, mode)) > 0 {
+		return false
+	}
+	_, found := s.scanCheck(b, mode, nil)
+	return !found
+}
+
+// known reports whether b is one of the common words found clean in mode.
+func (s *Scanner) known(b []byte, mode Mode) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.clean[mode][string(b)]
+	return ok
 }
 
 func newNeedleSet(needles []needle) *needleSet {
@@ -753,6 +806,9 @@ func (s *Scanner) Redact(b []byte) ([]byte, int) { return s.redact(b, Text) }
 func (s *Scanner) RedactName(b []byte) ([]byte, int) { return s.redact(b, Name) }
 
 func (s *Scanner) redact(b []byte, mode Mode) ([]byte, int) {
+	if s.known(b, mode) {
+		return b, 0
+	}
 	total := 0
 	for range 3 {
 		spans := s.redactSpans(b, mode)
@@ -804,6 +860,13 @@ func (s *Scanner) CheckName(b []byte, allowPlaceholder func(i int) bool) (Findin
 }
 
 func (s *Scanner) check(b []byte, mode Mode, allowPlaceholder func(i int) bool) (Finding, bool) {
+	if s.known(b, mode) {
+		return Finding{}, false
+	}
+	return s.scanCheck(b, mode, allowPlaceholder)
+}
+
+func (s *Scanner) scanCheck(b []byte, mode Mode, allowPlaceholder func(i int) bool) (Finding, bool) {
 	if allowPlaceholder == nil {
 		allowPlaceholder = func(int) bool { return false }
 	}
