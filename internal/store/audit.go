@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,10 @@ import (
 	"github.com/clawbox/clawbox/internal/audit"
 )
 
-var _ audit.Index = (*DB)(nil)
+var (
+	_ audit.Index     = (*DB)(nil)
+	_ audit.LineIndex = (*DB)(nil)
+)
 
 // InsertAudit stores the records in the audit index, in order, in one transaction.
 func (db *DB) InsertAudit(ctx context.Context, recs []audit.Record) error {
@@ -44,6 +48,61 @@ func (db *DB) InsertAudit(ctx context.Context, recs []audit.Record) error {
 		return fmt.Errorf("audit index: %w", err)
 	}
 	return nil
+}
+
+// InsertAuditLines stores the entries in the audit index, in order, their lines as
+// they are, and records pos as the index's position in the audit files, in one
+// transaction.
+func (db *DB) InsertAuditLines(ctx context.Context, entries []audit.Entry, pos audit.Position) error {
+	if pos.Offset < 0 {
+		return fmt.Errorf("audit index: negative position %d", pos.Offset)
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	if len(entries) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit(time, kind, container_id, tool, decision, record) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("audit index: %w", err)
+		}
+		defer stmt.Close()
+		for _, e := range entries {
+			r := e.Record
+			if r.Time.IsZero() {
+				return errors.New("audit index: record without a time")
+			}
+			if len(e.Line) == 0 {
+				return errors.New("audit index: record without its line")
+			}
+			if _, err := stmt.ExecContext(ctx, r.Time.UnixNano(), string(r.Kind), r.ContainerID, r.Tool, string(r.Decision), string(e.Line)); err != nil {
+				return fmt.Errorf("audit index: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_position(id, file, byte_offset) VALUES (1, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET file = excluded.file, byte_offset = excluded.byte_offset`, pos.File, pos.Offset); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	return nil
+}
+
+// AuditPosition returns the index's position in the audit files, recorded by the
+// last InsertAuditLines; the zero Position when none was.
+func (db *DB) AuditPosition(ctx context.Context) (audit.Position, error) {
+	var p audit.Position
+	err := db.sql.QueryRowContext(ctx, `SELECT file, byte_offset FROM audit_position WHERE id = 1`).Scan(&p.File, &p.Offset)
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Position{}, nil
+	}
+	if err != nil {
+		return audit.Position{}, fmt.Errorf("audit index: %w", err)
+	}
+	return p, nil
 }
 
 // QueryAudit returns the indexed records matching f, newest first (by time, then by

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,6 +33,12 @@ type DB struct {
 // Open opens (creating if needed) the store at path, applies pending migrations and
 // returns it. The parent directory must exist. The file is created 0600.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, 0)
+}
+
+// open is Open applying the migrations up to version upTo only (0: all of them), so
+// that tests can make the store an older clawbox left.
+func open(ctx context.Context, path string, upTo int) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("store: empty path")
 	}
@@ -65,7 +72,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, upTo); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
@@ -121,11 +128,15 @@ func loadMigrations() ([]migration, error) {
 }
 
 // migrate applies, each in its own transaction, every migration newer than the
-// recorded schema version. A store written by a newer clawbox is refused.
-func (db *DB) migrate(ctx context.Context) error {
+// recorded schema version, up to version upTo unless it is 0. A store written by a
+// newer clawbox is refused.
+func (db *DB) migrate(ctx context.Context, upTo int) error {
 	migs, err := loadMigrations()
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		migs = slices.DeleteFunc(migs, func(m migration) bool { return m.version > upTo })
 	}
 	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
