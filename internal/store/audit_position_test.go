@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -131,5 +133,29 @@ func TestAuditPositionOfAnOlderIndex(t *testing.T) {
 				t.Errorf("position = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAuditLinesLargeBatch: a batch of several multi-row statements and single
+// rows keeps every record, in order.
+func TestAuditLinesLargeBatch(t *testing.T) {
+	ctx := context.Background()
+	db := auditTestDB(t)
+	const n = 2*auditRowsPerInsert + 7
+	recs := make([]audit.Record, n)
+	for i := range recs {
+		// Equal times: the order comes from the insertion.
+		recs[i] = audit.Record{Time: auditBase, Kind: audit.KindExecution, Tool: "t", RequestID: "r" + strconv.Itoa(i)}
+	}
+	if err := db.InsertAuditLines(ctx, entries(t, recs...), audit.Position{File: "f", Offset: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.QueryAudit(ctx, audit.Filter{Tool: "t", Limit: audit.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(got)
+	if !reflect.DeepEqual(got, recs) {
+		t.Errorf("got %v, want %v", requestIDs(got), requestIDs(recs))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -28,6 +29,9 @@ var migrationFS embed.FS
 type DB struct {
 	sql  *sql.DB
 	path string
+
+	stmtMu sync.Mutex           // guards stmts
+	stmts  map[string]*sql.Stmt // prepared once, by their SQL text; closed by Close
 }
 
 // Open opens (creating if needed) the store at path, applies pending migrations and
@@ -87,7 +91,34 @@ func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
 
 // Close closes the store. It is safe to call more than once.
 func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.stmtMu.Unlock()
 	return db.sql.Close() // database/sql makes a second Close a no-op
+}
+
+// stmt returns the statement for query in tx, prepared on the store once rather
+// than in every transaction: the statements of the audit index's inserts, run for
+// every batch. The caller closes it (the store's own stays open).
+func (db *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	st, ok := db.stmts[query]
+	if !ok {
+		var err error
+		if st, err = db.sql.PrepareContext(ctx, query); err != nil {
+			db.stmtMu.Unlock()
+			return nil, err
+		}
+		if db.stmts == nil {
+			db.stmts = make(map[string]*sql.Stmt)
+		}
+		db.stmts[query] = st
+	}
+	db.stmtMu.Unlock()
+	return tx.StmtContext(ctx, st), nil
 }
 
 // migration is one schema step, from migrations/NNNN_name.sql.
