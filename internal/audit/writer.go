@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,7 +115,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Index stores written records for queries. *store.DB implements it.
+// Index stores written records for queries. *store.DB implements it, and LineIndex
+// too, which the writer uses instead when it can.
 type Index interface {
 	// InsertAudit stores the records, in order, or none of them.
 	InsertAudit(ctx context.Context, recs []Record) error
@@ -131,7 +133,7 @@ type Pruner interface {
 
 // Deps are the Writer's collaborators; nil fields mean the default.
 type Deps struct {
-	Index      Index                 // nil: the file only
+	Index      Index                 // nil: the file only; a LineIndex is also caught up from the file
 	Now        func() time.Time      // nil: time.Now
 	Logger     *slog.Logger          // nil: slog.Default()
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
@@ -140,9 +142,14 @@ type Deps struct {
 // Writer appends records to the audit log. One goroutine owns the file: Record hands
 // records to it through a bounded queue and never blocks. The writer rotates the file
 // by size, indexes each written batch, and fans records out to live subscribers.
+//
+// With a LineIndex, the index is caught up from the files when the writer starts:
+// the lines past the index's position (written before a crash, or while the index
+// failed) are indexed before the new records.
 type Writer struct {
 	cfg   Config
 	index Index
+	lines LineIndex // index as a LineIndex, or nil
 	now   func() time.Time
 	log   *slog.Logger
 	m     metrics
@@ -169,9 +176,15 @@ type Writer struct {
 	agg  *aggregator
 
 	// Owned by the writer goroutine.
-	file *os.File
-	buf  *bufio.Writer
-	size int64
+	file    *os.File
+	buf     *bufio.Writer
+	size    int64
+	fileID  string        // the live file's identity (see Position.File), "" while it is empty
+	behind  bool          // an insert into lines failed: catch up from the files next
+	enc     *json.Encoder // encodes a batch into encoded
+	encoded bytes.Buffer
+	ends    []int   // where each record of the batch ends in encoded, -1 if it was not encoded
+	entries []Entry // the batch's records that reached the file, for lines
 }
 
 type metrics struct {
@@ -182,6 +195,7 @@ type metrics struct {
 	aggregated    prometheus.Counter
 	pruned        prometheus.Counter
 	subscriberGap prometheus.Counter
+	skipped       prometheus.Counter
 }
 
 func newMetrics() metrics {
@@ -214,6 +228,10 @@ func newMetrics() metrics {
 			Name: "clawbox_audit_subscriber_dropped_total",
 			Help: "Audit records a slow live subscriber missed (replaced by a gap record).",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clawbox_audit_skipped_lines_total",
+			Help: "Lines of the audit files that are not records (torn by a crash during a write) and were not indexed.",
+		}),
 	}
 	return m
 }
@@ -223,7 +241,7 @@ func (m metrics) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	cs := []prometheus.Collector{m.written, m.dropped, m.writeErrors, m.indexErrors, m.aggregated, m.pruned, m.subscriberGap}
+	cs := []prometheus.Collector{m.written, m.dropped, m.writeErrors, m.indexErrors, m.aggregated, m.pruned, m.subscriberGap, m.skipped}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
@@ -237,7 +255,9 @@ func (m metrics) register(reg prometheus.Registerer) error {
 
 // New opens (creating if needed) <cfg.Dir>/audit.jsonl for appending, registers the
 // metrics on deps.Registerer and starts the writer goroutine. Close stops it (the
-// metrics stay registered).
+// metrics stay registered). A last line left incomplete by a crash is ended with a
+// newline, so that the next record starts a line of its own. When deps.Index is a
+// LineIndex, the writer goroutine first catches the index up from the files.
 func New(cfg Config, deps Deps) (*Writer, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("audit: empty directory")
@@ -262,6 +282,8 @@ func New(cfg Config, deps Deps) (*Writer, error) {
 	if w.log == nil {
 		w.log = slog.Default()
 	}
+	w.lines, _ = deps.Index.(LineIndex)
+	w.enc = json.NewEncoder(&w.encoded)
 	w.subs.init()
 	w.agg = newAggregator(cfg.RefusalBudget, cfg.AggregateWindow)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -364,6 +386,10 @@ func (w *Writer) Close(ctx context.Context) error {
 func (w *Writer) run() {
 	defer close(w.done)
 	defer w.runCancel()
+	if w.lines != nil {
+		// Before any new record: they go after what the files already hold.
+		w.indexBehind()
+	}
 	batch := make([]Record, 0, w.cfg.BatchSize)
 	aggTick := time.NewTicker(w.cfg.AggregateWindow)
 	defer aggTick.Stop()
@@ -495,7 +521,23 @@ func (w *Writer) process(batch []Record) {
 	}
 	w.write(batch)
 	w.subs.publish(batch, w.now, &w.m)
-	if w.index != nil {
+	switch {
+	case w.lines != nil && w.behind:
+		// The batch is in the file: catching up indexes it with what was missed.
+		w.indexBehind()
+	case w.lines != nil:
+		if len(w.entries) == 0 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
+		err := w.lines.InsertAuditLines(ctx, w.entries, Position{File: w.fileID, Offset: w.size})
+		cancel()
+		if err != nil {
+			w.behind = true
+			w.m.indexErrors.Inc()
+			w.log.Warn("audit: index insert failed; the index will catch up from the file", "records", len(w.entries), "err", err)
+		}
+	case w.index != nil:
 		ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
 		err := w.index.InsertAudit(ctx, batch)
 		cancel()
@@ -504,19 +546,45 @@ func (w *Writer) process(batch []Record) {
 			w.log.Warn("audit: index insert failed; records are in the file only", "records", len(batch), "err", err)
 		}
 	}
+	clear(w.entries) // the lines are in w.encoded, reused by the next batch
+	w.entries = w.entries[:0]
+}
+
+// indexBehind catches the line index up from the files; until that succeeds, every
+// batch tries again (and its records are indexed from the file).
+func (w *Writer) indexBehind() {
+	if err := w.catchUp(w.runCtx); err != nil {
+		w.behind = true
+		w.m.indexErrors.Inc()
+		w.log.Warn("audit: catching the index up from the audit files failed; trying again with the next records", "err", err)
+		return
+	}
+	w.behind = false
 }
 
 // write appends the batch to the file, rotating before any record that would take
-// the file past MaxBytes, and flushes.
+// the file past MaxBytes, and flushes. Each record is encoded once: w.entries gets
+// the records that reached the file, with their lines.
 func (w *Writer) write(batch []Record) {
+	w.encoded.Reset()
+	w.ends = w.ends[:0]
 	for _, r := range batch {
-		line, err := json.Marshal(r)
-		if err != nil { // cannot happen for Record; count it rather than panic
+		if err := w.enc.Encode(r); err != nil { // cannot happen for Record; count it rather than panic
 			w.m.writeErrors.Inc()
 			w.log.Error("audit: encode record", "err", err)
+			w.ends = append(w.ends, -1)
 			continue
 		}
-		line = append(line, '\n')
+		w.ends = append(w.ends, w.encoded.Len())
+	}
+	all := w.encoded.Bytes()
+	start := 0
+	for i, r := range batch {
+		if w.ends[i] < 0 {
+			continue
+		}
+		line := all[start:w.ends[i]] // with its newline, as Encode writes it
+		start = w.ends[i]
 		if w.file != nil && w.size > 0 && w.size+int64(len(line)) > w.cfg.MaxBytes {
 			if err := w.rotate(); err != nil {
 				w.m.writeErrors.Inc()
@@ -532,6 +600,9 @@ func (w *Writer) write(batch []Record) {
 			}
 		}
 		n, err := w.buf.Write(line)
+		if w.size == 0 && n > 0 {
+			w.fileID = fileID(line[:len(line)-1])
+		}
 		w.size += int64(n)
 		if err != nil {
 			w.m.writeErrors.Inc()
@@ -539,6 +610,9 @@ func (w *Writer) write(batch []Record) {
 			continue
 		}
 		w.m.written.Inc()
+		if w.lines != nil {
+			w.entries = append(w.entries, Entry{Record: r, Line: line[:len(line)-1]})
+		}
 	}
 	if w.buf != nil {
 		if err := w.buf.Flush(); err != nil {
@@ -548,24 +622,53 @@ func (w *Writer) write(batch []Record) {
 	}
 }
 
-// openFile opens the live file for appending, 0600, and learns its size.
+// openFile opens the live file for appending, 0600, and learns its size and
+// identity. A last line without its newline (a crash in the middle of a write) is
+// ended with one: the next record must not continue it. Catch-up then skips it,
+// unless the newline was all it missed.
 func (w *Writer) openFile() error {
-	f, err := os.OpenFile(w.Path(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(w.Path(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	st, err := f.Stat()
+	size, id, err := w.endLastLine(f)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	w.file, w.size = f, st.Size()
+	w.file, w.size, w.fileID = f, size, id
 	if w.buf == nil {
 		w.buf = bufio.NewWriterSize(f, 64<<10)
 	} else {
 		w.buf.Reset(f)
 	}
 	return nil
+}
+
+// endLastLine ends f's last line with a newline if it has none, and returns f's
+// size and identity.
+func (w *Writer) endLastLine(f *os.File) (int64, string, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	size := st.Size()
+	if size == 0 {
+		return 0, "", nil
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return 0, "", err
+	}
+	if last[0] != '\n' {
+		w.log.Warn("audit: the last line of the audit file is incomplete (a crash during a write); ending it", "file", w.Path(), "size", size)
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			return 0, "", err
+		}
+		size++
+	}
+	id, err := readFileID(w.Path())
+	return size, id, err
 }
 
 // closeFile flushes, syncs and closes the live file.

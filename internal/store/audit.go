@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,10 @@ import (
 	"github.com/clawbox/clawbox/internal/audit"
 )
 
-var _ audit.Index = (*DB)(nil)
+var (
+	_ audit.Index     = (*DB)(nil)
+	_ audit.LineIndex = (*DB)(nil)
+)
 
 // InsertAudit stores the records in the audit index, in order, in one transaction.
 func (db *DB) InsertAudit(ctx context.Context, recs []audit.Record) error {
@@ -44,6 +48,95 @@ func (db *DB) InsertAudit(ctx context.Context, recs []audit.Record) error {
 		return fmt.Errorf("audit index: %w", err)
 	}
 	return nil
+}
+
+// InsertAuditLines stores the entries in the audit index, in order, their lines as
+// they are, and records pos as the index's position in the audit files, in one
+// transaction.
+func (db *DB) InsertAuditLines(ctx context.Context, entries []audit.Entry, pos audit.Position) error {
+	if pos.Offset < 0 {
+		return fmt.Errorf("audit index: negative position %d", pos.Offset)
+	}
+	for _, e := range entries {
+		if e.Record.Time.IsZero() {
+			return errors.New("audit index: record without a time")
+		}
+		if len(e.Line) == 0 {
+			return errors.New("audit index: record without its line")
+		}
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	if err := db.insertAuditRows(ctx, tx, entries); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	setPos, err := db.stmt(ctx, tx, `INSERT INTO audit_position(id, file, byte_offset) VALUES (1, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET file = excluded.file, byte_offset = excluded.byte_offset`)
+	if err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	defer setPos.Close()
+	if _, err := setPos.ExecContext(ctx, pos.File, pos.Offset); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit index: %w", err)
+	}
+	return nil
+}
+
+// auditRowsPerInsert is how many rows one INSERT statement of a batch carries.
+const auditRowsPerInsert = 32
+
+// The audit index's inserts: of one row, and of auditRowsPerInsert rows.
+var (
+	auditInsertOne  = "INSERT INTO audit(time, kind, container_id, tool, decision, record) VALUES (?, ?, ?, ?, ?, ?)"
+	auditInsertMany = auditInsertOne + strings.Repeat(", (?, ?, ?, ?, ?, ?)", auditRowsPerInsert-1)
+)
+
+// insertAuditRows inserts the entries' rows in tx, auditRowsPerInsert to a statement
+// and the rest one by one.
+func (db *DB) insertAuditRows(ctx context.Context, tx *sql.Tx, entries []audit.Entry) error {
+	args := make([]any, 0, 6*min(len(entries), auditRowsPerInsert))
+	for len(entries) > 0 {
+		n, query := auditRowsPerInsert, auditInsertMany
+		if len(entries) < n {
+			n, query = 1, auditInsertOne
+		}
+		st, err := db.stmt(ctx, tx, query)
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, e := range entries[:n] {
+			r := e.Record
+			args = append(args, r.Time.UnixNano(), string(r.Kind), r.ContainerID, r.Tool, string(r.Decision), string(e.Line))
+		}
+		_, err = st.ExecContext(ctx, args...)
+		st.Close()
+		if err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// AuditPosition returns the index's position in the audit files, recorded by the
+// last InsertAuditLines; the zero Position when none was.
+func (db *DB) AuditPosition(ctx context.Context) (audit.Position, error) {
+	var p audit.Position
+	err := db.sql.QueryRowContext(ctx, `SELECT file, byte_offset FROM audit_position WHERE id = 1`).Scan(&p.File, &p.Offset)
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Position{}, nil
+	}
+	if err != nil {
+		return audit.Position{}, fmt.Errorf("audit index: %w", err)
+	}
+	return p, nil
 }
 
 // QueryAudit returns the indexed records matching f, newest first (by time, then by

@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -27,11 +29,20 @@ var migrationFS embed.FS
 type DB struct {
 	sql  *sql.DB
 	path string
+
+	stmtMu sync.Mutex           // guards stmts
+	stmts  map[string]*sql.Stmt // prepared once, by their SQL text; closed by Close
 }
 
 // Open opens (creating if needed) the store at path, applies pending migrations and
 // returns it. The parent directory must exist. The file is created 0600.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return open(ctx, path, 0)
+}
+
+// open is Open applying the migrations up to version upTo only (0: all of them), so
+// that tests can make the store an older clawbox left.
+func open(ctx context.Context, path string, upTo int) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("store: empty path")
 	}
@@ -65,7 +76,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, upTo); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
@@ -80,7 +91,34 @@ func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
 
 // Close closes the store. It is safe to call more than once.
 func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.stmtMu.Unlock()
 	return db.sql.Close() // database/sql makes a second Close a no-op
+}
+
+// stmt returns the statement for query in tx, prepared on the store once rather
+// than in every transaction: the statements of the audit index's inserts, run for
+// every batch. The caller closes it (the store's own stays open).
+func (db *DB) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	st, ok := db.stmts[query]
+	if !ok {
+		var err error
+		if st, err = db.sql.PrepareContext(ctx, query); err != nil {
+			db.stmtMu.Unlock()
+			return nil, err
+		}
+		if db.stmts == nil {
+			db.stmts = make(map[string]*sql.Stmt)
+		}
+		db.stmts[query] = st
+	}
+	db.stmtMu.Unlock()
+	return tx.StmtContext(ctx, st), nil
 }
 
 // migration is one schema step, from migrations/NNNN_name.sql.
@@ -121,11 +159,15 @@ func loadMigrations() ([]migration, error) {
 }
 
 // migrate applies, each in its own transaction, every migration newer than the
-// recorded schema version. A store written by a newer clawbox is refused.
-func (db *DB) migrate(ctx context.Context) error {
+// recorded schema version, up to version upTo unless it is 0. A store written by a
+// newer clawbox is refused.
+func (db *DB) migrate(ctx context.Context, upTo int) error {
 	migs, err := loadMigrations()
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		migs = slices.DeleteFunc(migs, func(m migration) bool { return m.version > upTo })
 	}
 	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
