@@ -17,6 +17,7 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	cbclient "github.com/clawbox/clawbox/client"
+	"github.com/clawbox/clawbox/internal/wasm/exampletools"
 )
 
 // rssKB reads VmRSS of a /proc/<pid>/status file.
@@ -56,8 +57,10 @@ func shimRSSKB() int64 {
 }
 
 type densityPoint struct {
-	Sandboxes  int     `json:"sandboxes"`
+	Sandboxes int `json:"sandboxes"`
+	// RSSMB is read after a forced collection, RestRSSMB just before it.
 	RSSMB      float64 `json:"rss_mb"`
+	RestRSSMB  float64 `json:"rest_rss_mb"`
 	HeapMB     float64 `json:"heap_inuse_mb"`
 	Goroutines int     `json:"goroutines"`
 	ShimRSSMB  float64 `json:"containerd_shim_rss_mb"`
@@ -67,12 +70,12 @@ type densityPoint struct {
 // the same config as the main server), spawns up to maxN idle sandboxes (sleep) and
 // reads the child's RSS (/proc/<pid>/status), goroutines and Go heap (its /metrics)
 // at 0 and every step sandboxes, with the containerd-shims' RSS for scale.
-func benchDensity(ctx context.Context, e *env, maxN, step int) ([]Row, []densityPoint, error) {
+func benchDensity(ctx context.Context, e *env, maxN, step int, heapProfile string) ([]Row, []densityPoint, error) {
 	dir := filepath.Join(e.dir, "dens")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := newConfig(ctx, filepath.Join(dir, "cb"))
+	cfg, err := newConfigWith(ctx, filepath.Join(dir, "cb"), exampletools.Install)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,22 +83,39 @@ func benchDensity(ctx context.Context, e *env, maxN, step int) ([]Row, []density
 		return nil, nil, err
 	}
 	cfg.Sandbox.CacheDir = e.cfg.Sandbox.CacheDir
-	child, err := startChild(ctx, cfg, dir, e.logw)
+	// The default idle time (60 s) only says when the pools drain; a short one lets
+	// the readings below be taken at rest without a minute's wait.
+	cfg.Sandbox.PoolIdleTimeoutMS = densityPoolIdle.Milliseconds()
+	child, err := startChild(ctx, cfg, dir, heapProfile, e.logw)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer child.Stop()
 	var ids []string
 	defer func() { e.killAllWith(child.api, ids) }()
-	// Let the child load its tools and fill its instance pool before the first
-	// reading, so that the growth measured is the sandboxes'.
+	// One call of echo (its module is compiled, its pool filled), a reading while the
+	// pool is full, then the readings at rest: after the pool's idle time, so that
+	// the growth measured is the sandboxes'.
 	if _, err := child.api.Execute(ctx, api.ExecuteRequest{Tool: "echo", Params: echoParams}); err != nil {
 		return nil, nil, err
 	}
-	select {
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	case <-time.After(time.Second):
+	wait := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+			return nil
+		}
+	}
+	if err := wait(densityPoolIdle / 2); err != nil {
+		return nil, nil, err
+	}
+	busy, err := child.probe(ctx, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := wait(densityPoolIdle + time.Second); err != nil {
+		return nil, nil, err
 	}
 	timeout := int64(15 * 60 * 1000)
 	p, err := child.probe(ctx, 0)
@@ -130,10 +150,11 @@ func benchDensity(ctx context.Context, e *env, maxN, step int) ([]Row, []density
 	}
 	first, last := points[1], points[len(points)-1]
 	span := float64(last.Sandboxes - first.Sandboxes)
-	var rows []Row
+	rows := []Row{{Section: "density", Name: "server RSS with 0 sandboxes, echo's pool full", Unit: "MB", Stat: one(busy.RSSMB),
+		Note: fmt.Sprintf("before the forced collection %.1f MB; Go heap %.1f MB, %d goroutines", busy.RestRSSMB, busy.HeapMB, busy.Goroutines)}}
 	for _, p := range points {
 		rows = append(rows, Row{Section: "density", Name: fmt.Sprintf("server RSS with %d sandboxes", p.Sandboxes), Unit: "MB", Stat: one(p.RSSMB),
-			Note: fmt.Sprintf("Go heap %.1f MB, %d goroutines, containerd-shims %.0f MB", p.HeapMB, p.Goroutines, p.ShimRSSMB)})
+			Note: fmt.Sprintf("before the forced collection %.1f MB; Go heap %.1f MB, %d goroutines, containerd-shims %.0f MB", p.RestRSSMB, p.HeapMB, p.Goroutines, p.ShimRSSMB)})
 	}
 	shim := fmt.Sprintf("containerd-shim RSS per sandbox (%d→%d)", first.Sandboxes, last.Sandboxes)
 	rows = append(rows,
@@ -146,6 +167,9 @@ func benchDensity(ctx context.Context, e *env, maxN, step int) ([]Row, []density
 	)
 	return rows, points, nil
 }
+
+// densityPoolIdle is the density server's sandbox.pool_idle_timeout_ms.
+const densityPoolIdle = 3 * time.Second
 
 func one(v float64) Stat { return Stat{N: 1, Min: v, Median: v, P90: v, Max: v} }
 

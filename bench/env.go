@@ -135,7 +135,13 @@ func (u *upstream) DirectURL(path string) string { return "https://127.0.0.1:" +
 // newConfig initialises a clawbox directory under dir and returns its config with a
 // free loopback port.
 func newConfig(ctx context.Context, dir string) (*config.Config, error) {
-	res, err := home.Init(ctx, dir, nil)
+	return newConfigWith(ctx, dir, nil)
+}
+
+// newConfigWith is newConfig with the tools an installer adds to the tool directory
+// (exampletools.Install: what `clawbox init` installs).
+func newConfigWith(ctx context.Context, dir string, tools home.Installer) (*config.Config, error) {
+	res, err := home.Init(ctx, dir, tools)
 	if err != nil {
 		return nil, err
 	}

@@ -60,13 +60,16 @@ type Params struct {
 	InProcessRequests         int
 	WASMIters, ColdIters      int
 	DensityMax, DensityStep   int
-	ReaperN                   int
-	ReaperLifetime            time.Duration
-	ExecIters                 int
-	ForwardReps               int
-	ForwardLoads              []gatewayLoad
-	InterceptIters            int
-	PoolIters, PoolBurst      int
+	// HeapProfile, if set, is where the density section's server writes its heap
+	// profile at each reading (the last reading's stays).
+	HeapProfile          string
+	ReaperN              int
+	ReaperLifetime       time.Duration
+	ExecIters            int
+	ForwardReps          int
+	ForwardLoads         []gatewayLoad
+	InterceptIters       int
+	PoolIters, PoolBurst int
 }
 
 func quickParams() Params {
@@ -102,6 +105,7 @@ func main() {
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON results")
 	serve := flag.String("serve", "", "internal: run only a clawbox server with this JSON config (the density section's child)")
 	door := flag.String("door", "", "internal: run only a forward-proxy door, DIR,PORT (the forward section's child)")
+	heapProfile := flag.String("heap-profile", "", "density: the server child writes its heap profile (pprof) here at each reading, after the forced collection")
 	only := flag.String("only", "", "comma-separated sections to run (spawn,pool,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the server, the upstream and the in-process proxies) to this file")
 	flag.Parse()
@@ -109,7 +113,7 @@ func main() {
 		os.Exit(doorMain(*door))
 	}
 	if *serve != "" {
-		os.Exit(serveMain(*serve))
+		os.Exit(serveMain(*serve, *heapProfile))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -136,6 +140,7 @@ func main() {
 	if *quick {
 		p = quickParams()
 	}
+	p.HeapProfile = *heapProfile
 	res, err := run(ctx, p, *quick, sections(*only), os.Stderr)
 	if res != nil {
 		res.Command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
@@ -273,7 +278,7 @@ func run(ctx context.Context, p Params, quick bool, sel map[string]bool, progres
 	step("gateway", true, func() ([]Row, error) { return benchGateway(ctx, e, p.GatewayReps, p.GatewayLoads) })
 	step("reaper", true, func() ([]Row, error) { return benchReaper(ctx, e, p.ReaperN, p.ReaperLifetime) })
 	step("density", true, func() ([]Row, error) {
-		rows, pts, err := benchDensity(ctx, e, p.DensityMax, p.DensityStep)
+		rows, pts, err := benchDensity(ctx, e, p.DensityMax, p.DensityStep, p.HeapProfile)
 		res.Density = pts
 		return rows, err
 	})

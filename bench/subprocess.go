@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,8 +28,9 @@ import (
 // serveMain is the -serve mode: this binary runs only a clawbox server (daemon.Run)
 // with the JSON-encoded config at path, prints "READY <address>" once it listens and
 // stops on SIGTERM or SIGINT. The density section measures such a child process, so
-// that its RSS holds the server and nothing of the harness.
-func serveMain(path string) int {
+// that its RSS holds the server and nothing of the harness. With heapProfile set,
+// each forced collection is followed by a heap profile written there.
+func serveMain(path, heapProfile string) int {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -56,6 +58,11 @@ func serveMain(path string) int {
 				return
 			case <-usr1:
 				debug.FreeOSMemory()
+				if heapProfile != "" {
+					if err := writeHeapProfile(heapProfile); err != nil {
+						fmt.Fprintln(os.Stderr, "heap profile:", err)
+					}
+				}
 				fmt.Println("GC")
 			}
 		}
@@ -69,6 +76,18 @@ func serveMain(path string) int {
 	return 0
 }
 
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // childServer is a clawbox server in a child process (serveMain).
 type childServer struct {
 	gc    chan struct{} // one value per "GC" line
@@ -80,7 +99,7 @@ type childServer struct {
 }
 
 // startChild starts this binary with -serve and cfg, and waits until it listens.
-func startChild(ctx context.Context, cfg *config.Config, dir string, stderr io.Writer) (*childServer, error) {
+func startChild(ctx context.Context, cfg *config.Config, dir, heapProfile string, stderr io.Writer) (*childServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -97,7 +116,15 @@ func startChild(ctx context.Context, cfg *config.Config, dir string, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve", path)
+	args := []string{"-serve", path}
+	if heapProfile != "" {
+		abs, err := filepath.Abs(heapProfile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-heap-profile", abs)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -162,6 +189,7 @@ func (c *childServer) Stop() error {
 // probe has the child collect garbage, then reads its RSS from /proc/<pid>/status and its goroutines and Go heap
 // from its /metrics.
 func (c *childServer) probe(ctx context.Context, n int) (densityPoint, error) {
+	rest, _ := rssKB(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		return densityPoint{}, err
 	}
@@ -173,7 +201,7 @@ func (c *childServer) probe(ctx context.Context, n int) (densityPoint, error) {
 		return densityPoint{}, errors.New("child server did not answer the GC request")
 	}
 	kb, _ := rssKB(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
-	p := densityPoint{Sandboxes: n, RSSMB: float64(kb) / 1024, ShimRSSMB: float64(shimRSSKB()) / 1024}
+	p := densityPoint{Sandboxes: n, RSSMB: float64(kb) / 1024, RestRSSMB: float64(rest) / 1024, ShimRSSMB: float64(shimRSSKB()) / 1024}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr+"/metrics", nil)
 	if err != nil {
 		return p, err

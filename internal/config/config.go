@@ -68,6 +68,11 @@ type Server struct {
 	// server's own; requests with any other Origin are refused (403
 	// origin_not_allowed). Default [].
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit): as
+	// the server's Go memory nears it, garbage is collected more often and freed
+	// memory is returned to the system sooner. It is not a hard cap. 0 turns it off;
+	// a GOMEMLIMIT in the environment wins. Default 256.
+	MemoryLimitMB int `toml:"memory_limit_mb"`
 }
 
 // Sandbox is the [sandbox] table: WASM tools.
@@ -93,6 +98,10 @@ type Sandbox struct {
 	WatchTools bool `toml:"watch_tools"`
 	// CacheDir holds wazero's compilation cache. Default "~/.clawbox/cache".
 	CacheDir string `toml:"cache_dir"`
+	// PoolIdleTimeoutMS is how long a tool's pool of ready instances stays filled
+	// without a call; then its instances are closed until the next call (a pool is
+	// filled on the tool's first call, not at start). Default 60000.
+	PoolIdleTimeoutMS int64 `toml:"pool_idle_timeout_ms"`
 
 	// Limits on a tool's module, checked before it is compiled (a module over one is
 	// refused with module_limit_exceeded, naming the key). The defaults are ten times
@@ -372,18 +381,20 @@ func Default(home string) Config {
 			ShutdownTimeout:         10 * time.Second,
 			AllowedHosts:            []string{},
 			AllowedOrigins:          []string{},
+			MemoryLimitMB:           256,
 		},
 		Sandbox: Sandbox{
-			ToolDir:          p("tools"),
-			DefaultFuel:      100_000_000,
-			DefaultTimeoutMS: 30_000,
-			MaxTimeoutMS:     120_000,
-			MaxMemoryMB:      64,
-			MaxOutputBytes:   1 << 20,
-			MaxStderrBytes:   64 << 10,
-			MaxHostCalls:     100,
-			WatchTools:       true,
-			CacheDir:         p("cache"),
+			ToolDir:           p("tools"),
+			DefaultFuel:       100_000_000,
+			DefaultTimeoutMS:  30_000,
+			MaxTimeoutMS:      120_000,
+			MaxMemoryMB:       64,
+			MaxOutputBytes:    1 << 20,
+			MaxStderrBytes:    64 << 10,
+			MaxHostCalls:      100,
+			WatchTools:        true,
+			CacheDir:          p("cache"),
+			PoolIdleTimeoutMS: 60_000,
 
 			MaxModuleBytes:        64 << 20,
 			MaxModuleFunctions:    100_000,

@@ -54,6 +54,8 @@ func TestEmptyFileGetsDefaults(t *testing.T) {
 		"server.port":                          {cfg.Server.Port, 9800},
 		"server.auth_token_file":               {cfg.Server.AuthTokenFile, "/home/u/.clawbox/token"},
 		"sandbox.tool_dir":                     {cfg.Sandbox.ToolDir, "/home/u/.clawbox/tools"},
+		"sandbox.pool_idle_timeout_ms":         {cfg.Sandbox.PoolIdleTimeoutMS, int64(60_000)},
+		"server.memory_limit_mb":               {cfg.Server.MemoryLimitMB, 256},
 		"store.path":                           {cfg.Store.Path, "/home/u/.clawbox/state.db"},
 		"containers.stop_grace":                {cfg.Containers.StopGrace, 5 * time.Second},
 		"containers.retention":                 {cfg.Containers.Retention, time.Hour},
@@ -133,6 +135,8 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"module locals zero", "[sandbox]\nmax_function_locals = 0\n", []string{"sandbox.max_function_locals"}},
 		{"module bytes huge", "[sandbox]\nmax_module_bytes = 9999999999\n", []string{"sandbox.max_module_bytes"}},
 		{"compile timeout", "[sandbox]\ncompile_timeout_ms = -1\n", []string{"sandbox.compile_timeout_ms"}},
+		{"pool idle timeout", "[sandbox]\npool_idle_timeout_ms = 0\n", []string{"sandbox.pool_idle_timeout_ms"}},
+		{"memory limit", "[server]\nmemory_limit_mb = -1\n", []string{"server.memory_limit_mb"}},
 		{"language", "[tools]\ndefault_language = \"rust\"\n", []string{"tools.default_language"}},
 	}
 	for _, tc := range cases {

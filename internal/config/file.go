@@ -41,6 +41,9 @@ allowed_hosts = []
 # Browser origins allowed besides the server's own, e.g. ["https://ui.example"];
 # a request with any other Origin header is refused (403 origin_not_allowed).
 allowed_origins = []
+# The Go runtime's soft memory limit, in MiB: near it, garbage is collected more
+# often and freed memory returned sooner (not a hard cap). 0: off. GOMEMLIMIT wins.
+memory_limit_mb = 256
 
 [sandbox]
 # WASM tools: <name>.wasm with an optional <name>.json manifest.
@@ -61,6 +64,9 @@ max_host_calls = 100
 watch_tools = true
 # wazero's compilation cache.
 cache_dir = "{{HOME}}/cache"
+# A tool's ready instances are made on its first call and closed after this long
+# without one.
+pool_idle_timeout_ms = 60000
 # Limits on a tool's module, checked before compiling it (beyond one: the tool is
 # refused with module_limit_exceeded naming the key). Defaults are about ten times
 # what a large Go-built tool needs. Sizes in bytes.

@@ -244,6 +244,10 @@ func (c *Config) Validate() error {
 		bad("server.shutdown_timeout", "must be a positive duration such as \"10s\", got %s", s.ShutdownTimeout)
 	}
 
+	if s.MemoryLimitMB < 0 {
+		bad("server.memory_limit_mb", "must not be negative (0 turns it off), got %d", s.MemoryLimitMB)
+	}
+
 	for i, h := range s.AllowedHosts {
 		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, " /@?#") || strings.Contains(h, "://") {
 			bad(fmt.Sprintf("server.allowed_hosts[%d]", i), "%q is not a host name with an optional port, such as \"clawbox.internal:9800\"", s.AllowedHosts[i])
@@ -290,6 +294,7 @@ func (c *Config) Validate() error {
 		positive(key, int64(v))
 	}
 	positive("sandbox.compile_timeout_ms", sb.CompileTimeoutMS)
+	positive("sandbox.pool_idle_timeout_ms", sb.PoolIdleTimeoutMS)
 
 	p := c.Proxy
 	positive("proxy.max_response_bytes", p.MaxResponseBytes)

@@ -11,9 +11,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,6 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer p.shutdown(ctx)
 	steps := []func(context.Context) error{
 		p.prepare,
+		p.limitMemory,
 		p.openStore,
 		p.newServer,
 		p.startAudit,
@@ -159,6 +162,24 @@ func (p *parts) prepare(context.Context) error {
 	}
 	p.token = token
 	return prepareDirs(p.cfg)
+}
+
+// limitMemory sets the Go runtime's soft memory limit to server.memory_limit_mb,
+// unless it is off (0) or a limit is already set (GOMEMLIMIT in the environment,
+// or the program embedding the server): that one is kept. The previous limit is
+// restored on shutdown.
+func (p *parts) limitMemory(context.Context) error {
+	mb := p.cfg.Server.MemoryLimitMB
+	if mb <= 0 {
+		return nil
+	}
+	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
+		p.log.Info("keeping the Go memory limit already set", "limit_bytes", cur, "server.memory_limit_mb", mb)
+		return nil
+	}
+	prev := debug.SetMemoryLimit(int64(mb) << 20)
+	p.onStop(0, func(context.Context) { debug.SetMemoryLimit(prev) })
+	return nil
 }
 
 // openStore opens the store and reads (or records) this server's instance ID.

@@ -35,6 +35,7 @@ func startTools(ctx context.Context, cfg *config.Config, db *store.DB, gw *egres
 		},
 		MaxConcurrentCompiles: cfg.Sandbox.MaxConcurrentCompiles,
 		CompileTimeout:        msDuration(cfg.Sandbox.CompileTimeoutMS),
+		PoolIdleTimeout:       msDuration(cfg.Sandbox.PoolIdleTimeoutMS),
 		HTTP:                  toolexec.HTTP{Gateway: gw},
 		Logger:                log,
 	})

@@ -47,12 +47,19 @@ type Config struct {
 	// Default 2; a negative value disables pre-initialisation (each call then
 	// initialises its own instance).
 	PoolSize int
+	// PoolIdleTimeout is how long a pool stays full without a call; then its
+	// instances are closed until the next call. Pools are filled on a tool's first
+	// call, not when it loads. Default 60s; a negative value keeps them full.
+	PoolIdleTimeout time.Duration
 
 	// HTTP performs the tools' http_request host calls; nil answers them with a
 	// "network unavailable" error.
 	HTTP HTTPDoer
 	// Logger receives the engine's diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+
+	// timer, in tests, replaces the pools' idle timer.
+	timer timerFunc
 }
 
 const (
@@ -66,6 +73,7 @@ const (
 	defaultMaxLogBytes         = 64 << 10
 	defaultMaxHostRequestBytes = 16 << 20
 	defaultPoolSize            = 2
+	defaultPoolIdleTimeout     = 60 * time.Second
 	defaultCompileTimeout      = 120 * time.Second
 
 	// maxMemoryMBLimit is wasm32's 4 GiB address space.
@@ -118,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = defaultPoolSize
+	}
+	if c.PoolIdleTimeout == 0 {
+		c.PoolIdleTimeout = defaultPoolIdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -22,7 +22,15 @@
 // instantiates fresh instances and runs _initialize in the background, so the Go
 // runtime's start-up is off the request path; a call takes one pristine instance,
 // sets its stdin and stdout, calls clawbox_run (its i32 result is the exit status)
-// and closes it. Instances are never reused.
+// and closes it. Instances are never reused. A pool fills on the tool's first call
+// and is emptied after an idle time without one.
+//
+// # Memory at rest
+//
+// The registry compiles modules with CompileLazy: checked and compiled at load
+// (filling the compilation cache), then released, and decoded again from the file
+// on the first call, before the call's time limit starts. A loaded tool that is not
+// called holds no decoded module, no machine code and no instance.
 //
 // # Host ABI
 //

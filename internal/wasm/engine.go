@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,14 +105,20 @@ type Module struct {
 	e        *Engine
 	name     string
 	manifest *api.ToolManifest
-	compiled wazero.CompiledModule
 	reactor  bool
 	lim      limits
 	pool     *pool // nil for command modules or when pooling is off
 
-	mu     sync.Mutex // guards refs and closed
-	refs   int
-	closed bool
+	// reread, for a module compiled lazily, reads its binary again for the first
+	// call; digest is the binary's sha256, which the bytes read must have.
+	reread   func() ([]byte, error)
+	digest   [sha256.Size]byte
+	codeLock chan struct{} // capacity 1: held while the first call compiles
+
+	mu       sync.Mutex // guards refs, closed and compiled
+	refs     int
+	closed   bool
+	compiled wazero.CompiledModule // nil until the first call of a lazy module
 }
 
 // Name returns the tool's name.
@@ -132,6 +139,24 @@ func (m *Module) Manifest() *api.ToolManifest { return m.manifest }
 // name the limit), one that cannot be read with invalid_module. Compilations then
 // wait for one of MaxConcurrentCompiles slots and are bounded by CompileTimeout.
 func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest) (*Module, error) {
+	return e.compileModule(ctx, name, bin, manifest, nil)
+}
+
+// CompileLazy checks and compiles a tool like Compile (which also fills the
+// compilation cache), then releases the compiled code: the tool's first call
+// compiles it again, from the bytes reread returns, outside the call's time limit.
+// A tool that is never called holds neither its decoded module nor its code.
+// reread must return the same bytes (same sha256); if it fails or the module
+// changed, the call fails with unavailable (the tool directory's reload loads the
+// new module).
+func (e *Engine) CompileLazy(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest, reread func() ([]byte, error)) (*Module, error) {
+	if reread == nil {
+		return nil, errors.New("wasm: CompileLazy needs reread")
+	}
+	return e.compileModule(ctx, name, bin, manifest, reread)
+}
+
+func (e *Engine) compileModule(ctx context.Context, name string, bin []byte, manifest *api.ToolManifest, reread func() ([]byte, error)) (*Module, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -151,13 +176,20 @@ func (e *Engine) Compile(ctx context.Context, name string, bin []byte, manifest 
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
-	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: lim}
+	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: lim, codeLock: make(chan struct{}, 1)}
 	if err := m.check(); err != nil {
 		compiled.Close(ctx)
 		return nil, fmt.Errorf("tool %s: %w", name, err)
 	}
+	if reread != nil {
+		m.reread, m.digest = reread, sha256.Sum256(bin)
+		m.compiled = nil
+		if err := compiled.Close(ctx); err != nil {
+			return nil, fmt.Errorf("tool %s: %w", name, err)
+		}
+	}
 	if m.reactor && e.cfg.PoolSize > 0 {
-		m.pool = newPool(m, e.cfg.PoolSize)
+		m.pool = newPool(m, e.cfg.PoolSize, e.cfg.PoolIdleTimeout, e.cfg.timer)
 	}
 	return m, nil
 }
@@ -189,6 +221,45 @@ func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule
 }
 
 var errCompileTimeout = errors.New("compile timeout")
+
+// code returns the module's compiled code, compiling it first if the module is
+// lazy and this is its first call. The caller holds a reference (acquire).
+func (m *Module) code(ctx context.Context) (wazero.CompiledModule, error) {
+	if c := m.loadCompiled(); c != nil {
+		return c, nil
+	}
+	select {
+	case m.codeLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	defer func() { <-m.codeLock }()
+	if c := m.loadCompiled(); c != nil {
+		return c, nil // compiled by the call that held the lock
+	}
+	bin, err := m.reread()
+	if err == nil && sha256.Sum256(bin) != m.digest {
+		err = errors.New("the module's sha256 differs from the loaded one")
+	}
+	if err != nil {
+		m.e.log.Warn("wasm: reading a tool's module for its first call failed", "tool", m.name, "err", err)
+		return nil, api.Errorf(api.CodeUnavailable, "tool %q changed or cannot be read since it was loaded: reload the tools", m.name)
+	}
+	c, err := m.e.compile(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", m.name, err)
+	}
+	m.mu.Lock()
+	m.compiled = c
+	m.mu.Unlock()
+	return c, nil
+}
+
+func (m *Module) loadCompiled() wazero.CompiledModule {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.compiled
+}
 
 // check validates the module's imports and exports against the ABI.
 func (m *Module) check() error {
@@ -242,9 +313,22 @@ func (m *Module) Close(ctx context.Context) error {
 		m.pool.close(ctx)
 	}
 	if refs == 0 {
-		return m.compiled.Close(ctx)
+		return m.closeCompiled(ctx)
 	}
 	return nil
+}
+
+// closeCompiled releases the compiled code, if there is any; once the module is
+// closed and no call holds a reference, by the one who saw that last.
+func (m *Module) closeCompiled(ctx context.Context) error {
+	m.mu.Lock()
+	c := m.compiled
+	m.compiled = nil
+	m.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close(ctx)
 }
 
 func (m *Module) acquire() bool {
@@ -263,7 +347,7 @@ func (m *Module) release(ctx context.Context) {
 	last := m.closed && m.refs == 0
 	m.mu.Unlock()
 	if last {
-		m.compiled.Close(ctx)
+		m.closeCompiled(ctx)
 	}
 }
 
@@ -313,6 +397,10 @@ type instance struct {
 // instantiate creates a fresh instance. For a reactor it also runs _initialize
 // (under ctx, so a hanging start-up is stopped).
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+	compiled := m.loadCompiled()
+	if compiled == nil {
+		return nil, fmt.Errorf("tool %q: the wasm module is closed", m.name)
+	}
 	s := &slot{}
 	alloc := &limitedAllocator{limit: uint64(m.lim.memoryPages) * 65536}
 	cfg := wazero.NewModuleConfig().
@@ -325,7 +413,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 		WithSysNanotime().
 		WithNanosleep(nanosleep).
 		WithRandSource(crand.Reader)
-	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), m.compiled, cfg)
+	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), compiled, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -354,6 +442,10 @@ func (m *Module) Execute(ctx context.Context, call Call) (*Result, error) {
 		return nil, api.Errorf(api.CodeToolNotFound, "tool %q not found", m.name)
 	}
 	defer m.release(context.WithoutCancel(ctx))
+	// A lazy module's first call compiles it before its time limit starts.
+	if _, err := m.code(ctx); err != nil {
+		return nil, err
+	}
 
 	var requested time.Duration
 	if c := call.Capabilities; c != nil && c.Resources != nil && c.Resources.TimeoutMS != nil {

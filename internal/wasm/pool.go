@@ -2,23 +2,42 @@ package wasm
 
 import (
 	"context"
+	"time"
 )
 
 // pool keeps up to size pristine, initialised instances of a reactor module, made by
-// one background goroutine. An instance is handed to exactly one call and never
-// reused.
+// one background goroutine. Nothing is prepared before the tool's first call, and
+// the instances are closed again once no call has taken one for the idle time, so
+// that a tool nobody uses holds no instance. An instance is handed to exactly one
+// call and never reused.
 type pool struct {
 	m      *Module
+	idle   time.Duration  // drain after this long without a take; <= 0: never
+	after  timerFunc      // the idle timer
 	ready  chan *instance // only the fill goroutine sends
 	wake   chan struct{}  // capacity 1: "refill"
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the fill goroutine has returned
 }
 
-func newPool(m *Module, size int) *pool {
+// timerFunc starts a timer of d: its channel receives when d has passed, and stop
+// stops it (see time.NewTimer).
+type timerFunc func(d time.Duration) (c <-chan time.Time, stop func() bool)
+
+func realTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+func newPool(m *Module, size int, idle time.Duration, after timerFunc) *pool {
 	ctx, cancel := context.WithCancel(m.e.ctx)
+	if after == nil {
+		after = realTimer
+	}
 	p := &pool{
 		m:      m,
+		idle:   idle,
+		after:  after,
 		ready:  make(chan *instance, size),
 		wake:   make(chan struct{}, 1),
 		cancel: cancel,
@@ -28,32 +47,69 @@ func newPool(m *Module, size int) *pool {
 	go func() {
 		defer m.e.wg.Done()
 		defer close(p.done)
-		p.fill(ctx)
+		p.run(ctx)
 	}()
 	return p
 }
 
-// fill keeps the pool full until ctx is canceled. After a failed start-up it waits
-// for the next take instead of retrying in a loop.
-func (p *pool) fill(ctx context.Context) {
+// run waits for the first take, then keeps the pool full until ctx is canceled; when
+// no take came for the idle time it closes the ready instances and waits for the
+// next take again.
+func (p *pool) run(ctx context.Context) {
 	for {
-		for len(p.ready) < cap(p.ready) {
-			ictx, cancel := context.WithTimeout(ctx, p.m.lim.maxTimeout)
-			inst, err := p.m.instantiate(ictx)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				p.m.e.log.Warn("wasm: preparing an instance failed", "tool", p.m.name, "err", err)
-				break
-			}
-			p.ready <- inst
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.wake:
+		}
+		p.fill(ctx)
+		if p.idle <= 0 {
+			continue
+		}
+		idle, stop := p.after(p.idle)
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				stop()
+				return
+			case <-p.wake:
+				stop()
+				p.fill(ctx)
+				idle, stop = p.after(p.idle)
+			case <-idle:
+				p.drain(ctx)
+				break waiting
+			}
+		}
+	}
+}
+
+// fill prepares instances until the pool is full. After a failed start-up it stops
+// until the next take instead of retrying in a loop.
+func (p *pool) fill(ctx context.Context) {
+	for len(p.ready) < cap(p.ready) {
+		ictx, cancel := context.WithTimeout(ctx, p.m.lim.maxTimeout)
+		inst, err := p.m.instantiate(ictx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.m.e.log.Warn("wasm: preparing an instance failed", "tool", p.m.name, "err", err)
+			}
+			return
+		}
+		p.ready <- inst
+	}
+}
+
+// drain closes the instances that are ready.
+func (p *pool) drain(ctx context.Context) {
+	for {
+		select {
+		case inst := <-p.ready:
+			inst.mod.Close(context.WithoutCancel(ctx))
+		default:
+			return
 		}
 	}
 }
@@ -78,16 +134,10 @@ func (p *pool) refill() {
 	}
 }
 
-// close stops the fill goroutine, waits for it and closes the idle instances.
+// close stops the fill goroutine, waits for it and closes the idle instances. It is
+// called once, by Module.Close.
 func (p *pool) close(ctx context.Context) {
 	p.cancel()
 	<-p.done
-	for {
-		select {
-		case inst := <-p.ready:
-			inst.mod.Close(ctx)
-		default:
-			return
-		}
-	}
+	p.drain(ctx)
 }

@@ -422,7 +422,11 @@ func (r *Registry) load(ctx context.Context, name string, prev *entry) (*entry, 
 	if prev != nil && prev.info.SHA256 == digest && bytes.Equal(prev.manifest, raw) && prev.info.Source == source {
 		return prev, digest, nil
 	}
-	mod, err := r.cfg.Engine.Compile(ctx, name, bin, manifest)
+	// Checked and compiled now (the cache is then warm), decoded again on the first
+	// call from the file, which must still be the same module.
+	mod, err := r.cfg.Engine.CompileLazy(ctx, name, bin, manifest, func() ([]byte, error) {
+		return readCapped(path, r.cfg.MaxModuleBytes)
+	})
 	if err != nil {
 		return nil, digest, err
 	}
