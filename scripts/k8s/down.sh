@@ -27,7 +27,7 @@ stop() { # name [seconds]: SIGTERM, wait, SIGKILL
     kill "$p" 2>/dev/null || true
     for ((i = 0; i < wait * 10; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$p" 2>/dev/null; then
-      echo "down.sh: $n ($p) did not stop, SIGKILL" >&2
+      echo "down.sh: $n ($p) did not stop in ${wait}s, SIGKILL" >&2
       kill -9 "$p" 2>/dev/null || true
     fi
   fi
@@ -44,6 +44,7 @@ if alive kube-apiserver && alive kubelet && [ -x "$B/kubectl" ]; then
     --grace-period=1 --wait=true --timeout=20s >/dev/null 2>&1 || true
 fi
 stop kubelet
+echo "down.sh: controllers, Pods and kubelet stopped at +$(el)s" >&2
 
 # 2. Whatever still runs of the Pods: every process in the kubepods cgroups.
 for i in 1 2 3; do
@@ -76,7 +77,8 @@ fi
 # 4. The rest, by PID: containerd, apiserver, etcd, anything else recorded
 #    (helpers such as smoke.sh's socket server).
 stop containerd
-stop kube-apiserver
+# kube-apiserver sometimes lingers after "Stopped listening"; nothing of it is worth waiting for.
+stop kube-apiserver 5
 stop etcd
 for f in "$P"/*; do [ -f "$f" ] && stop "$(basename "$f")" 5; done
 
