@@ -16,7 +16,7 @@ bin=${CLAWBOX_K8S_CACHE:-/var/cache/clawbox/k8s}/$version/bin
 bins="kube-apiserver kubelet kube-scheduler kube-controller-manager kubectl etcd"
 mkdir -p "$bin"
 t0=$(date +%s.%N)
-el() { printf '%.1f' "$(echo "$(date +%s.%N) - $1" | bc)"; }
+el() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # One build at a time per cache (a second caller waits for the first).
 exec 9>"$bin/.lock"

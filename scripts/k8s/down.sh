@@ -17,7 +17,7 @@ R=$(cd "$R" && pwd)
 B=${CLAWBOX_K8S_BIN:-${CLAWBOX_K8S_CACHE:-/var/cache/clawbox/k8s}/v1.34.4/bin}
 P=$R/pids
 T0=$(date +%s.%N)
-el() { printf '%.2f' "$(echo "$(date +%s.%N) - $T0" | bc)"; }
+el() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 pidof_() { [ -f "$P/$1" ] && cat "$P/$1"; }
 alive() { local p; p=$(pidof_ "$1" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
 stop() { # name [seconds]: SIGTERM, wait, SIGKILL

@@ -30,7 +30,7 @@ K=("$B/kubectl" --kubeconfig="$R/pki/admin.kubeconfig")
 IMG=localhost/clawbox-busybox:smoke
 H=$R/hostpaths
 now() { date +%s.%N; }
-dt() { printf '%.2f' "$(echo "$(now) - $1" | bc)"; }
+dt() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 say() { echo "smoke.sh: $*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
 

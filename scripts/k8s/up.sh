@@ -37,7 +37,7 @@ busy=$(ss -Hltn '( sport = :2379 or sport = :2380 or sport = :6443 or sport = :1
 [ -z "$busy" ] || { echo "up.sh: ports in use (another cluster up?):" >&2; echo "$busy" >&2; exit 1; }
 
 T0=$(date +%s.%N)
-el() { printf '%.2f' "$(echo "$(date +%s.%N) - $T0" | bc)"; }
+el() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 logs() {
   local f
   for f in "$L"/*.log; do
