@@ -144,12 +144,18 @@ func floorSender(sock, target, method, body string, conns int) (func() error, er
 		time.Sleep(5 * time.Millisecond)
 	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: conns}, Timeout: 30 * time.Second}
+	return plainSender(hc, method, "http://floor"+u.RequestURI(), body, "floor"), nil
+}
+
+// plainSender returns a function sending one request to target with hc and
+// reading the whole answer; it fails unless who answered 200.
+func plainSender(hc *http.Client, method, target, body, who string) func() error {
 	return func() error {
 		var rd io.Reader
 		if body != "" {
 			rd = strings.NewReader(body)
 		}
-		req, err := http.NewRequest(method, "http://floor"+u.RequestURI(), rd)
+		req, err := http.NewRequest(method, target, rd)
 		if err != nil {
 			return err
 		}
@@ -160,10 +166,10 @@ func floorSender(sock, target, method, body string, conns int) (func() error, er
 		defer resp.Body.Close()
 		io.Copy(io.Discard, resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("floor answered %d", resp.StatusCode)
+			return fmt.Errorf("%s answered %d", who, resp.StatusCode)
 		}
 		return nil
-	}, nil
+	}
 }
 
 // sender returns a function sending one request and reading the whole answer; it
@@ -183,26 +189,7 @@ func sender(direct bool, caFile, target, method, body string, conns int) (func()
 			MaxIdleConnsPerHost: conns,
 			ForceAttemptHTTP2:   false,
 		}, Timeout: 30 * time.Second}
-		return func() error {
-			var rd io.Reader
-			if body != "" {
-				rd = strings.NewReader(body)
-			}
-			req, err := http.NewRequest(method, target, rd)
-			if err != nil {
-				return err
-			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			io.Copy(io.Discard, resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("upstream answered %d", resp.StatusCode)
-			}
-			return nil
-		}, nil
+		return plainSender(hc, method, target, body, "upstream"), nil
 	}
 
 	sock := os.Getenv("CLAWBOX_PROXY_SOCKET")

@@ -9,6 +9,7 @@
 package config
 
 import (
+	"os"
 	"time"
 
 	"github.com/clawbox/clawbox/client"
@@ -28,6 +29,7 @@ type Config struct {
 	ContainerPolicy ContainerPolicy `toml:"container_policy"`
 	Tools           Tools           `toml:"tools"`
 	Images          Images          `toml:"images"`
+	Kubernetes      Kubernetes      `toml:"kubernetes"`
 
 	// Path is the file the configuration was read from ("" for defaults only).
 	Path string `toml:"-"`
@@ -230,8 +232,11 @@ type Store struct {
 	Path string `toml:"path"`
 }
 
-// Containers is the [containers] table: Docker sandboxes.
+// Containers is the [containers] table: container sandboxes.
 type Containers struct {
+	// Backend runs the sandboxes: "docker" (the Docker Engine of this machine) or
+	// "kubernetes" (Pods on a cluster, configured by [kubernetes]). Default "docker".
+	Backend string `toml:"backend"`
 	// MaxContainers bounds sandboxes in creating or running. Default 10.
 	MaxContainers int `toml:"max_containers"`
 	// WorkspaceRoot holds per-sandbox workspaces. Default "~/.clawbox/workspaces".
@@ -304,6 +309,26 @@ type Containers struct {
 	// WarmPool lists the warm pools: started, hardened, idle sandboxes a matching
 	// spawn claims instead of starting a container. Default [] (none).
 	WarmPool []WarmPool `toml:"warm_pool"`
+}
+
+// Kubernetes is the [kubernetes] table: the cluster of containers.backend =
+// "kubernetes".
+type Kubernetes struct {
+	// Kubeconfig is the kubeconfig file; "" means in-cluster configuration (the
+	// service account of the Pod clawbox runs in). Default "".
+	Kubeconfig string `toml:"kubeconfig"`
+	// Namespace holds the sandbox Pods; it must exist and admit hostPath volumes
+	// (PodSecurity level privileged). Default "clawbox".
+	Namespace string `toml:"namespace"`
+	// Node is the node clawbox runs on: the sandbox Pods are pinned to it (their
+	// socket directories are on this machine). Default: this machine's hostname.
+	Node string `toml:"node"`
+	// RuntimeClass is the Pods' runtimeClassName ("gvisor", say). Default "".
+	RuntimeClass string `toml:"runtime_class"`
+	// ImagePullPolicy is "IfNotPresent", "Never" or "Always". Default "IfNotPresent".
+	ImagePullPolicy string `toml:"image_pull_policy"`
+	// StartTimeout bounds the wait for a Pod to run. Default "2m".
+	StartTimeout time.Duration `toml:"start_timeout"`
 }
 
 // WarmPool is one [[containers.warm_pool]] entry: either Template or Image (with
@@ -442,7 +467,14 @@ func Default(home string) Config {
 			RefusalBudget:     20,
 			AggregateWindow:   time.Minute,
 		},
+		Kubernetes: Kubernetes{
+			Namespace:       "clawbox",
+			Node:            hostname(),
+			ImagePullPolicy: "IfNotPresent",
+			StartTimeout:    2 * time.Minute,
+		},
 		Containers: Containers{
+			Backend:          "docker",
 			MaxContainers:    10,
 			WorkspaceRoot:    p("workspaces"),
 			ProxiesDir:       p("proxies"),
@@ -478,4 +510,10 @@ func Default(home string) Config {
 		Tools:  Tools{DefaultLanguage: "go"},
 		Images: Images{Templates: map[string]Template{}},
 	}
+}
+
+// hostname is this machine's name, the default kubernetes.node ("" if unknown).
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }

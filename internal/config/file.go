@@ -152,6 +152,9 @@ aggregate_window = "1m"
 path = "{{HOME}}/state.db"
 
 [containers]
+# What runs the sandboxes: "docker" (this machine's Docker Engine) or "kubernetes"
+# (Pods on a cluster, see [kubernetes] and README, "Running on Kubernetes").
+backend = "docker"
 # Sandboxes in creating or running at once.
 max_containers = 10
 # Per-sandbox workspaces and socket directories.
@@ -220,6 +223,21 @@ network_allowlist = []
 allowed_credentials = []
 # Sandbox policies a spawn may ask for ("wasm_only", "container", "container_direct").
 allowed_policies = ["wasm_only", "container"]
+
+[kubernetes]
+# Used when containers.backend = "kubernetes". The kubeconfig file ("" = in-cluster).
+kubeconfig = ""
+# The namespace of the sandbox Pods: it must exist and admit hostPath volumes
+# (PodSecurity level privileged; the Pods are hardened by clawbox itself).
+namespace = "clawbox"
+# The node this server runs on (the Pods are pinned to it); default: the hostname.
+# node = "worker-1"
+# runtimeClassName of the Pods ("" = the cluster's default; "gvisor", say).
+runtime_class = ""
+# "IfNotPresent", "Never" or "Always".
+image_pull_policy = "IfNotPresent"
+# How long a spawn waits for its Pod to run.
+start_timeout = "2m"
 
 [tools]
 # Language that clawbox new-tool scaffolds (only "go").

@@ -173,6 +173,7 @@ func (c *Config) paths() map[string]*string {
 		"containers.workspace_root":    &c.Containers.WorkspaceRoot,
 		"containers.proxies_dir":       &c.Containers.ProxiesDir,
 		"containers.system_roots_file": &c.Containers.SystemRootsFile,
+		"kubernetes.kubeconfig":        &c.Kubernetes.Kubeconfig,
 	}
 }
 
@@ -424,6 +425,10 @@ func (c *Config) Validate() error {
 	if ct.Runtime != "" && !runtimeRe.MatchString(ct.Runtime) {
 		bad("containers.runtime", "%q is not a runtime name", ct.Runtime)
 	}
+	oneOf("containers.backend", ct.Backend, "docker", "kubernetes")
+	if ct.Backend == "kubernetes" {
+		c.validateKubernetes(bad)
+	}
 
 	for i, wp := range ct.WarmPool {
 		key := fmt.Sprintf("containers.warm_pool[%d]", i)
@@ -506,4 +511,35 @@ func (c *Config) Token() (string, error) {
 func MasterKeyHex(env Env) (string, bool) {
 	v, ok := env.lookup(EnvMasterKey)
 	return v, ok && v != ""
+}
+
+var dnsLabelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// validateKubernetes checks [kubernetes] and what containers.backend =
+// "kubernetes" cannot do.
+func (c *Config) validateKubernetes(bad func(key, format string, args ...any)) {
+	k := c.Kubernetes
+	if !dnsLabelRe.MatchString(k.Namespace) {
+		bad("kubernetes.namespace", "%q is not a namespace name (lowercase letters, digits and '-', at most 63)", k.Namespace)
+	}
+	if strings.TrimSpace(k.Node) == "" || strings.ContainsAny(k.Node, " /\t\n") {
+		bad("kubernetes.node", "must name the node clawbox runs on (kubectl get nodes), got %q", k.Node)
+	}
+	if k.RuntimeClass != "" && !dnsLabelRe.MatchString(k.RuntimeClass) {
+		bad("kubernetes.runtime_class", "%q is not a RuntimeClass name", k.RuntimeClass)
+	}
+	switch k.ImagePullPolicy {
+	case "IfNotPresent", "Never", "Always":
+	default:
+		bad("kubernetes.image_pull_policy", "must be one of IfNotPresent, Never, Always, got %q", k.ImagePullPolicy)
+	}
+	if k.StartTimeout < time.Second {
+		bad("kubernetes.start_timeout", "must be at least 1s, got %s", k.StartTimeout)
+	}
+	if c.Containers.Runtime != "" {
+		bad("containers.runtime", "is Docker's OCI runtime; with containers.backend = \"kubernetes\" set kubernetes.runtime_class instead")
+	}
+	if len(c.Containers.WarmPool) > 0 {
+		bad("containers.warm_pool", "warm pools need the docker backend (a Pod's image command cannot be read through the Kubernetes API)")
+	}
 }

@@ -20,12 +20,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/config"
 	"github.com/clawbox/clawbox/internal/egress"
 	"github.com/clawbox/clawbox/internal/sandbox"
 	"github.com/clawbox/clawbox/internal/sandbox/docker"
+	"github.com/clawbox/clawbox/internal/sandbox/kubernetes"
 	"github.com/clawbox/clawbox/internal/sandbox/workspace"
 	"github.com/clawbox/clawbox/internal/secrets"
 )
@@ -131,7 +133,7 @@ type Side struct {
 
 	mu      sync.Mutex // guards mgr, backend and why
 	mgr     *sandbox.Manager
-	backend *docker.Backend
+	backend backend
 	why     string
 
 	cancel    context.CancelFunc
@@ -177,17 +179,41 @@ func Start(ctx context.Context, opts Options) (*Side, error) {
 	return s, nil
 }
 
-// bringUp connects to Docker and starts the sandbox manager (reconciling what ran
-// before). Without a reachable Docker it returns a nil manager and the reason.
-func (s *Side) bringUp(ctx context.Context) (*sandbox.Manager, *docker.Backend, string, error) {
-	o := s.opts
+// backend is a sandbox.Backend that the side connects once and closes.
+type backend interface {
+	sandbox.Backend
+	Connect(context.Context) error
+	Close() error
+}
+
+// newBackend makes the configured backend (containers.backend) and names it for
+// messages.
+func newBackend(o Options) (backend, string, error) {
+	if o.Config.Containers.Backend == "kubernetes" {
+		k := o.Config.Kubernetes
+		b, err := kubernetes.New(kubernetes.Options{
+			Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Node: k.Node, RuntimeClass: k.RuntimeClass,
+			PullPolicy: corev1.PullPolicy(k.ImagePullPolicy), StopGrace: o.Config.Containers.StopGrace,
+			DeadlineSlack: msDuration(o.Config.Containers.MaxTimeoutMS), StartTimeout: k.StartTimeout, Logger: o.Logger,
+		})
+		return b, "Kubernetes", err
+	}
 	b, err := docker.New(docker.Options{Logger: o.Logger})
+	return b, "Docker", err
+}
+
+// bringUp connects to the backend and starts the sandbox manager (reconciling
+// what ran before). Without a reachable backend it returns a nil manager and
+// the reason.
+func (s *Side) bringUp(ctx context.Context) (*sandbox.Manager, backend, string, error) {
+	o := s.opts
+	b, name, err := newBackend(o)
 	if err != nil {
-		return nil, nil, fmt.Sprintf("Docker client: %v", err), nil
+		return nil, nil, fmt.Sprintf("%s client: %v", name, err), nil
 	}
 	if err := b.Connect(ctx); err != nil {
 		b.Close()
-		why := fmt.Sprintf("Docker is not reachable: %v", err)
+		why := fmt.Sprintf("%s is not reachable: %v", name, err)
 		o.Logger.Warn("container sandboxes disabled: " + why)
 		return nil, nil, why, nil
 	}
@@ -246,14 +272,14 @@ func (s *Side) retry(ctx context.Context) {
 	}
 }
 
-func (s *Side) set(mgr *sandbox.Manager, b *docker.Backend, why string) {
+func (s *Side) set(mgr *sandbox.Manager, b backend, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mgr, s.backend, s.why = mgr, b, why
 }
 
 // current returns the manager and backend, or the reason they are not available.
-func (s *Side) current() (*sandbox.Manager, *docker.Backend, string) {
+func (s *Side) current() (*sandbox.Manager, backend, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mgr, s.backend, s.why
@@ -288,14 +314,21 @@ func (s *Side) Manager() (*sandbox.Manager, error) {
 	return mgr, nil
 }
 
-// Engine returns the Docker backend, or 503 with the reason there is none.
+// Engine returns the Docker backend, or 503 with the reason there is none
+// (image management is Docker's: a cluster pulls its own images).
 func (s *Side) Engine() (*docker.Backend, error) {
+	if s.opts.Config.Containers.Backend == "kubernetes" {
+		return nil, api.Errorf(api.CodeUnavailable, "images are managed by the Kubernetes cluster, not by clawbox (containers.backend = \"kubernetes\"): the kubelet pulls them (kubernetes.image_pull_policy)")
+	}
 	_, b, why := s.current()
 	if b == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "images are not available: %s", why)
 	}
-	return b, nil
+	return b.(*docker.Backend), nil
 }
+
+// HealthName is the health component of the backend: "docker" or "kubernetes".
+func (s *Side) HealthName() string { return s.opts.Config.Containers.Backend }
 
 // Policy is the effective egress policy of the container sandbox id.
 func (s *Side) Policy(ctx context.Context, id string) (*egress.Policy, error) {
@@ -319,7 +352,7 @@ func (s *Side) Health(ctx context.Context) api.ComponentHealth {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := b.Ping(ctx); err != nil {
-		return api.ComponentHealth{Status: api.StatusUnavailable, Detail: "Docker does not answer"}
+		return api.ComponentHealth{Status: api.StatusUnavailable, Detail: map[string]string{"docker": "Docker", "kubernetes": "Kubernetes"}[s.opts.Config.Containers.Backend] + " does not answer"}
 	}
 	running, err := mgr.List(ctx, api.ContainerStatusRunning)
 	if err != nil {

@@ -306,7 +306,7 @@ func (p *parts) startContainers(ctx context.Context) error {
 		Backend: side.Engine, Allowed: p.cfg.Containers.AllowedImages, Logger: p.log, RequestID: server.RequestID,
 	}))
 	p.policies.container = side.Policy
-	p.srv.AddHealth(server.HealthCheck{Name: "docker", Check: side.Health})
+	p.srv.AddHealth(server.HealthCheck{Name: side.HealthName(), Check: side.Health})
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/clawbox/clawbox/internal/secrets/leak"
+	"github.com/clawbox/clawbox/internal/strview"
 	"io"
 	"log/slog"
 	"net"
@@ -18,7 +20,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http/httpguts"
@@ -723,17 +724,12 @@ func (g *Gateway) redactions(clean *cleanSet, s string) int {
 	if clean.has(s) {
 		return 0
 	}
-	_, n := g.cfg.Secrets.Redact(readOnlyBytes(s))
+	_, n := g.cfg.Secrets.Redact(strview.Bytes(s))
 	if n == 0 {
 		clean.add(s)
 	}
 	return n
 }
-
-// readOnlyBytes is s as a byte slice without a copy, for code that only reads it
-// (the credential store's scanners never write to what they scan). Writing to it
-// would write to an immutable string.
-func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // cleanSet holds strings in which the credential store's Redact found nothing
 // during one request: the audit record repeats what the leak scan looked at (the
@@ -803,16 +799,7 @@ func computeCaseForms(s string) [3]string {
 // allocations a name, on every request. Names not in it are computed as they come (a
 // table that grew with what requests bring would grow without bound).
 var commonCaseForms = func() map[string][3]string {
-	names := []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Age",
-		"Authorization", "Cache-Control", "Connection", "Content-Disposition",
-		"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie",
-		"Date", "Etag", "Expires", "Host", "If-Modified-Since", "If-None-Match",
-		"Keep-Alive", "Last-Modified", "Location", "Origin", "Pragma", "Range", "Referer",
-		"Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
-		"User-Agent", "Vary", "Via", "X-Content-Type-Options", "X-Forwarded-For",
-		"X-Request-Id", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-	}
+	names := leak.CommonNames()
 	m := make(map[string][3]string, len(names))
 	for _, n := range names {
 		m[n] = computeCaseForms(n)
@@ -848,7 +835,7 @@ func redactHeader(s Secrets, h http.Header) (http.Header, int) {
 	out := make(http.Header, len(h))
 	total := 0
 	// Redact reads v in place; nothing it returns is kept but a copy.
-	redact := func(v string) ([]byte, int) { return s.Redact(readOnlyBytes(v)) }
+	redact := func(v string) ([]byte, int) { return s.Redact(strview.Bytes(v)) }
 	var forms [4]string
 	for name, vs := range h {
 		key := name
@@ -905,12 +892,12 @@ func headerClean(s Secrets, h http.Header) bool {
 			return false
 		}
 		for _, f := range appendCaseForms(forms[:0], name) {
-			if _, n := s.Redact(readOnlyBytes(f)); n > 0 {
+			if _, n := s.Redact(strview.Bytes(f)); n > 0 {
 				return false
 			}
 		}
 		for _, v := range vs {
-			if _, n := s.Redact(readOnlyBytes(v)); n > 0 {
+			if _, n := s.Redact(strview.Bytes(v)); n > 0 {
 				return false
 			}
 		}

@@ -65,7 +65,29 @@ func quickstartBlocks(t *testing.T, readme string) []block {
 	return blocks
 }
 
-func TestQuickstart(t *testing.T) {
+func TestQuickstart(t *testing.T) { runQuickstart(t, nil) }
+
+// kubeCluster is the test cluster of scripts/k8s (scripts/test.sh starts it).
+type kubeCluster struct {
+	kubeconfig, containerd, node string
+}
+
+// TestQuickstartOnKubernetes runs the same quickstart with containers.backend =
+// "kubernetes" on the test cluster: the sandbox is a Pod, its image moved from
+// Docker into the cluster's containerd (no registry), and it reaches the
+// upstream through its door with the credential injected, exactly as on Docker.
+func TestQuickstartOnKubernetes(t *testing.T) {
+	k := &kubeCluster{os.Getenv("CLAWBOX_TEST_KUBECONFIG"), os.Getenv("CLAWBOX_TEST_K8S_CONTAINERD"), os.Getenv("CLAWBOX_TEST_K8S_NODE")}
+	if k.kubeconfig == "" || k.containerd == "" || k.node == "" {
+		if os.Getenv("KUBERNETES_TESTS") == "require" {
+			t.Fatal("KUBERNETES_TESTS=require but no test cluster: CLAWBOX_TEST_KUBECONFIG, CLAWBOX_TEST_K8S_CONTAINERD, CLAWBOX_TEST_K8S_NODE")
+		}
+		t.Skip("no test cluster (CLAWBOX_TEST_KUBECONFIG unset): scripts/k8s/up.sh starts one")
+	}
+	runQuickstart(t, k)
+}
+
+func runQuickstart(t *testing.T, kube *kubeCluster) {
 	if err := dockertest.Ping(); err != nil {
 		t.Skipf("Docker daemon not reachable (%v): start dockerd or set DOCKER_HOST to run the README quickstart", err)
 	}
@@ -102,12 +124,36 @@ func TestQuickstart(t *testing.T) {
 	image := "clawbox/quickstart-" + hex.EncodeToString(tag)
 	upstreamPort := strconv.Itoa(testkit.FreePort(t))
 	apiPort := strconv.Itoa(testkit.FreePort(t))
-	rewrite := strings.NewReplacer(
+	pairs := []string{}
+	if kube != nil {
+		// After init: the backend and its cluster. After the image import: the
+		// image moved into the cluster's containerd (and removed with it).
+		ns := "clawbox-qs-" + hex.EncodeToString(tag[:3])
+		kubectl := os.Getenv("CLAWBOX_TEST_KUBECTL")
+		if kubectl == "" {
+			t.Fatal("CLAWBOX_TEST_KUBECTL is unset (scripts/k8s/up.sh writes it)")
+		}
+		if out, err := exec.Command(kubectl, "--kubeconfig", kube.kubeconfig, "create", "namespace", ns).CombinedOutput(); err != nil {
+			t.Fatalf("create namespace: %v: %s", err, out)
+		}
+		t.Cleanup(func() {
+			exec.Command(kubectl, "--kubeconfig", kube.kubeconfig, "delete", "namespace", ns, "--grace-period=1", "--wait=true", "--timeout=60s").Run()
+			exec.Command("ctr", "-a", kube.containerd, "-n", "k8s.io", "images", "rm", "docker.io/"+image+":latest").Run()
+		})
+		pairs = append(pairs,
+			"bin/clawbox init\n", filepath.Join(tmp, "bin", "clawbox")+" init\n"+fmt.Sprintf(
+				"sed -i 's|^backend = \"docker\"|backend = \"kubernetes\"|; s|^kubeconfig = \"\"|kubeconfig = %q|; s|^namespace = \"clawbox\"|namespace = %q|; s|^# node = .*|node = %q|; s|^image_pull_policy = .*|image_pull_policy = \"Never\"|' ~/.clawbox/config.toml\n",
+				kube.kubeconfig, ns, kube.node),
+			"- clawbox/quickstart:latest\n", "- "+image+":latest\n"+fmt.Sprintf("docker save %s:latest | ctr -a %s -n k8s.io images import -\n", image, kube.containerd),
+		)
+	}
+	pairs = append(pairs,
 		"bin/clawbox", filepath.Join(tmp, "bin", "clawbox"),
 		"127.0.0.1:8088", "127.0.0.1:"+upstreamPort,
 		"--dest-port 8088", "--dest-port "+upstreamPort,
 		"clawbox/quickstart", image,
 	)
+	rewrite := strings.NewReplacer(pairs...)
 	// Go keeps using the real module and build caches although HOME moves.
 	goEnv, err := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
 	if err != nil {

@@ -71,6 +71,10 @@ type Spec struct {
 	TmpfsMB     int
 	Nofile      int64
 	Runtime     string // "" for the engine's default
+	// Lifetime is the sandbox's timeout at spawn (0 for a pooled sandbox, whose
+	// lifetime starts at its claim). Clawbox enforces it itself; a backend may
+	// set a backstop beyond it (the Kubernetes backend's activeDeadlineSeconds).
+	Lifetime time.Duration
 }
 
 // Exit is how a container ended.

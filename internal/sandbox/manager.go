@@ -440,7 +440,7 @@ func (m *Manager) spawnCold(ctx context.Context, req api.ContainerSpawnRequest, 
 		Instance: m.cfg.InstanceID, User: m.cfg.User,
 		MemoryBytes: p.memoryMB << 20, CPUShares: p.cpuShares, NanoCPUs: p.nanoCPUs,
 		PidsLimit: m.cfg.PidsLimit, TmpfsMB: m.cfg.TmpfsSizeMB, Nofile: m.cfg.Nofile,
-		Runtime: m.cfg.Runtime,
+		Runtime: m.cfg.Runtime, Lifetime: p.timeout,
 	}
 	if p.policy == PolicyContainer && m.doors == nil {
 		return fail(fmt.Errorf("sandbox %s: no door opener configured", id))

@@ -2,13 +2,13 @@ package secrets
 
 import (
 	"fmt"
+	"github.com/clawbox/clawbox/internal/strview"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"unsafe"
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/secrets/leak"
@@ -35,7 +35,7 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 		return err
 	}
 	if u != nil {
-		if err := c.text("the URL", readOnlyBytes(u.String())); err != nil {
+		if err := c.text("the URL", strview.Bytes(u.String())); err != nil {
 			return err
 		}
 	}
@@ -49,7 +49,7 @@ func (s *Store) CheckOutbound(grants []string, method string, u *url.URL, header
 			return err
 		}
 		for _, v := range header[k] {
-			if err := c.text("a header value", readOnlyBytes(v)); err != nil {
+			if err := c.text("a header value", strview.Bytes(v)); err != nil {
 				return err
 			}
 		}
@@ -119,15 +119,11 @@ func (c checker) text(where string, b []byte) error {
 }
 
 func (c checker) name(where, n string) error {
-	if f, ok := c.snap.scan.CheckName(readOnlyBytes(n), c.allow); ok {
+	if f, ok := c.snap.scan.CheckName(strview.Bytes(n), c.allow); ok {
 		return leakError(c.snap, f, where)
 	}
 	return nil
 }
-
-// readOnlyBytes is s as a byte slice without a copy, for the scanners, which
-// never write to what they scan. Writing to it would write to an immutable string.
-func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (c checker) body(b []byte) error {
 	if err := c.text("the body", b); err != nil {

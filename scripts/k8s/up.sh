@@ -11,7 +11,7 @@
 # Waits (with deadlines) for node Ready and the default ServiceAccount, then
 # prints the exports below and writes them to R/env:
 #   CLAWBOX_TEST_KUBECONFIG CLAWBOX_TEST_K8S_CONTAINERD CLAWBOX_TEST_K8S_ROOT
-#   CLAWBOX_TEST_K8S_NODE CLAWBOX_TEST_K8S_HOSTPATHS
+#   CLAWBOX_TEST_K8S_NODE CLAWBOX_TEST_K8S_HOSTPATHS CLAWBOX_TEST_KUBECTL
 # R/hostpaths is a shared bind mount: directories, sockets and mounts made under
 # it on the host, also after up.sh, are visible to kubelet for hostPath volumes.
 # On failure it prints the tail of every log and exits non-zero; the caller's
@@ -135,6 +135,7 @@ export CLAWBOX_TEST_K8S_CONTAINERD=$R/containerd/containerd.sock
 export CLAWBOX_TEST_K8S_ROOT=$R
 export CLAWBOX_TEST_K8S_NODE=127.0.0.1
 export CLAWBOX_TEST_K8S_HOSTPATHS=$R/hostpaths
+export CLAWBOX_TEST_KUBECTL=$B/kubectl
 ENV
 echo "up.sh: cluster up in $(el)s (binaries $B)" >&2
 cat "$R/env"

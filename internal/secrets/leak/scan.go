@@ -303,9 +303,9 @@ func New(specs []Secret) *Scanner {
 	return s
 }
 
-// commonWords are the header names, methods and header values that nearly every
-// request and response carries; each is also taken lower- and upper-cased.
-var commonWords = []string{
+// commonNames are the header names and methods that nearly every request and
+// response carries (CommonNames).
+var commonNames = []string{
 	"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Age",
 	"Authorization", "Cache-Control", "Connection", "Content-Disposition",
 	"Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "Cookie",
@@ -314,10 +314,19 @@ var commonWords = []string{
 	"Server", "Set-Cookie", "Strict-Transport-Security", "Transfer-Encoding",
 	"User-Agent", "Vary", "Via", "X-Content-Type-Options", "X-Forwarded-For",
 	"X-Request-Id", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+}
+
+// CommonNames returns the header names and methods that nearly every request and
+// response carries (a new slice): what the egress path keeps precomputed.
+func CommonNames() []string { return slices.Clone(commonNames) }
+
+// commonWords are commonNames and the header values as common; each is also taken
+// lower- and upper-cased.
+var commonWords = append(slices.Clone(commonNames),
 	"application/json", "text/plain", "text/html", "text/plain; charset=utf-8",
 	"text/html; charset=utf-8", "application/json; charset=utf-8", "application/octet-stream",
 	"nosniff", "keep-alive", "close", "chunked", "gzip", "identity", "no-cache", "bytes", "*",
-}
+)
 
 // cleanScan reports whether b holds nothing in mode, by the scan itself: no span to
 // redact and nothing Check would report with every placeholder refused (so nothing
