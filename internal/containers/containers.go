@@ -244,6 +244,7 @@ func (s *Side) bringUp(ctx context.Context) (*sandbox.Manager, backend, string, 
 		b.Close()
 		return nil, nil, "", fmt.Errorf("containers: start: %w", err)
 	}
+	o.Logger.Info("container sandboxes are available", "backend", o.Config.Containers.Backend)
 	return m, b, "", nil
 }
 

@@ -232,6 +232,14 @@ func runQuickstart(t *testing.T, kube *kubeCluster) {
 
 	const secret = "demo-s3cret-value-1234"
 	got := runOut.String()
+	// The sandboxes ran on the backend this run is about (the server says which).
+	backend := `"backend":"docker"`
+	if kube != nil {
+		backend = `"backend":"kubernetes"`
+	}
+	if serve := outputs[2].String(); !strings.Contains(serve, backend) {
+		t.Errorf("the server's log does not say %s:\n%s", backend, serve)
+	}
 	for _, want := range []string{
 		`\"authorization\":\"Bearer [REDACTED]\"`,                                         // the sandbox saw the injected credential redacted
 		"allowed GET http://127.0.0.1:" + upstreamPort + "/hello -> 200 credentials=demo", // the audit line
