@@ -138,6 +138,13 @@ func TestLoadErrorsNameKeyAndFile(t *testing.T) {
 		{"pool idle timeout", "[sandbox]\npool_idle_timeout_ms = 0\n", []string{"sandbox.pool_idle_timeout_ms"}},
 		{"memory limit", "[server]\nmemory_limit_mb = -1\n", []string{"server.memory_limit_mb"}},
 		{"language", "[tools]\ndefault_language = \"rust\"\n", []string{"tools.default_language"}},
+		{"backend", "[containers]\nbackend = \"podman\"\n", []string{"containers.backend", "podman"}},
+		{"k8s namespace", "[containers]\nbackend = \"kubernetes\"\n[kubernetes]\nnamespace = \"Bad_NS\"\nnode = \"n\"\n", []string{"kubernetes.namespace", "Bad_NS"}},
+		{"k8s node", "[containers]\nbackend = \"kubernetes\"\n[kubernetes]\nnode = \" \"\n", []string{"kubernetes.node"}},
+		{"k8s pull policy", "[containers]\nbackend = \"kubernetes\"\n[kubernetes]\nnode = \"n\"\nimage_pull_policy = \"Sometimes\"\n", []string{"kubernetes.image_pull_policy"}},
+		{"k8s runtime", "[containers]\nbackend = \"kubernetes\"\nruntime = \"runsc\"\n[kubernetes]\nnode = \"n\"\n", []string{"containers.runtime", "kubernetes.runtime_class"}},
+		{"k8s warm pool", "[containers]\nbackend = \"kubernetes\"\nwarm_pool = [{ image = \"alpine\", size = 1 }]\n[kubernetes]\nnode = \"n\"\n", []string{"containers.warm_pool", "docker backend"}},
+		{"k8s unknown key", "[kubernetes]\ncontext = \"x\"\n", []string{"kubernetes.context"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,4 +280,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a config that does not validate: %v", err)
 		}
 	})
+}
+
+func TestKubernetesBackendLoads(t *testing.T) {
+	p := writeConfig(t, "[containers]\nbackend = \"kubernetes\"\n[kubernetes]\nkubeconfig = \"~/kube.conf\"\nnamespace = \"sandboxes\"\nnode = \"worker-1\"\nruntime_class = \"gvisor\"\nimage_pull_policy = \"Never\"\nstart_timeout = \"30s\"\n")
+	cfg, err := Load(p, envOf(map[string]string{"HOME": "/h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Kubernetes
+	if cfg.Containers.Backend != "kubernetes" || k.Kubeconfig != "/h/kube.conf" || k.Namespace != "sandboxes" || k.Node != "worker-1" ||
+		k.RuntimeClass != "gvisor" || k.ImagePullPolicy != "Never" || k.StartTimeout != 30*time.Second {
+		t.Errorf("loaded %+v %+v", cfg.Containers.Backend, k)
+	}
 }
