@@ -73,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 		{"HardeningFromInside", testHardening},
 		{"Door", testDoor},
 		{"ExecAndFiles", testExecAndFiles},
+		{"Bridge", testBridge},
 		{"NoNetworkButLoopback", testNoNetwork},
 		{"Kill", testKill},
 		{"Lost", testLost},
@@ -108,6 +109,7 @@ type env struct {
 	svc     *sandbox.Service
 	db      *store.DB
 	backend Backend
+	doors   *sandboxtest.Doors
 	closed  bool
 }
 
@@ -119,7 +121,7 @@ func newEnv(t *testing.T, h Harness, w world) *env {
 		t.Fatal(err)
 	}
 	b := h.New(t)
-	e := &env{world: w, db: db, backend: b}
+	e := &env{world: w, db: db, backend: b, doors: &sandboxtest.Doors{}}
 	e.m, err = sandbox.New(sandbox.Options{
 		Config: sandbox.Config{
 			InstanceID:    w.instance,
@@ -128,7 +130,7 @@ func newEnv(t *testing.T, h Harness, w world) *env {
 			DefaultImage:  h.Image,
 			StopGrace:     2 * time.Second,
 		},
-		Backend: b, Store: db, Doors: &sandboxtest.Doors{}, Logger: testLogger(),
+		Backend: b, Store: db, Doors: e.doors, Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +333,34 @@ func testExecAndFiles(t *testing.T, h Harness) {
 	// The root is read-only for exec'd processes too.
 	if _, err := e.svc.WriteFile(ctx, rec.ID, "/etc/f", 0o600, strings.NewReader("x")); err == nil {
 		t.Error("wrote into the read-only root")
+	}
+}
+
+// An unmodified program's HTTP request goes through the supervisor's bridge on
+// 127.0.0.1:3128 (http_proxy, set by the server) to the sandbox's door, with the
+// sandbox's token added on the way.
+func testBridge(t *testing.T, h Harness) {
+	e := newEnv(t, h, newWorld(t, h))
+	ctx := testCtx(t, h)
+	rec := spawn(t, ctx, e, "sleep", "300")
+	t.Cleanup(func() { e.m.Kill(context.Background(), rec.ID) })
+	token, err := os.ReadFile(filepath.Join(e.proxiesDir, rec.ID, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb testkit.Buffer
+	x, err := e.svc.Exec(ctx, rec.ID, api.ExecRequest{Cmd: []string{"wget", "-q", "-O-", "http://example.test/some/path?q=1"}}, sandbox.ExecOptions{}, &out, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit, err := x.Wait()
+	x.Close()
+	if want := "door " + rec.ID + ": GET http://example.test/some/path?q=1"; err != nil || exit.ExitCode != 0 || out.String() != want {
+		t.Fatalf("wget: %v exit %d stdout %q stderr %q, want %q", err, exit.ExitCode, out.String(), errb.String(), want)
+	}
+	want := "GET http://example.test/some/path?q=1 Bearer " + strings.TrimSpace(string(token))
+	if seen := e.doors.Proxied(rec.ID); !slices.Contains(seen, want) {
+		t.Errorf("door saw %q, want %q", seen, want)
 	}
 }
 
