@@ -186,9 +186,16 @@ type backend interface {
 	Close() error
 }
 
-// newBackend makes the configured backend (containers.backend) and names it for
-// messages.
-func newBackend(o Options) (backend, string, error) {
+// backendName names the configured backend (containers.backend) for messages.
+func backendName(cfg *config.Config) string {
+	if cfg.Containers.Backend == "kubernetes" {
+		return "Kubernetes"
+	}
+	return "Docker"
+}
+
+// newBackend makes the configured backend (containers.backend).
+func newBackend(o Options) (backend, error) {
 	if o.Config.Containers.Backend == "kubernetes" {
 		k := o.Config.Kubernetes
 		b, err := kubernetes.New(kubernetes.Options{
@@ -196,10 +203,9 @@ func newBackend(o Options) (backend, string, error) {
 			PullPolicy: corev1.PullPolicy(k.ImagePullPolicy), StopGrace: o.Config.Containers.StopGrace,
 			DeadlineSlack: msDuration(o.Config.Containers.MaxTimeoutMS), StartTimeout: k.StartTimeout, Logger: o.Logger,
 		})
-		return b, "Kubernetes", err
+		return b, err
 	}
-	b, err := docker.New(docker.Options{Logger: o.Logger})
-	return b, "Docker", err
+	return docker.New(docker.Options{Logger: o.Logger})
 }
 
 // bringUp connects to the backend and starts the sandbox manager (reconciling
@@ -207,7 +213,8 @@ func newBackend(o Options) (backend, string, error) {
 // the reason.
 func (s *Side) bringUp(ctx context.Context) (*sandbox.Manager, backend, string, error) {
 	o := s.opts
-	b, name, err := newBackend(o)
+	name := backendName(o.Config)
+	b, err := newBackend(o)
 	if err != nil {
 		return nil, nil, fmt.Sprintf("%s client: %v", name, err), nil
 	}
@@ -353,7 +360,7 @@ func (s *Side) Health(ctx context.Context) api.ComponentHealth {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := b.Ping(ctx); err != nil {
-		return api.ComponentHealth{Status: api.StatusUnavailable, Detail: map[string]string{"docker": "Docker", "kubernetes": "Kubernetes"}[s.opts.Config.Containers.Backend] + " does not answer"}
+		return api.ComponentHealth{Status: api.StatusUnavailable, Detail: backendName(s.opts.Config) + " does not answer"}
 	}
 	running, err := mgr.List(ctx, api.ContainerStatusRunning)
 	if err != nil {

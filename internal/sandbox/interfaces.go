@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/clawbox/clawbox/internal/audit"
@@ -29,6 +30,18 @@ const (
 	// claimant's label (Docker labels are fixed at create).
 	LabelPool = "clawbox.pool"
 )
+
+// MaxTaskLabel bounds the task a backend records beside a container (a label
+// or an annotation), in bytes.
+const MaxTaskLabel = 128
+
+// TaskLabel is task cut to at most MaxTaskLabel bytes on a rune boundary.
+func TaskLabel(task string) string {
+	if len(task) <= MaxTaskLabel {
+		return task
+	}
+	return strings.ToValidUTF8(task[:MaxTaskLabel], "") // drops a rune cut in two
+}
 
 // Spec is everything a Backend needs to create and start one hardened container.
 // The Manager fills it from the config and the request; a backend applies every field.

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -180,21 +179,6 @@ func classify(op string, err error) error {
 	return fmt.Errorf("docker %s: %w", op, err)
 }
 
-// Label limits.
-const maxTaskLabel = 128
-
-// truncateLabel cuts s to at most n bytes on a rune boundary.
-func truncateLabel(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // networkName is the dedicated bridge network of a container_direct sandbox.
 func networkName(sandboxID string) string { return sandboxID + "-net" }
 
@@ -254,7 +238,7 @@ func createOptions(spec sandbox.Spec, img imageDefaults) client.ContainerCreateO
 		}
 	}
 	labels[sandbox.LabelContainerID] = spec.ID
-	labels[sandbox.LabelTask] = truncateLabel(spec.Task, maxTaskLabel)
+	labels[sandbox.LabelTask] = sandbox.TaskLabel(spec.Task)
 	labels[sandbox.LabelPolicy] = string(spec.Policy)
 	labels[sandbox.LabelInstance] = spec.Instance
 	if spec.Pool != "" {

@@ -88,7 +88,7 @@ func TestCreateOptions(t *testing.T) {
 				t.Errorf("mount = %+v", hc.Mounts[0])
 			}
 			if l := cfg.Labels; l[sandbox.LabelContainerID] != "clawbox-x" || l[sandbox.LabelInstance] != "inst" || l[sandbox.LabelPolicy] != string(tc.policy) ||
-				len(l[sandbox.LabelTask]) > maxTaskLabel || !strings.HasPrefix(spec.Task, l[sandbox.LabelTask]) || l[sandbox.LabelTask] == "" {
+				len(l[sandbox.LabelTask]) > sandbox.MaxTaskLabel || !strings.HasPrefix(spec.Task, l[sandbox.LabelTask]) || l[sandbox.LabelTask] == "" {
 				t.Errorf("labels = %v", l)
 			}
 		})

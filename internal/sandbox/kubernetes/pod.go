@@ -19,8 +19,6 @@ const (
 	// annotationLabels holds the caller's labels as JSON: Kubernetes label keys
 	// and values are narrower than Docker's, annotations are not.
 	annotationLabels = "clawbox.labels"
-	// maxTaskAnnotation bounds the task annotation, as the Docker label is.
-	maxTaskAnnotation = 128
 )
 
 // Volume names in a sandbox Pod.
@@ -108,7 +106,7 @@ func (b *Backend) pod(spec sandbox.Spec) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        spec.ID,
 			Labels:      ownLabels(spec),
-			Annotations: map[string]string{sandbox.LabelTask: truncate(spec.Task, maxTaskAnnotation)},
+			Annotations: map[string]string{sandbox.LabelTask: sandbox.TaskLabel(spec.Task)},
 		},
 		Spec: corev1.PodSpec{
 			Containers:                    []corev1.Container{c},
@@ -205,12 +203,4 @@ func parseUser(user string) (uid, gid int64) {
 		}
 	}
 	return uid, gid
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") // drops a rune cut in two
 }
