@@ -259,7 +259,38 @@ func TestOOMKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !exit.OOMKilled || exit.Code != 137 {
-		t.Errorf("exit %+v, want OOM-killed 137", exit)
+	// The kill is certain; the reason is containerd's: on cgroup v1 its OOM event
+	// can arrive after the exit under load, and the kubelet then reports Error
+	// instead of OOMKilled (seen in CI). What clawbox does with each reason is
+	// TestExitOf's.
+	if exit.Code != 137 {
+		t.Errorf("exit %+v, want the kernel's kill (137)", exit)
+	}
+	if !exit.OOMKilled {
+		t.Logf("exit %+v: containerd did not report the OOM (a cgroup v1 event race)", exit)
+	}
+}
+
+// exitOf reads the exit and the OOM kill from the container status the kubelet
+// reports.
+func TestExitOf(t *testing.T) {
+	term := func(code int32, reason string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: containerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason}}},
+		}}}
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want sandbox.Exit
+	}{
+		{term(137, "OOMKilled"), sandbox.Exit{Code: 137, OOMKilled: true}},
+		{term(137, "Error"), sandbox.Exit{Code: 137}},
+		{term(3, "Error"), sandbox.Exit{Code: 3}},
+		{&corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodSucceeded}}, sandbox.Exit{}},
+		{&corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted"}}, sandbox.Exit{Code: 137}},
+	} {
+		if got := exitOf(tc.pod); got != tc.want {
+			t.Errorf("exitOf(%+v) = %+v, want %+v", tc.pod.Status, got, tc.want)
+		}
 	}
 }
