@@ -99,6 +99,8 @@ type variant struct {
 	// pause, if set, is an idle time before each call (not timed): it shows what a
 	// background refill (the engine's instance pool) can hide between spaced calls.
 	pause time.Duration
+	// baseline names the variant this one is compared with; empty: the first.
+	baseline string
 }
 
 // wasmVariants are the echo call done by bare wazero (the baseline), by the engine
@@ -161,22 +163,31 @@ func wasmVariants(ctx context.Context, e *env) (vs []variant, closeAll func(), e
 		}
 		return err
 	}
+	bareRun := func() error {
+		out, err := bare.run(ctx, echoParams)
+		if err == nil && !bytes.Contains(out, []byte(`"hello"`)) {
+			err = fmt.Errorf("unexpected output %q", out)
+		}
+		return err
+	}
+	const spaced = "bare wazero instantiate+run, calls 30 ms apart"
+	getTool := func() error {
+		_, err := e.api.Tool(ctx, "echo")
+		return err
+	}
 	return []variant{
-		{name: "bare wazero instantiate+run", fn: func() error {
-			out, err := bare.run(ctx, echoParams)
-			if err == nil && !bytes.Contains(out, []byte(`"hello"`)) {
-				err = fmt.Errorf("unexpected output %q", out)
-			}
-			return err
-		}},
+		{name: "bare wazero instantiate+run", fn: bareRun},
 		{name: "wasm.Engine Execute, no pool (in-process)", fn: func() error {
 			_, err := modules["unpooled"].Execute(ctx, wasm.Call{Params: echoParams})
 			return err
 		}},
 		{name: "wasm.Engine Execute, pool (in-process)", fn: pooled},
 		{name: "clawbox POST /execute echo", fn: execute},
-		{name: "wasm.Engine Execute, pool, calls 30 ms apart", fn: pooled, pause: 30 * time.Millisecond},
-		{name: "clawbox POST /execute echo, calls 30 ms apart", fn: execute, pause: 30 * time.Millisecond},
+		{name: "clawbox GET /tools/echo (the API's own cost)", fn: getTool},
+		{name: spaced, fn: bareRun, pause: 30 * time.Millisecond},
+		{name: "wasm.Engine Execute, pool, calls 30 ms apart", fn: pooled, pause: 30 * time.Millisecond, baseline: spaced},
+		{name: "clawbox POST /execute echo, calls 30 ms apart", fn: execute, pause: 30 * time.Millisecond, baseline: spaced},
+		{name: "clawbox GET /tools/echo, calls 30 ms apart", fn: getTool, pause: 30 * time.Millisecond, baseline: spaced},
 	}, closeAll, nil
 }
 
@@ -210,7 +221,10 @@ func timeInterleaved(ctx context.Context, section string, vs []variant, rounds, 
 	var rows []Row
 	for j, v := range vs {
 		r := Row{Section: section, Name: v.name, Unit: "ms", Stat: summarize(msAll(samples[j]))}
-		if j > 0 {
+		switch {
+		case v.baseline != "":
+			r.Baseline = v.baseline
+		case j > 0 && v.pause == 0:
 			r.Baseline = vs[0].name
 		}
 		rows = append(rows, r)

@@ -28,11 +28,15 @@ func (s *Server) RegisterTools(t Tools) {
 		if req.Tool == "" {
 			return fieldError("tool", "tool is required")
 		}
-		resp, err := t.Execute(r.Context(), req, RequestID(r.Context()))
+		// The tool's next instance is prepared once the answer is sent, not while
+		// it is being written.
+		ctx, after := wasm.DeferWork(r.Context())
+		defer after()
+		resp, err := t.Execute(ctx, req, RequestID(r.Context()))
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, resp)
+		writeJSONNow(w, http.StatusOK, resp)
 		return nil
 	}, Doc: Doc{
 		Summary: "Execute a WASM tool",

@@ -416,48 +416,51 @@ func imports(count uint32, b []byte) error {
 		if len(b) == 0 {
 			return errMalformed
 		}
-		kind := b[0]
-		b = b[1:]
-		switch kind {
-		case 0x00: // function: a type index
-			if n := skipLEB(b, 5); n == 0 {
-				return errMalformed
-			} else {
-				b = b[n:]
-			}
-		case 0x01: // table
-			if b, err = skipRefType(b); err != nil {
-				return err
-			}
-			if _, _, b, err = limitsType(b); err != nil {
-				return err
-			}
-		case 0x02: // memory
-			if _, _, b, err = limitsType(b); err != nil {
-				return err
-			}
-		case 0x03: // global: a value type and mutability
-			if b, err = skipValType(b); err != nil {
-				return err
-			}
-			if len(b) == 0 {
-				return errMalformed
-			}
-			b = b[1:]
-		case 0x04: // tag: an attribute and a type index
-			if len(b) == 0 {
-				return errMalformed
-			}
-			n := skipLEB(b[1:], 5)
-			if n == 0 {
-				return errMalformed
-			}
-			b = b[1+n:]
-		default:
-			return errMalformed
+		if b, err = skipImportDesc(b[0], b[1:]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// skipImportDesc skips the description of an import of the kind given.
+func skipImportDesc(kind byte, b []byte) ([]byte, error) {
+	var err error
+	switch kind {
+	case 0x00: // function: a type index
+		n := skipLEB(b, 5)
+		if n == 0 {
+			return nil, errMalformed
+		}
+		return b[n:], nil
+	case 0x01: // table
+		if b, err = skipRefType(b); err != nil {
+			return nil, err
+		}
+		_, _, b, err = limitsType(b)
+		return b, err
+	case 0x02: // memory
+		_, _, b, err = limitsType(b)
+		return b, err
+	case 0x03: // global: a value type and mutability
+		if b, err = skipValType(b); err != nil {
+			return nil, err
+		}
+		if len(b) == 0 {
+			return nil, errMalformed
+		}
+		return b[1:], nil
+	case 0x04: // tag: an attribute and a type index
+		if len(b) == 0 {
+			return nil, errMalformed
+		}
+		n := skipLEB(b[1:], 5)
+		if n == 0 {
+			return nil, errMalformed
+		}
+		return b[1+n:], nil
+	}
+	return nil, errMalformed
 }
 
 func exports(count uint32, b []byte) error {

@@ -43,13 +43,13 @@ type Config struct {
 	// function's compilation is bounded by the module limits instead). Default 120s.
 	CompileTimeout time.Duration
 
-	// PoolSize is how many initialised instances each reactor tool keeps ready.
-	// Default 2; a negative value disables pre-initialisation (each call then
-	// initialises its own instance).
+	// PoolSize is how many instances, restored from its snapshot, each reactor
+	// tool keeps ready. Default 2; a negative value disables snapshots and the
+	// pool (each call then initialises its own instance).
 	PoolSize int
 	// PoolIdleTimeout is how long a pool stays full without a call; then its
-	// instances are closed until the next call. Pools are filled on a tool's first
-	// call, not when it loads. Default 60s; a negative value keeps them full.
+	// instances are closed and its snapshot dropped until the next call. Pools are
+	// filled on a tool's first call, not when it loads. Default 60s; a negative value keeps them full.
 	PoolIdleTimeout time.Duration
 
 	// HTTP performs the tools' http_request host calls; nil answers them with a

@@ -18,12 +18,22 @@
 //
 // A command module exports _start (the original ABI): each call instantiates the
 // compiled module and runs _start. A reactor module exports _initialize and
-// clawbox_run (a toolkit tool built with -buildmode=c-shared): a per-tool pool
-// instantiates fresh instances and runs _initialize in the background, so the Go
-// runtime's start-up is off the request path; a call takes one pristine instance,
+// clawbox_run (a toolkit tool built with -buildmode=c-shared): the Go runtime's
+// start-up runs once, on the tool's first call, and the state it leaves (the
+// linear memory and the mutable globals) is kept as the tool's snapshot; every
+// call then gets a new instance (new tables, WASI state and segments) whose memory
+// and globals are set to the snapshot instead of running _initialize again (see
+// snapshot.go). A per-tool pool keeps a few such instances ready, restored in the
+// background once the previous call is answered (DeferWork); a call takes one,
 // sets its stdin and stdout, calls clawbox_run (its i32 result is the exit status)
-// and closes it. Instances are never reused. A pool fills on the tool's first call
-// and is emptied after an idle time without one.
+// and closes it. Instances are never reused; a closed instance's memory may back a
+// later one, overwritten with the snapshot and zeroed beyond it before the guest
+// runs. The snapshot is taken before any call ran and host calls are refused
+// during _initialize, so nothing of one call reaches another. What every call
+// does share is what _initialize computed: a Go tool's runtime seeds (map hash
+// seeds, the unseeded math/rand sequences) are the same in every call of one
+// snapshot; crypto/rand asks the host for every read and differs. The pool is
+// emptied and the snapshot dropped after an idle time without a call.
 //
 // # Memory at rest
 //

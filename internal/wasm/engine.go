@@ -107,7 +107,7 @@ type Module struct {
 	manifest *api.ToolManifest
 	reactor  bool
 	lim      limits
-	pool     *pool // nil for command modules or when pooling is off
+	pool     *pool // nil for command modules or when snapshots are off
 
 	// reread, for a module compiled lazily, reads its binary again for the first
 	// call; digest is the binary's sha256, which the bytes read must have.
@@ -115,10 +115,11 @@ type Module struct {
 	digest   [sha256.Size]byte
 	codeLock chan struct{} // capacity 1: held while the first call compiles
 
-	mu       sync.Mutex // guards refs, closed and compiled
+	mu       sync.Mutex // guards refs, closed, compiled and form
 	refs     int
 	closed   bool
 	compiled wazero.CompiledModule // nil until the first call of a lazy module
+	form     *snapshotForm         // how compiled was rewritten; nil: it was not
 }
 
 // Name returns the tool's name.
@@ -172,18 +173,18 @@ func (e *Engine) compileModule(ctx context.Context, name string, bin []byte, man
 		return nil, fmt.Errorf("tool %s: %w", name, limitError("sandbox.max_memory_mb", uint64(shape.memoryMinPages/16), int(lim.memoryPages/16),
 			fmt.Sprintf("needs %d MiB of memory at start", shape.memoryMinPages/16)))
 	}
-	compiled, err := e.compile(ctx, bin)
+	compiled, form, err := e.compile(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
-	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, lim: lim, codeLock: make(chan struct{}, 1)}
+	m := &Module{e: e, name: name, manifest: manifest, compiled: compiled, form: form, lim: lim, codeLock: make(chan struct{}, 1)}
 	if err := m.check(); err != nil {
 		compiled.Close(ctx)
 		return nil, fmt.Errorf("tool %s: %w", name, err)
 	}
 	if reread != nil {
 		m.reread, m.digest = reread, sha256.Sum256(bin)
-		m.compiled = nil
+		m.compiled, m.form = nil, nil
 		if err := compiled.Close(ctx); err != nil {
 			return nil, fmt.Errorf("tool %s: %w", name, err)
 		}
@@ -194,14 +195,24 @@ func (e *Engine) compileModule(ctx context.Context, name string, bin []byte, man
 	return m, nil
 }
 
-// compile compiles bin in a compilation slot, under CompileTimeout.
-func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, error) {
+// compile compiles bin in its snapshot form when it has one (see snapshotForm,
+// returned; nil when bin is compiled as it is), in a compilation slot, under
+// CompileTimeout.
+func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule, *snapshotForm, error) {
+	var form *snapshotForm
+	f, ok, err := newSnapshotForm(bin)
+	if err != nil {
+		return nil, nil, malformed("%v", err)
+	}
+	if ok {
+		form, bin = &f, f.bin
+	}
 	select {
 	case e.compiling <- struct{}{}:
 	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+		return nil, nil, context.Cause(ctx)
 	case <-e.ctx.Done():
-		return nil, errors.New("the wasm engine is closed")
+		return nil, nil, errors.New("the wasm engine is closed")
 	}
 	defer func() { <-e.compiling }()
 	cctx, cancel := context.WithTimeoutCause(ctx, e.cfg.CompileTimeout, errCompileTimeout)
@@ -211,13 +222,16 @@ func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule
 	cctx = experimental.WithCompilationWorkers(cctx, max(2, runtime.GOMAXPROCS(0)))
 	compiled, err := e.rt.CompileModule(cctx, bin)
 	if err != nil && errors.Is(context.Cause(cctx), errCompileTimeout) {
-		return nil, &api.Error{
+		return nil, nil, &api.Error{
 			Code:    api.CodeModuleLimitExceeded,
 			Message: fmt.Sprintf("compiling the module took longer than %s (sandbox.compile_timeout_ms)", e.cfg.CompileTimeout),
 			Details: map[string]any{"limit": "sandbox.compile_timeout_ms", "max": e.cfg.CompileTimeout.Milliseconds()},
 		}
 	}
-	return compiled, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return compiled, form, nil
 }
 
 var errCompileTimeout = errors.New("compile timeout")
@@ -225,7 +239,7 @@ var errCompileTimeout = errors.New("compile timeout")
 // code returns the module's compiled code, compiling it first if the module is
 // lazy and this is its first call. The caller holds a reference (acquire).
 func (m *Module) code(ctx context.Context) (wazero.CompiledModule, error) {
-	if c := m.loadCompiled(); c != nil {
+	if c, _ := m.loadCompiled(); c != nil {
 		return c, nil
 	}
 	select {
@@ -234,7 +248,7 @@ func (m *Module) code(ctx context.Context) (wazero.CompiledModule, error) {
 		return nil, context.Cause(ctx)
 	}
 	defer func() { <-m.codeLock }()
-	if c := m.loadCompiled(); c != nil {
+	if c, _ := m.loadCompiled(); c != nil {
 		return c, nil // compiled by the call that held the lock
 	}
 	bin, err := m.reread()
@@ -245,20 +259,20 @@ func (m *Module) code(ctx context.Context) (wazero.CompiledModule, error) {
 		m.e.log.Warn("wasm: reading a tool's module for its first call failed", "tool", m.name, "err", err)
 		return nil, api.Errorf(api.CodeUnavailable, "tool %q changed or cannot be read since it was loaded: reload the tools", m.name)
 	}
-	c, err := m.e.compile(ctx, bin)
+	c, form, err := m.e.compile(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", m.name, err)
 	}
 	m.mu.Lock()
-	m.compiled = c
+	m.compiled, m.form = c, form
 	m.mu.Unlock()
 	return c, nil
 }
 
-func (m *Module) loadCompiled() wazero.CompiledModule {
+func (m *Module) loadCompiled() (wazero.CompiledModule, *snapshotForm) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.compiled
+	return m.compiled, m.form
 }
 
 // check validates the module's imports and exports against the ABI.
@@ -323,7 +337,7 @@ func (m *Module) Close(ctx context.Context) error {
 func (m *Module) closeCompiled(ctx context.Context) error {
 	m.mu.Lock()
 	c := m.compiled
-	m.compiled = nil
+	m.compiled, m.form = nil, nil
 	m.mu.Unlock()
 	if c == nil {
 		return nil
@@ -392,17 +406,38 @@ type instance struct {
 	mod   wapi.Module
 	slot  *slot
 	alloc *limitedAllocator
+	form  *snapshotForm // the module's form; nil: compiled as it was
 }
 
 // instantiate creates a fresh instance. For a reactor it also runs _initialize
 // (under ctx, so a hanging start-up is stopped).
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
-	compiled := m.loadCompiled()
+	inst, err := m.newInstance(ctx, &limitedAllocator{})
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.applyData(); err != nil {
+		inst.mod.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if m.reactor {
+		if _, err := inst.mod.ExportedFunction("_initialize").Call(ctx); err != nil {
+			inst.mod.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	return inst, nil
+}
+
+// newInstance instantiates the module without running anything in it, its memory
+// from alloc (whose limit it sets).
+func (m *Module) newInstance(ctx context.Context, alloc *limitedAllocator) (*instance, error) {
+	compiled, form := m.loadCompiled()
 	if compiled == nil {
 		return nil, fmt.Errorf("tool %q: the wasm module is closed", m.name)
 	}
 	s := &slot{}
-	alloc := &limitedAllocator{limit: uint64(m.lim.memoryPages) * 65536}
+	alloc.limit = uint64(m.lim.memoryPages) * 65536
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -417,14 +452,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{mod: mod, slot: s, alloc: alloc}
-	if m.reactor {
-		if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
-			mod.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-	}
-	return inst, nil
+	return &instance{mod: mod, slot: s, alloc: alloc, form: form}, nil
 }
 
 // nanosleep sleeps in short slices so that a guest asleep past its deadline is
@@ -496,7 +524,7 @@ func (m *Module) Execute(ctx context.Context, call Call) (*Result, error) {
 	}
 	elapsed := time.Since(start)
 	if m.pool != nil {
-		m.pool.refill()
+		afterCall(ctx, m.pool.refill)
 	}
 
 	if err := m.classify(ctx, cctx, err, exitCode, inst, stdout, stderr, timeout); err != nil {

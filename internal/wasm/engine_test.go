@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -518,32 +517,32 @@ func errCode(err error) string {
 }
 
 // BenchmarkExecute compares a call of the command form (the Go runtime starts on the
-// request path) with the reactor form (served from pre-initialised instances). The
-// timer is stopped while the pool refills, so the reactor numbers are the latency of
-// a call that finds a ready instance; back-to-back calls are bound by start-up cost.
+// request path) with the reactor form without a snapshot (the same, plus
+// clawbox_run) and with one (each call's instance is restored from the state
+// _initialize left: see snapshot.go).
 func BenchmarkExecute(b *testing.B) {
-	e, err := NewEngine(context.Background(), Config{CacheDir: testCacheDir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(context.Background())
-	for _, form := range forms() {
-		b.Run(form.name, func(b *testing.B) {
-			m, err := e.Compile(context.Background(), "guest", form.bin, nil)
+	for _, bc := range []struct {
+		name string
+		bin  []byte
+		pool int
+	}{
+		{"command", guests.command, 0},
+		{"reactor/initialised", guests.reactor, -1},
+		{"reactor/snapshot", guests.reactor, 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := NewEngine(context.Background(), Config{CacheDir: testCacheDir, PoolSize: bc.pool})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close(context.Background())
+			m, err := e.Compile(context.Background(), "guest", bc.bin, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.Close(context.Background())
 			call := Call{Params: json.RawMessage(`{"mode":"echo","value":1}`)}
 			for b.Loop() {
-				if m.pool != nil {
-					b.StopTimer()
-					m.pool.refill() // pools fill on the first call; this one may be the first
-					for len(m.pool.ready) < cap(m.pool.ready) {
-						runtime.Gosched()
-					}
-					b.StartTimer()
-				}
 				if _, err := m.Execute(context.Background(), call); err != nil {
 					b.Fatal(err)
 				}

@@ -98,6 +98,22 @@ func FuzzInspectModule(f *testing.F) {
 		if perr != nil {
 			t.Fatalf("wazero compiles the module but the reader fails: %v", perr)
 		}
+		// A valid module has a snapshot form or none; the form is valid too.
+		f, ok, err := newSnapshotForm(bin)
+		if err != nil {
+			t.Fatalf("newSnapshotForm of a valid module: %v", err)
+		}
+		if !ok {
+			return
+		}
+		fc, err := e.rt.CompileModule(context.Background(), f.bin)
+		if err != nil {
+			t.Fatalf("the snapshot form of a valid module does not compile: %v", err)
+		}
+		defer fc.Close(context.Background())
+		if len(fc.ExportedFunctions()) != len(c.ExportedFunctions()) {
+			t.Fatalf("the snapshot form exports %d functions, the module %d", len(fc.ExportedFunctions()), len(c.ExportedFunctions()))
+		}
 	})
 }
 

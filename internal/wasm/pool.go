@@ -2,22 +2,31 @@ package wasm
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// pool keeps up to size pristine, initialised instances of a reactor module, made by
-// one background goroutine. Nothing is prepared before the tool's first call, and
-// the instances are closed again once no call has taken one for the idle time, so
-// that a tool nobody uses holds no instance. An instance is handed to exactly one
-// call and never reused.
+// pool serves a reactor's calls with instances started from its snapshot (see
+// snapshot.go) and keeps up to size of them ready, made by one background
+// goroutine. The snapshot is taken on the tool's first call, so a tool nobody calls
+// holds nothing; once no call came for the idle time the ready instances are closed
+// and the snapshot dropped, and the next call initialises an instance and takes a
+// new one. An instance is handed to exactly one call and never reused.
 type pool struct {
 	m      *Module
-	idle   time.Duration  // drain after this long without a take; <= 0: never
-	after  timerFunc      // the idle timer
-	ready  chan *instance // only the fill goroutine sends
-	wake   chan struct{}  // capacity 1: "refill"
+	idle   time.Duration   // drain after this long without a take; <= 0: never
+	after  timerFunc       // the idle timer
+	ready  chan *instance  // only the fill goroutine sends
+	free   chan usedMemory // memories of closed instances, for the next ones
+	wake   chan struct{}   // capacity 1: "refill"
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the fill goroutine has returned
+
+	mu   sync.Mutex
+	snap *snapshot // nil before the first call and after the idle time
+
+	reused atomic.Int64 // instances restored in a recycled memory (for tests)
 }
 
 // timerFunc starts a timer of d: its channel receives when d has passed, and stop
@@ -39,6 +48,7 @@ func newPool(m *Module, size int, idle time.Duration, after timerFunc) *pool {
 		idle:   idle,
 		after:  after,
 		ready:  make(chan *instance, size),
+		free:   make(chan usedMemory, size),
 		wake:   make(chan struct{}, 1),
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -52,9 +62,8 @@ func newPool(m *Module, size int, idle time.Duration, after timerFunc) *pool {
 	return p
 }
 
-// run waits for the first take, then keeps the pool full until ctx is canceled; when
-// no take came for the idle time it closes the ready instances and waits for the
-// next take again.
+// run waits for the first refill, then keeps the pool full until ctx is canceled;
+// when no take came for the idle time it drains the pool and waits again.
 func (p *pool) run(ctx context.Context) {
 	for {
 		select {
@@ -85,13 +94,17 @@ func (p *pool) run(ctx context.Context) {
 	}
 }
 
-// fill prepares instances until the pool is full. After a failed start-up it stops
-// until the next take instead of retrying in a loop.
+// fill restores instances from the snapshot until the pool is full. Without a
+// snapshot (none taken yet, or the module has no snapshot form) there is nothing
+// to do: each call initialises its own instance. After a failure it stops until
+// the next refill instead of retrying in a loop.
 func (p *pool) fill(ctx context.Context) {
+	s := p.load()
+	if s == nil {
+		return
+	}
 	for len(p.ready) < cap(p.ready) {
-		ictx, cancel := context.WithTimeout(ctx, p.m.lim.maxTimeout)
-		inst, err := p.m.instantiate(ictx)
-		cancel()
+		inst, err := p.restore(ctx, s)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.m.e.log.Warn("wasm: preparing an instance failed", "tool", p.m.name, "err", err)
@@ -102,28 +115,84 @@ func (p *pool) fill(ctx context.Context) {
 	}
 }
 
-// drain closes the instances that are ready.
+// drain closes the ready instances and drops the snapshot and the memories kept
+// for reuse.
 func (p *pool) drain(ctx context.Context) {
+	p.mu.Lock()
+	p.snap = nil
+	p.mu.Unlock()
 	for {
 		select {
 		case inst := <-p.ready:
 			inst.mod.Close(context.WithoutCancel(ctx))
 		default:
-			return
+			for {
+				select {
+				case <-p.free:
+				default:
+					return
+				}
+			}
 		}
 	}
 }
 
-// take returns a ready instance, or initialises one under ctx when none is ready.
-// The caller calls refill once its call is over, so that preparing the next instance
-// does not compete with the call for CPU.
+// restore restores an instance from s in a memory kept for reuse, if there is one.
+func (p *pool) restore(ctx context.Context, s *snapshot) (*instance, error) {
+	var reuse *usedMemory
+	select {
+	case u := <-p.free:
+		reuse = &u
+		p.reused.Add(1)
+	default:
+	}
+	return p.m.restore(ctx, s, reuse, p.recycle)
+}
+
+// recycle keeps a closed instance's memory for the next instance, unless enough
+// are kept already.
+func (p *pool) recycle(u usedMemory) {
+	select {
+	case p.free <- u:
+	default:
+	}
+}
+
+func (p *pool) load() *snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.snap
+}
+
+// take returns an instance for one call: a ready one, one restored from the
+// snapshot under ctx, or, without a snapshot, one initialised under ctx, whose
+// state is then taken as the snapshot. The caller calls refill once its call is
+// answered, so that preparing the next instances does not compete with it.
 func (p *pool) take(ctx context.Context) (*instance, error) {
 	select {
 	case inst := <-p.ready:
 		return inst, nil
 	default:
 	}
-	return p.m.instantiate(ctx)
+	if s := p.load(); s != nil {
+		return p.restore(ctx, s)
+	}
+	inst, err := p.m.instantiate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := takeSnapshot(inst)
+	if err != nil {
+		p.m.e.log.Warn("wasm: taking the snapshot of an initialised instance failed", "tool", p.m.name, "err", err)
+	}
+	if s != nil {
+		p.mu.Lock()
+		if p.snap == nil {
+			p.snap = s
+		}
+		p.mu.Unlock()
+	}
+	return inst, nil
 }
 
 // refill wakes the fill goroutine.
@@ -134,10 +203,53 @@ func (p *pool) refill() {
 	}
 }
 
-// close stops the fill goroutine, waits for it and closes the idle instances. It is
-// called once, by Module.Close.
+// close stops the fill goroutine, waits for it and drains the pool. It is called
+// once, by Module.Close.
 func (p *pool) close(ctx context.Context) {
 	p.cancel()
 	<-p.done
 	p.drain(ctx)
+}
+
+// deferKey is the context key of a *deferred.
+type deferKey struct{}
+
+// deferred is the work calls under one context left for after their answer.
+type deferred struct {
+	mu  sync.Mutex
+	ran bool
+	fns []func()
+}
+
+// DeferWork returns a context under which Execute leaves the work that does not
+// belong to the call (preparing the tool's next instances) to the caller, and the
+// function that does it: call it once the answer is sent. It is idempotent; work
+// left after it ran is done at once.
+func DeferWork(ctx context.Context) (context.Context, func()) {
+	d := &deferred{}
+	return context.WithValue(ctx, deferKey{}, d), func() {
+		d.mu.Lock()
+		fns := d.fns
+		d.fns, d.ran = nil, true
+		d.mu.Unlock()
+		for _, f := range fns {
+			f()
+		}
+	}
+}
+
+// afterCall runs f once the call under ctx is answered (see DeferWork), or now.
+func afterCall(ctx context.Context, f func()) {
+	if d, ok := ctx.Value(deferKey{}).(*deferred); ok {
+		d.mu.Lock()
+		later := !d.ran
+		if later {
+			d.fns = append(d.fns, f)
+		}
+		d.mu.Unlock()
+		if later {
+			return
+		}
+	}
+	f()
 }

@@ -24,14 +24,14 @@ func (mt *manualTimer) after(time.Duration) (<-chan time.Time, func() bool) {
 	return c, func() bool { return true }
 }
 
-// next waits for the pool to start its idle timer, which it does once it is full.
+// next waits for the pool to start its idle timer, which it does after a call.
 func (mt *manualTimer) next(t *testing.T) chan time.Time {
 	t.Helper()
 	select {
 	case c := <-mt.armed:
 		return c
 	case <-time.After(poll.Short):
-		t.Fatal("the pool did not fill up and start its idle timer")
+		t.Fatal("the pool did not start its idle timer after a call")
 		return nil
 	}
 }
@@ -47,12 +47,16 @@ func echoCall(t *testing.T, m *Module) {
 	}
 }
 
-func TestPoolFilledOnFirstUseDrainedWhenIdle(t *testing.T) {
+func TestPoolSnapshotOnFirstUseDrainedWhenIdle(t *testing.T) {
 	mt := newManualTimer()
 	e := newTestEngine(t, Config{PoolSize: 2, timer: mt.after})
 	m := compile(t, e, "guest", guests.reactor)
-	if n := len(m.pool.ready); n != 0 {
-		t.Fatalf("%d instances ready before the first call, want none", n)
+	_, form := m.loadCompiled()
+	if form == nil || len(form.globals) == 0 || len(form.data) == 0 {
+		t.Fatal("the Go reactor was not compiled in its snapshot form (globals exported, data segments applied by the engine)")
+	}
+	if n := len(m.pool.ready); n != 0 || m.pool.load() != nil {
+		t.Fatalf("%d instances ready and a snapshot %v before the first call, want none", n, m.pool.load() != nil)
 	}
 	select {
 	case <-mt.armed:
@@ -62,22 +66,56 @@ func TestPoolFilledOnFirstUseDrainedWhenIdle(t *testing.T) {
 
 	echoCall(t, m)
 	mt.next(t)
+	s := m.pool.load()
+	if s == nil || len(s.mem) == 0 || len(s.globals) != len(form.globals) {
+		t.Fatalf("after the first call: snapshot %v, want memory and %d globals", s, len(form.globals))
+	}
 	if n := len(m.pool.ready); n != 2 {
 		t.Fatalf("%d instances ready after the first call, want 2", n)
 	}
-	// A call before the idle time is up refills and restarts the timer.
+	// A call before the idle time is up takes a ready instance, refills from the
+	// same snapshot and restarts the timer.
 	echoCall(t, m)
 	mt.next(t) <- time.Now()
+	if m.pool.load() != nil && m.pool.load() != s {
+		t.Fatal("the second call took a new snapshot")
+	}
 	poll.Until(t, poll.Short, "the idle pool to be drained", func() (bool, error) {
-		return len(m.pool.ready) == 0, nil
+		return len(m.pool.ready) == 0 && m.pool.load() == nil, nil
 	})
 
-	// Drained, the pool still serves and fills again on the next call.
+	// Drained, the pool still serves, takes a new snapshot and fills again.
 	echoCall(t, m)
 	mt.next(t)
-	if n := len(m.pool.ready); n != 2 {
-		t.Fatalf("%d instances ready after a call on the drained pool, want 2", n)
+	if n := len(m.pool.ready); n != 2 || m.pool.load() == nil {
+		t.Fatalf("%d instances ready after a call on the drained pool, want 2 and a snapshot", n)
 	}
+}
+
+func TestDeferWork(t *testing.T) {
+	mt := newManualTimer()
+	e := newTestEngine(t, Config{PoolSize: 1, timer: mt.after})
+	m := compile(t, e, "guest", guests.reactor)
+	ctx, after := DeferWork(context.Background())
+	if _, err := m.Execute(ctx, Call{Params: json.RawMessage(`{"mode":"echo","value":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-mt.armed:
+		t.Fatal("the pool was refilled before the deferred work ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	after()
+	mt.next(t)
+	if n := len(m.pool.ready); n != 1 {
+		t.Fatalf("%d instances ready after the deferred refill, want 1", n)
+	}
+	after() // idempotent
+	// Work deferred after the function ran is done at once.
+	if _, err := m.Execute(ctx, Call{Params: json.RawMessage(`{"mode":"echo","value":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	mt.next(t)
 }
 
 func TestCompileLazy(t *testing.T) {
@@ -93,7 +131,7 @@ func TestCompileLazy(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close(context.Background())
-			if m.loadCompiled() != nil {
+			if loaded(m) {
 				t.Fatal("the lazy module kept its compiled code before its first call")
 			}
 			if want := form.name == "reactor"; m.Reactor() != want {
@@ -101,7 +139,7 @@ func TestCompileLazy(t *testing.T) {
 			}
 			echoCall(t, m)
 			echoCall(t, m)
-			if m.loadCompiled() == nil {
+			if !loaded(m) {
 				t.Fatal("no compiled code after the first call")
 			}
 			if n := reads.Load(); n != 1 {
@@ -113,7 +151,7 @@ func TestCompileLazy(t *testing.T) {
 			if err := m.Close(context.Background()); err != nil {
 				t.Fatalf("second close: %v", err)
 			}
-			if m.loadCompiled() != nil {
+			if loaded(m) {
 				t.Fatal("the closed module kept its compiled code")
 			}
 		})
@@ -140,7 +178,7 @@ func TestCompileLazyRefusesAChangedModule(t *testing.T) {
 			if code := errCode(err); code != api.CodeUnavailable {
 				t.Fatalf("err = %v (code %q), want %s", err, code, api.CodeUnavailable)
 			}
-			if m.loadCompiled() != nil {
+			if loaded(m) {
 				t.Fatal("compiled code of a module that failed to read")
 			}
 		})
@@ -160,4 +198,9 @@ func TestCompileLazyChecksAtLoad(t *testing.T) {
 	if called {
 		t.Fatal("reread called at load")
 	}
+}
+
+func loaded(m *Module) bool {
+	c, _ := m.loadCompiled()
+	return c != nil
 }

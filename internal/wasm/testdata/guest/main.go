@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,11 +32,42 @@ type params struct {
 
 var sink [][]byte
 
+// remembered and calls are what a call would see of an earlier one if instances
+// were not isolated (the "state" mode).
+var (
+	remembered json.RawMessage
+	calls      int
+)
+
 func main() {
 	toolkit.RunTyped(func(ctx context.Context, p params) (any, error) {
 		switch p.Mode {
 		case "echo":
 			return map[string]any{"value": p.Value}, nil
+		case "random":
+			b := make([]byte, 16)
+			if _, err := crand.Read(b); err != nil {
+				return nil, err
+			}
+			return map[string]any{"crypto": fmt.Sprintf("%x", b)}, nil
+		case "state":
+			// What is left of earlier calls: a package variable, a counter, and
+			// memory the Go runtime takes as zero when it grows the heap.
+			prev := remembered
+			remembered = p.Value
+			calls++
+			big := make([]byte, p.N)
+			dirty := 0
+			for _, b := range big {
+				if b != 0 {
+					dirty++
+				}
+			}
+			for i := range big {
+				big[i] = 0xAB
+			}
+			sink = append(sink, big)
+			return map[string]any{"previous": prev, "calls": calls, "dirty": dirty}, nil
 		case "loop":
 			//lint:ignore SA5002 spinning is the point: the engine's timeout must stop it.
 			for {
