@@ -3,9 +3,13 @@
 package toolkit
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
+	"runtime/debug"
+	"strings"
 	"unsafe"
 )
 
@@ -69,3 +73,39 @@ func exit(code int) {
 func stdin() io.Reader  { return os.Stdin }
 func stdout() io.Writer { return os.Stdout }
 func stderr() io.Writer { return os.Stderr }
+
+// In a reactor, package init functions run once, in _initialize, whose state every
+// call starts from (the host keeps it as the tool's snapshot): warm runs the call
+// path once there with made-up params into nowhere, so that encoding/json's
+// reflection and the runtime's first-use work are done once per tool instead of
+// once per call. A command runs init in every call, so it does not warm.
+func init() {
+	if !builtAsReactor() {
+		return
+	}
+	serve(context.Background(), strings.NewReader(`{"warm":[1,"x",true,null,{"k":1.5}]}`), io.Discard, io.Discard,
+		func(_ context.Context, p json.RawMessage) (any, error) {
+			var v map[string]any
+			if err := json.Unmarshal(p, &v); err != nil {
+				return nil, err
+			}
+			return struct {
+				S string          `json:"s"`
+				R json.RawMessage `json:"r"`
+				M map[string]any  `json:"m"`
+			}{"x", p, v}, nil
+		})
+}
+
+func builtAsReactor() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-buildmode" {
+			return s.Value == "c-shared"
+		}
+	}
+	return false
+}

@@ -11,9 +11,14 @@
 //
 // Built as a command (go build), the tool runs once per process: the host calls
 // _start. Built with -buildmode=c-shared, the same source becomes a reactor: the host
-// runs the Go runtime's start-up (_initialize) ahead of time on fresh instances and,
-// when a call comes, invokes the exported clawbox_run function, which runs main and
-// therefore Run once. `clawbox build` uses the reactor form.
+// runs the Go runtime's start-up (_initialize) once, keeps the state it leaves as
+// the tool's snapshot, and starts each call on a new instance set to that state,
+// where it invokes the exported clawbox_run function, which runs main and therefore
+// Run once. `clawbox build` uses the reactor form. In a reactor, package init
+// functions therefore run once per snapshot, not once per call: work done there
+// (the toolkit itself runs its call path once there, to warm encoding/json) is not
+// paid by each call, and a value computed there (a random seed, the time) is the
+// same in every call of one snapshot.
 //
 // On other platforms Run reads os.Stdin and writes os.Stdout as well, Log writes to
 // stderr and HTTPRequest returns ErrUnavailable, so a tool can be tried with go run.
