@@ -231,6 +231,9 @@ func (e *Engine) compile(ctx context.Context, bin []byte) (wazero.CompiledModule
 	if err != nil {
 		return nil, nil, err
 	}
+	if form != nil {
+		form.bin = nil // compiled: only the globals and the data are needed from now on
+	}
 	return compiled, form, nil
 }
 

@@ -52,7 +52,7 @@ func TestPoolSnapshotOnFirstUseDrainedWhenIdle(t *testing.T) {
 	e := newTestEngine(t, Config{PoolSize: 2, timer: mt.after})
 	m := compile(t, e, "guest", guests.reactor)
 	_, form := m.loadCompiled()
-	if form == nil || len(form.globals) == 0 || len(form.data) == 0 {
+	if form == nil || len(form.globals) == 0 || len(form.data.segs) == 0 {
 		t.Fatal("the Go reactor was not compiled in its snapshot form (globals exported, data segments applied by the engine)")
 	}
 	if n := len(m.pool.ready); n != 0 || m.pool.load() != nil {

@@ -32,11 +32,17 @@ type snapshot struct {
 	globals []uint64 // the mutable globals, in the order of Module.globals
 }
 
-// dataSegment is an active data segment: bytes copied into memory 0 at offset
-// when the module is instantiated.
+// dataSegment is an active data segment: the bytes dataSegments.bytes[start:end]
+// copied into memory 0 at offset when the module is instantiated.
 type dataSegment struct {
-	offset uint32
-	data   []byte
+	offset, start, end uint32
+}
+
+// dataSegments are a module's active data segments, their bytes in one buffer of
+// their own (so that the module's binary is not kept for them).
+type dataSegments struct {
+	segs  []dataSegment
+	bytes []byte
 }
 
 // snapshotForm is a module rewritten so that its instances can be started from a
@@ -48,9 +54,9 @@ type dataSegment struct {
 // instantiated; the engine copies the segments itself (applyData) into an instance
 // that is to run _initialize.
 type snapshotForm struct {
-	bin     []byte
+	bin     []byte // the rewritten module; nil once compiled
 	globals []string
-	data    []dataSegment // slices of the original module
+	data    dataSegments
 }
 
 // newSnapshotForm rewrites bin (which passed inspectModule). ok is false, and the
@@ -202,10 +208,10 @@ func mutableGlobals(body []byte) ([]uint32, bool, error) {
 // its code may name segments by index (memory.init, data.drop), so each active
 // segment is replaced by an empty passive one instead of being left out; without
 // one, no code can name a segment.
-func emptyDataSegments(body []byte, dataCount bool) (active []dataSegment, section []byte, ok bool, err error) {
+func emptyDataSegments(body []byte, dataCount bool) (active dataSegments, section []byte, ok bool, err error) {
 	count, k := uleb32(body)
 	if k == 0 {
-		return nil, nil, false, errMalformed
+		return dataSegments{}, nil, false, errMalformed
 	}
 	b := body[k:]
 	var kept uint32
@@ -214,16 +220,16 @@ func emptyDataSegments(body []byte, dataCount bool) (active []dataSegment, secti
 		entry := b
 		flag, n := uleb32(b)
 		if n == 0 {
-			return nil, nil, false, errMalformed
+			return dataSegments{}, nil, false, errMalformed
 		}
 		b = b[n:]
 		if flag == 2 { // active, with a memory index
 			mem, n := uleb32(b)
 			if n == 0 {
-				return nil, nil, false, errMalformed
+				return dataSegments{}, nil, false, errMalformed
 			}
 			if mem != 0 {
-				return nil, nil, false, nil
+				return dataSegments{}, nil, false, nil
 			}
 			b = b[n:]
 		}
@@ -231,19 +237,19 @@ func emptyDataSegments(body []byte, dataCount bool) (active []dataSegment, secti
 		if flag == 0 || flag == 2 {
 			// The offset: i32.const n, end; anything else is not a constant.
 			if len(b) < 2 || b[0] != 0x41 {
-				return nil, nil, false, nil
+				return dataSegments{}, nil, false, nil
 			}
 			v, n := sleb32(b[1:])
 			if n == 0 || len(b) < 2+n || b[1+n] != 0x0b {
-				return nil, nil, false, nil
+				return dataSegments{}, nil, false, nil
 			}
 			offset, b = uint32(v), b[2+n:]
 		} else if flag != 1 {
-			return nil, nil, false, errMalformed
+			return dataSegments{}, nil, false, errMalformed
 		}
 		size, n := uleb32(b)
 		if n == 0 || uint64(size) > uint64(len(b)-n) {
-			return nil, nil, false, errMalformed
+			return dataSegments{}, nil, false, errMalformed
 		}
 		data := b[n : n+int(size)]
 		b = b[n+int(size):]
@@ -252,7 +258,8 @@ func emptyDataSegments(body []byte, dataCount bool) (active []dataSegment, secti
 			kept++
 			continue
 		}
-		active = append(active, dataSegment{offset: offset, data: data})
+		active.segs = append(active.segs, dataSegment{offset: offset, start: uint32(len(active.bytes)), end: uint32(len(active.bytes) + len(data))})
+		active.bytes = append(active.bytes, data...)
 		if dataCount {
 			entries = append(entries, 0x01, 0x00)
 			kept++
@@ -327,8 +334,9 @@ func (inst *instance) applyData() error {
 		return nil
 	}
 	mem := inst.mod.Memory()
-	for i, seg := range inst.form.data {
-		if mem == nil || !mem.Write(seg.offset, seg.data) {
+	d := &inst.form.data
+	for i, seg := range d.segs {
+		if mem == nil || !mem.Write(seg.offset, d.bytes[seg.start:seg.end]) {
 			return fmt.Errorf("data[%d]: out of bounds memory access", i)
 		}
 	}

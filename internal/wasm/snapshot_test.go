@@ -100,8 +100,8 @@ func TestSnapshotFormRefusals(t *testing.T) {
 			if err != nil || ok != tc.ok {
 				t.Fatalf("newSnapshotForm: ok %v, err %v; want ok %v", ok, err, tc.ok)
 			}
-			if ok && (len(f.globals) != 1 || len(f.data) != 2) {
-				t.Fatalf("form: globals %v, %d data segments; want 1 global and 2 segments", f.globals, len(f.data))
+			if ok && (len(f.globals) != 1 || len(f.data.segs) != 2 || string(f.data.bytes) != "AB") {
+				t.Fatalf("form: globals %v, data %+v; want 1 global and the segments A and B", f.globals, f.data)
 			}
 		})
 	}
