@@ -54,26 +54,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":"cannot encode response","code":"internal_error"}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// writeJSONNow is writeJSON with the length set and the response flushed, for a
-// handler that has work to do after answering.
-func writeJSONNow(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":"cannot encode response","code":"internal_error"}`)
-	}
 	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// writeJSONNow is writeJSON with the response flushed at once, for a
+// handler that has work to do after answering.
+func writeJSONNow(w http.ResponseWriter, status int, v any) {
+	writeJSON(w, status, v)
 	http.NewResponseController(w).Flush()
 }
 

@@ -75,39 +75,30 @@ func newSnapshotForm(bin []byte) (f snapshotForm, ok bool, err error) {
 		newData    []byte
 		dataCount  bool // the module has a data count section (which precedes data)
 	)
-	p, off := bin[8:], 8
-	for len(p) > 0 {
-		id := p[0]
-		size, n := uleb32(p[1:])
-		if n == 0 || uint64(size) > uint64(len(p)-1-n) {
-			return f, false, errMalformed
-		}
-		body := p[1+n : 1+n+int(size)]
-		sec := span{off, off + 1 + n + int(size)}
+	ok = true
+	err = eachSection(bin, func(id byte, from, to int, body []byte) bool {
+		sec := span{from, to}
 		switch id {
 		case 2:
-			imported, err := importedGlobalCount(body)
-			if err != nil || imported > 0 {
-				return f, false, err
-			}
+			var imported uint32
+			imported, err = importedGlobalCount(body)
+			ok = err == nil && imported == 0
 		case 6:
-			if mutable, ok, err = mutableGlobals(body); !ok || err != nil {
-				return f, false, err
-			}
+			mutable, ok, err = mutableGlobals(body)
 		case 7:
 			exportSec, exportBody = sec, body
 		case 8:
-			return f, false, nil
+			ok = false
 		case 12:
 			dataCount = true
 		case 11:
 			dataSec = sec
-			if f.data, newData, ok, err = emptyDataSegments(body, dataCount); !ok || err != nil {
-				return f, false, err
-			}
+			f.data, newData, ok, err = emptyDataSegments(body, dataCount)
 		}
-		p = p[1+n+int(size):]
-		off = sec.to
+		return ok && err == nil
+	})
+	if !ok || err != nil {
+		return snapshotForm{}, false, err
 	}
 
 	var entries []byte
@@ -141,28 +132,43 @@ func newSnapshotForm(bin []byte) (f snapshotForm, ok bool, err error) {
 	out := make([]byte, 0, len(bin)+len(added)+len(newData)+32)
 	out = append(out, bin[:8]...)
 	wrote := false
-	for p, off := bin[8:], 8; len(p) > 0; {
-		id := p[0]
-		size, n := uleb32(p[1:])
-		end := off + 1 + n + int(size)
-		if !wrote && (off == exportSec.from || exportSec.from < 0 && (id >= 8 && id <= 12)) {
+	eachSection(bin, func(id byte, from, to int, _ []byte) bool {
+		if !wrote && (from == exportSec.from || exportSec.from < 0 && (id >= 8 && id <= 12)) {
 			out = appendSection(out, 7, exports)
 			wrote = true
 		}
-		switch off {
+		switch from {
 		case exportSec.from:
 		case dataSec.from:
 			out = appendSection(out, 11, newData)
 		default:
-			out = append(out, bin[off:end]...)
+			out = append(out, bin[from:to]...)
 		}
-		p, off = p[1+n+int(size):], end
-	}
+		return true
+	})
 	if !wrote {
 		out = appendSection(out, 7, exports)
 	}
 	f.bin = out
 	return f, true, nil
+}
+
+// eachSection calls fn with each section of bin (past the header): its id, where
+// it begins and ends in bin, and its body, until fn returns false. A section
+// running past the end is errMalformed.
+func eachSection(bin []byte, fn func(id byte, from, to int, body []byte) bool) error {
+	for off := 8; off < len(bin); {
+		size, n := uleb32(bin[off+1:])
+		if n == 0 || uint64(size) > uint64(len(bin)-off-1-n) {
+			return errMalformed
+		}
+		to := off + 1 + n + int(size)
+		if !fn(bin[off], off, to, bin[off+1+n:to]) {
+			return nil
+		}
+		off = to
+	}
+	return nil
 }
 
 func appendSection(out []byte, id byte, body []byte) []byte {
