@@ -12,6 +12,7 @@ import (
 
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/dockertest"
+	"github.com/clawbox/clawbox/internal/testkit"
 )
 
 // TestHardeningFromInside checks the sandbox's confinement from inside the running
@@ -23,7 +24,15 @@ func testHardeningFromInside(t *testing.T, rt dockertest.Runtime) {
 	cfg := dockerConfig(t)
 	cfg.Containers.PidsLimit = 40
 	useRuntime(cfg, rt)
-	addrs, _ := runDaemon(t, cfg)
+	// The server's log is printed when the test fails: an engine error behind an
+	// internal_error answer is only there.
+	var serverLog testkit.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", serverLog.String())
+		}
+	})
+	addrs, _ := runDaemonLog(t, cfg, &serverLog)
 	c := apiClient(t, cfg, addrs[0])
 	ctx := context.Background()
 
