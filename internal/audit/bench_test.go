@@ -83,19 +83,40 @@ func reportCPU(b *testing.B, start time.Duration, n int) {
 
 // BenchmarkWriterIndexed records audit records through the writer into a real
 // SQLite index (WAL, in b.TempDir()). serial waits for each record's insert before
-// the next, as at light load, where every record is a batch of its own; burst
-// queues every record at once, so they are written and indexed in batches of
-// DefaultBatchSize. An op is one record, from Record to committed in the index.
+// the next, without a linger, so every record is a batch of its own; trickle sends
+// one record every 250µs (a c=1 stream of requests) with the default linger, so the
+// records that arrive within one are indexed together; burst queues every record at
+// once, so they are written and indexed in batches of DefaultBatchSize. An op is one
+// record, from Record to committed in the index.
 func BenchmarkWriterIndexed(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		idx := signalIndex{DB: benchStore(b), done: make(chan int, 1)}
-		w := benchWriter(b, audit.Config{}, idx)
+		w := benchWriter(b, audit.Config{IndexLinger: -1}, idx)
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := cpuTime(b)
 		for i := range b.N {
 			w.Record(benchRecord(i))
 			<-idx.done
+		}
+		reportCPU(b, start, b.N)
+	})
+	b.Run("trickle", func(b *testing.B) {
+		idx := signalIndex{DB: benchStore(b), done: make(chan int, 64)}
+		w := benchWriter(b, audit.Config{QueueSize: b.N}, idx)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := cpuTime(b)
+		next := time.Now()
+		for i := range b.N {
+			w.Record(benchRecord(i))
+			next = next.Add(250 * time.Microsecond)
+			time.Sleep(time.Until(next))
+		}
+		if err := w.Sync(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < b.N; n += <-idx.done {
 		}
 		reportCPU(b, start, b.N)
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,4 +308,107 @@ func splitLines(b []byte) []string {
 		b = b[i+1:]
 	}
 	return out
+}
+
+// waitLines polls the writer's file until it holds n lines, failing the test after a
+// deadline.
+func waitLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines := splitLines(b); len(lines) >= n || time.Now().After(deadline) {
+			if len(lines) != n {
+				t.Fatalf("the file holds %d lines, want %d", len(lines), n)
+			}
+			return lines
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIndexLingerAndSync: records are in the file at once but wait for the linger
+// before the index; Sync inserts them (every line, byte for byte, across batches
+// written one at a time), a full batch does not wait, and Close indexes what
+// lingers.
+func TestIndexLingerAndSync(t *testing.T) {
+	idx := &memIndex{tries: make(chan struct{}, 1)}
+	w, _ := newWriter(t, audit.Config{IndexLinger: time.Hour, BatchSize: 64}, audit.Deps{Index: idx})
+	for i := range 40 { // one batch each: the file is written before the next record
+		w.Record(audit.Record{Kind: audit.KindExecution, Tool: toolName(i), Event: strings.Repeat("e", i*50)})
+		waitLines(t, w.Path(), i+1)
+	}
+	idx.mu.Lock()
+	if len(idx.lines) != 0 {
+		t.Errorf("indexed %d lines before the linger ended, want none", len(idx.lines))
+	}
+	idx.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.mu.Lock()
+	if lines := splitLines(b); !slices.Equal(idx.lines, lines) {
+		t.Errorf("after Sync, indexed lines = %q\nfile lines = %q", idx.lines, lines)
+	}
+	if idx.pos.Offset != int64(len(b)) {
+		t.Errorf("position = %+v, want the end of the file (%d)", idx.pos, len(b))
+	}
+	idx.mu.Unlock()
+
+	// A full batch is inserted without waiting for the linger.
+	for i := range 64 {
+		w.Record(audit.Record{Kind: audit.KindExecution, Tool: toolName(100 + i)})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		idx.mu.Lock()
+		n := len(idx.lines)
+		idx.mu.Unlock()
+		if n >= 40+64 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a full batch was not indexed before the linger: %d lines indexed", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// What lingers at Close is indexed by Close.
+	w.Record(audit.Record{Kind: audit.KindExecution, Tool: "last"})
+	waitLines(t, w.Path(), 40+64+1)
+	closeWriter(t, w)
+	if err := w.Sync(ctx); err != nil {
+		t.Errorf("Sync after Close = %v, want nil", err)
+	}
+	b, err = os.ReadFile(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := splitLines(b); !slices.Equal(idx.lines, lines) {
+		t.Errorf("after Close, %d lines indexed, the file holds %d", len(idx.lines), len(lines))
+	}
+}
+
+// TestSyncIsBoundedByContext: a Sync waiting for an index that does not answer
+// returns its context's error.
+func TestSyncIsBoundedByContext(t *testing.T) {
+	g := newGateIndex()
+	w, _ := newWriter(t, audit.Config{}, audit.Deps{Index: g})
+	w.Record(audit.Record{Kind: audit.KindExecution, Tool: "held"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sync = %v, want context.DeadlineExceeded", err)
+	}
+	close(g.release)
+	closeWriter(t, w)
 }

@@ -37,6 +37,7 @@ const (
 	DefaultMaxAge           = 30 * 24 * time.Hour
 	DefaultIndexMaxBytes    = 256 << 20
 	DefaultRetentionEvery   = 10 * time.Minute
+	DefaultIndexLinger      = 20 * time.Millisecond
 )
 
 // Config says where and how the audit log is written. Zero values mean the defaults.
@@ -59,6 +60,13 @@ type Config struct {
 	SubscriberBuffer int
 	// IndexTimeout bounds each insert of a batch into the index (default 5s).
 	IndexTimeout time.Duration
+	// IndexLinger is how long records written to the file may wait for more before
+	// they are inserted into a LineIndex together (default 20ms; negative: each
+	// batch is inserted as soon as it is written). One commit costs the same for one
+	// record as for a hundred, so at light load a linger turns one commit a request
+	// into one per many. The file is written at once all the same, and Sync (which
+	// GET /audit calls) inserts what lingers before it answers.
+	IndexLinger time.Duration
 	// RefusalBudget is how many records of refused requests one sandbox or tool may
 	// have written per AggregateWindow (default 20; negative: no budget). The
 	// refusals past it are counted and written as one record per decision, with
@@ -112,6 +120,9 @@ func (c Config) withDefaults() Config {
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = DefaultRetentionEvery
 	}
+	if c.IndexLinger == 0 {
+		c.IndexLinger = DefaultIndexLinger
+	}
 	return c
 }
 
@@ -163,7 +174,8 @@ type Writer struct {
 	dropped   atomic.Int64  // records dropped since the last gap record
 	gapSignal chan struct{} // wakes the writer to write a gap record (capacity 1)
 
-	stop      chan struct{} // closed by Close: drain and exit
+	syncReq   chan chan struct{} // Sync's requests: write and index what is queued, then close the reply
+	stop      chan struct{}      // closed by Close: drain and exit
 	abort     chan struct{} // closed when Close's ctx ends: stop draining
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -184,7 +196,9 @@ type Writer struct {
 	enc     *json.Encoder // encodes a batch into encoded
 	encoded bytes.Buffer
 	ends    []int   // where each record of the batch ends in encoded, -1 if it was not encoded
-	entries []Entry // the batch's records that reached the file, for lines
+	entries []Entry // records in the file not yet in lines (their lines are in encoded)
+	linger  *time.Timer
+	lingerC <-chan time.Time // linger's channel while entries wait for it, else nil
 }
 
 type metrics struct {
@@ -272,6 +286,7 @@ func New(cfg Config, deps Deps) (*Writer, error) {
 		m:         m,
 		queue:     make(chan Record, cfg.QueueSize),
 		gapSignal: make(chan struct{}, 1),
+		syncReq:   make(chan chan struct{}),
 		stop:      make(chan struct{}),
 		abort:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -284,6 +299,8 @@ func New(cfg Config, deps Deps) (*Writer, error) {
 	}
 	w.lines, _ = deps.Index.(LineIndex)
 	w.enc = json.NewEncoder(&w.encoded)
+	w.linger = time.NewTimer(time.Hour)
+	w.linger.Stop()
 	w.subs.init()
 	w.agg = newAggregator(cfg.RefusalBudget, cfg.AggregateWindow)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -352,6 +369,29 @@ func (w *Writer) enqueueLocked(r Record) {
 	}
 }
 
+// Sync returns once every record queued before it was called is in the file and,
+// with an index, inserted into it (or the insert failed, in which case the index
+// catches up from the file later), or when ctx ends (its error). After Close it
+// returns nil at once: Close drains what was accepted.
+func (w *Writer) Sync(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case w.syncReq <- reply:
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Close stops accepting records, writes what is queued (until ctx ends), flushes and
 // closes the file, and ends every subscription. It returns the error closing the
 // file, or else ctx's error when the drain was cut short (the abandoned records are
@@ -395,6 +435,7 @@ func (w *Writer) run() {
 	defer aggTick.Stop()
 	retTick := time.NewTicker(w.cfg.RetentionEvery)
 	defer retTick.Stop()
+	defer w.linger.Stop()
 	for {
 		// Once Close has been called, only the drain remains.
 		select {
@@ -402,6 +443,7 @@ func (w *Writer) run() {
 			// Intake is closed: the summaries of every open window go last.
 			w.requeue(w.agg.flush(w.now(), true))
 			w.drain(batch)
+			w.indexPending()
 			w.closeErr = w.finish()
 			return
 		default:
@@ -417,6 +459,20 @@ func (w *Writer) run() {
 			if s := w.agg.flush(w.now(), false); len(s) > 0 {
 				w.process(append(w.fill(batch[:0]), s...))
 			}
+		case <-w.lingerC:
+			w.lingerC = nil
+			w.indexPending()
+		case reply := <-w.syncReq:
+			// What was queued when Sync was called, at most a queue's worth.
+			for range w.cfg.QueueSize/w.cfg.BatchSize + 1 {
+				batch = w.fill(batch[:0])
+				if len(batch) == 0 {
+					break
+				}
+				w.process(batch)
+			}
+			w.indexPending()
+			close(reply)
 		case <-retTick.C:
 			w.retain()
 		case <-w.stop:
@@ -526,17 +582,15 @@ func (w *Writer) process(batch []Record) {
 		// The batch is in the file: catching up indexes it with what was missed.
 		w.indexBehind()
 	case w.lines != nil:
-		if len(w.entries) == 0 {
-			break
+		switch {
+		case len(w.entries) == 0:
+		case len(w.entries) >= w.cfg.BatchSize || w.cfg.IndexLinger < 0:
+			w.indexPending()
+		case w.lingerC == nil:
+			w.linger.Reset(w.cfg.IndexLinger)
+			w.lingerC = w.linger.C
 		}
-		ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
-		err := w.lines.InsertAuditLines(ctx, w.entries, Position{File: w.fileID, Offset: w.size})
-		cancel()
-		if err != nil {
-			w.behind = true
-			w.m.indexErrors.Inc()
-			w.log.Warn("audit: index insert failed; the index will catch up from the file", "records", len(w.entries), "err", err)
-		}
+		return // the entries wait for the linger
 	case w.index != nil:
 		ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
 		err := w.index.InsertAudit(ctx, batch)
@@ -546,8 +600,36 @@ func (w *Writer) process(batch []Record) {
 			w.log.Warn("audit: index insert failed; records are in the file only", "records", len(batch), "err", err)
 		}
 	}
-	clear(w.entries) // the lines are in w.encoded, reused by the next batch
+	w.clearPending()
+}
+
+// indexPending inserts the records in the file that are not yet in lines, with the
+// file's position after them.
+func (w *Writer) indexPending() {
+	if w.lines == nil || len(w.entries) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.runCtx, w.cfg.IndexTimeout)
+	err := w.lines.InsertAuditLines(ctx, w.entries, Position{File: w.fileID, Offset: w.size})
+	cancel()
+	if err != nil {
+		w.behind = true
+		w.m.indexErrors.Inc()
+		w.log.Warn("audit: index insert failed; the index will catch up from the file", "records", len(w.entries), "err", err)
+	}
+	w.clearPending()
+}
+
+// clearPending forgets the entries waiting for the index (indexed, or left to the
+// catch-up) and stops the linger.
+func (w *Writer) clearPending() {
+	clear(w.entries) // their lines are in w.encoded, reused by the next batch
 	w.entries = w.entries[:0]
+	w.encoded.Reset()
+	if w.lingerC != nil {
+		w.linger.Stop()
+		w.lingerC = nil
+	}
 }
 
 // indexBehind catches the line index up from the files; until that succeeds, every
@@ -566,8 +648,10 @@ func (w *Writer) indexBehind() {
 // the file past MaxBytes, and flushes. Each record is encoded once: w.entries gets
 // the records that reached the file, with their lines.
 func (w *Writer) write(batch []Record) {
-	w.encoded.Reset()
+	// The lines of entries still waiting for the index stay where they are: new
+	// lines are appended after them (a grown buffer leaves them in the old array).
 	w.ends = w.ends[:0]
+	start := w.encoded.Len()
 	for _, r := range batch {
 		if err := w.enc.Encode(r); err != nil { // cannot happen for Record; count it rather than panic
 			w.m.writeErrors.Inc()
@@ -578,7 +662,6 @@ func (w *Writer) write(batch []Record) {
 		w.ends = append(w.ends, w.encoded.Len())
 	}
 	all := w.encoded.Bytes()
-	start := 0
 	for i, r := range batch {
 		if w.ends[i] < 0 {
 			continue

@@ -412,13 +412,23 @@ func openCredentials(cfg *config.Config, log *slog.Logger) (*secrets.Store, stri
 	return st, "", nil
 }
 
+// auditSyncTimeout bounds how long GET /audit waits for the writer to index what
+// it holds.
+const auditSyncTimeout = 2 * time.Second
+
 // auditLog answers queries from the store's index and streams from the writer.
 type auditLog struct {
 	db *store.DB
 	w  *audit.Writer
 }
 
+// QueryAudit first lets the writer index what it holds (records wait up to the
+// audit index's linger), so a query sees every record made before it; past a short
+// bound it answers from the index as it is.
 func (a auditLog) QueryAudit(ctx context.Context, f audit.Filter) ([]audit.Record, error) {
+	sctx, cancel := context.WithTimeout(ctx, auditSyncTimeout)
+	_ = a.w.Sync(sctx) // best effort: a slow index still answers what it has
+	cancel()
 	return a.db.QueryAudit(ctx, f)
 }
 
