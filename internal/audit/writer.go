@@ -176,7 +176,7 @@ type Writer struct {
 
 	syncReq   chan chan struct{} // Sync's requests: write and index what is queued, then close the reply
 	stop      chan struct{}      // closed by Close: drain and exit
-	abort     chan struct{} // closed when Close's ctx ends: stop draining
+	abort     chan struct{}      // closed when Close's ctx ends: stop draining
 	runCtx    context.Context
 	runCancel context.CancelFunc
 	done      chan struct{} // closed when the writer goroutine has exited
