@@ -24,6 +24,7 @@ import (
 	"github.com/clawbox/clawbox/api"
 	"github.com/clawbox/clawbox/internal/audit"
 	"github.com/clawbox/clawbox/internal/secrets"
+	"github.com/clawbox/clawbox/internal/store"
 )
 
 // benchDoor is the setup BenchmarkForwardDoor and BenchmarkProxyDoor share, as
@@ -37,7 +38,7 @@ type benchDoor struct {
 	sock   string
 }
 
-func newBenchDoor(b *testing.B, grant bool) *benchDoor {
+func newBenchDoor(b *testing.B, grant bool, sink AuditSink) *benchDoor {
 	b.Helper()
 	body := []byte(`{"ok":true,"items":[1,2,3],"note":"a small JSON answer from the loopback upstream"}`)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +68,7 @@ func newBenchDoor(b *testing.B, grant bool) *benchDoor {
 		AllowPrivateCIDRs: loopback,
 		Hosts:             map[string][]netip.Addr{"example.com": {ap.Addr()}},
 		Secrets:           st,
-		Audit:             discardAudit{},
+		Audit:             sink,
 		Logger:            quiet,
 	})
 	if err != nil {
@@ -132,7 +133,7 @@ func loopDoor(b *testing.B, tr *http.Transport, newReq func() *http.Request, che
 // difference; "floor" is a minimal reverse proxy on a Unix socket in front of the
 // same upstream, the cost of any second hop.
 func BenchmarkForwardDoor(b *testing.B) {
-	bd := newBenchDoor(b, false)
+	bd := newBenchDoor(b, false, discardAudit{})
 	target := bd.origin + "/api/x"
 	get := func(hdr http.Header) func() *http.Request {
 		return func() *http.Request {
@@ -191,16 +192,21 @@ func BenchmarkForwardDoor(b *testing.B) {
 // BenchmarkProxyDoor: one POST /proxy per iteration, the envelope of a GET of
 // http://example.com:<port>/api/x, through a door on its Unix socket (as the bench
 // agent sends it), without and with the stored credential granted (and so
-// injected). The answer is the door's JSON envelope, checked to hold the upstream's
-// status and body.
+// injected), and without a credential into the real audit writer with its SQLite
+// index (audited), as the server records every request. The answer is the door's
+// JSON envelope, checked to hold the upstream's status and body.
 func BenchmarkProxyDoor(b *testing.B) {
-	for _, grant := range []bool{false, true} {
-		name := "plain"
-		if grant {
-			name = "injected"
-		}
-		b.Run(name, func(b *testing.B) {
-			bd := newBenchDoor(b, grant)
+	for _, v := range []struct {
+		name    string
+		grant   bool
+		audited bool
+	}{{"plain", false, false}, {"injected", true, false}, {"audited", false, true}} {
+		b.Run(v.name, func(b *testing.B) {
+			var sink AuditSink = discardAudit{}
+			if v.audited {
+				sink = benchAuditWriter(b)
+			}
+			bd := newBenchDoor(b, v.grant, sink)
 			payload := []byte(`{"url":"` + bd.origin + `/api/x","method":"GET"}`)
 			post := func() *http.Request {
 				req, err := http.NewRequest(http.MethodPost, "http://door/proxy", bytes.NewReader(payload))
@@ -236,6 +242,28 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchAuditWriter is the audit writer as the server has it: the file and a SQLite
+// index in the test's directory, default settings.
+func benchAuditWriter(b *testing.B) *audit.Writer {
+	b.Helper()
+	dir := b.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	w, err := audit.New(audit.Config{Dir: filepath.Join(dir, "audit")}, audit.Deps{Index: db, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		w.Close(ctx)
+	})
+	return w
 }
 
 // discardAudit is an audit sink that keeps nothing.
