@@ -30,8 +30,7 @@ var (
 	noSniff         = []string{"nosniff"}
 )
 
-// writeProxyAnswer writes the 200 answer of POST /proxy for resp, and flushes it:
-// the status line, header and body leave in one write before it returns.
+// writeProxyAnswer writes the 200 answer of POST /proxy for resp.
 func writeProxyAnswer(w http.ResponseWriter, resp *Response) {
 	bp := answerBufs.Get().(*[]byte)
 	b := appendProxyAnswer((*bp)[:0], resp.Status, resp.Header, resp.Body, resp.Truncated)
@@ -39,13 +38,13 @@ func writeProxyAnswer(w http.ResponseWriter, resp *Response) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = noSniff
-	// Flushed, the answer would go chunked without its length.
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if len(b) > 2048 {
+		// net/http sets Content-Length itself for an answer it buffers whole (up
+		// to 2 KiB); a longer one would otherwise go chunked.
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
 	if cap(b) <= maxPooledAnswer {
 		*bp = b
 		answerBufs.Put(bp)

@@ -338,7 +338,7 @@ func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 		writeError(w, invalidField("url", "url is required"), "")
 		return
 	}
-	call := Call{
+	resp, err := d.g.Do(r.Context(), Call{
 		ContainerID: d.spec.SandboxID,
 		Policy:      d.policy,
 		Grants:      d.spec.Credentials,
@@ -348,13 +348,7 @@ func (d *Door) proxy(w http.ResponseWriter, r *http.Request, reqID string) {
 		URL:         req.URL,
 		Headers:     req.Headers,
 		LoadBody:    env.decodeBody,
-	}
-	var rec audit.Record
-	var clean cleanSet
-	resp, err := d.g.run(r.Context(), call, &rec, &clean)
-	// The record is made once the answer is on its way: recording (redaction,
-	// metrics, the hand-off to the audit writer) is not on the request's path.
-	defer d.g.finish(call, &rec, &clean)
+	})
 	if err != nil {
 		if e, ok := api.AsError(err); ok && e.Code == api.CodeRateLimited {
 			w.Header().Set("Retry-After", "1")

@@ -372,20 +372,8 @@ var responseHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive"
 // failures are *api.Error values with codes blocked_by_policy, leak_detected,
 // private_address, rate_limited, upstream_error, upstream_timeout or invalid_request.
 func (g *Gateway) Do(ctx context.Context, c Call) (*Response, error) {
-	var rec audit.Record
-	var clean cleanSet
-	resp, err := g.run(ctx, c, &rec, &clean)
-	g.finish(c, &rec, &clean)
-	return resp, err
-}
-
-// run is Do without its record: it runs the pipeline, puts the outcome into rec and
-// charges a refusal to the caller's refusal budget. finish must follow, once, with
-// the same rec and clean: a door calls it after its answer is on the wire, so that
-// recording is not on the request's path.
-func (g *Gateway) run(ctx context.Context, c Call, rec *audit.Record, clean *cleanSet) (*Response, error) {
 	start := g.now()
-	*rec = audit.Record{
+	rec := audit.Record{
 		Time:        start,
 		Kind:        audit.KindRequest,
 		ContainerID: c.ContainerID,
@@ -393,31 +381,25 @@ func (g *Gateway) run(ctx context.Context, c Call, rec *audit.Record, clean *cle
 		RequestID:   c.RequestID,
 		Door:        c.Door,
 	}
-	resp, err := g.do(ctx, c, rec, clean)
+	var clean cleanSet
+	resp, err := g.do(ctx, c, &rec, &clean)
 	rec.LatencyMS = g.now().Sub(start).Milliseconds()
-	g.closeRecord(c, rec, err)
-	return resp, err
-}
-
-// finish is step 10's end: it redacts what rec took from the caller (clean holds
-// what the request's scan found clean), counts the request and records it.
-func (g *Gateway) finish(c Call, rec *audit.Record, clean *cleanSet) {
-	g.redactRecord(c, rec, clean)
-	rec.Reason = g.redactStringIn(clean, rec.Reason)
-	rec.Error = g.redactStringIn(clean, rec.Error)
+	g.closeRecord(c, &rec, err, &clean)
 	kind := callerContainer
 	if c.ContainerID == "" {
 		kind = callerTool
 	}
 	g.metrics.request(kind, rec.Decision).Inc()
 	if g.cfg.Audit != nil {
-		g.cfg.Audit.Record(*rec)
+		g.cfg.Audit.Record(rec)
 	}
+	return resp, err
 }
 
-// closeRecord puts err into rec and charges a refusal to the caller's refusal
-// budget.
-func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
+// closeRecord is step 10 for every door: it puts err into rec, charges a refusal to
+// the caller's refusal budget, and redacts what rec took from the caller. clean
+// (nil: none) holds what the request's scan found clean.
+func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error, clean *cleanSet) {
 	if err != nil {
 		if e, ok := api.AsError(err); ok {
 			rec.Error = e.Code + ": " + e.Message
@@ -431,6 +413,9 @@ func (g *Gateway) closeRecord(c Call, rec *audit.Record, err error) {
 	if refused(rec.Decision) {
 		g.refusals.allow(callerKey(c), g.now())
 	}
+	g.redactRecord(c, rec, clean)
+	rec.Reason = g.redactStringIn(clean, rec.Reason)
+	rec.Error = g.redactStringIn(clean, rec.Error)
 }
 
 // refused reports whether d counts against the refusal budget: the caller asked for

@@ -87,9 +87,11 @@ func (d *Door) stream(w http.ResponseWriter, sc streamCall) {
 	if recErr == errAborted {
 		recErr = nil // the record already says why
 	}
-	call := Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}
-	g.closeRecord(call, &rec, recErr)
-	g.finish(call, &rec, &clean)
+	g.closeRecord(Call{ContainerID: d.spec.SandboxID, Method: sc.method, URL: sc.url}, &rec, recErr, &clean)
+	g.metrics.request(callerContainer, rec.Decision).Inc()
+	if g.cfg.Audit != nil {
+		g.cfg.Audit.Record(rec)
+	}
 	switch {
 	case err == errAborted:
 		panic(http.ErrAbortHandler)
