@@ -190,6 +190,7 @@ type Gateway struct {
 	now       func() time.Time
 	guard     *Guard
 	transport *http.Transport
+	rt        *h1Pool // requests without a body itself, the rest through transport
 	dial      func(ctx context.Context, network, address string) (net.Conn, error)
 	limits    *limiters
 	refusals  *limiters // the refusal budget, apart from the request rate
@@ -282,6 +283,7 @@ func New(cfg Config) (*Gateway, error) {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 256 << 10,
 	}
+	g.rt = newH1Pool(g.transport, d.DialContext, g.transport.TLSClientConfig)
 	g.limits = newLimiters(cfg.RatePerSecond, cfg.RateBurst, cfg.RateIdle)
 	g.refusals = newLimiters(cfg.RefusalsPerSecond, cfg.RefusalBurst, cfg.RateIdle)
 	if g.metrics, err = newMetrics(cfg.Registerer); err != nil {
@@ -312,7 +314,7 @@ func upstreamRoots(caFile string) (*x509.CertPool, error) {
 // unavailable. It is idempotent. Doors are owned by whoever opened them.
 func (g *Gateway) Close() error {
 	g.closed.Store(true)
-	g.transport.CloseIdleConnections()
+	g.rt.close()
 	return nil
 }
 
@@ -557,7 +559,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 	sent := g.now()
 	rec.BytesOut = int64(len(body))
 	g.metrics.bytesOut().Add(float64(len(body)))
-	resp, err := g.transport.RoundTrip(req)
+	resp, err := g.rt.RoundTrip(req)
 	if err != nil {
 		e := g.upstreamError(ctx, c.RequestID, err)
 		if e.Code == api.CodePrivateAddress {

@@ -249,7 +249,7 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 
 	// 7, 8. Dial and send; the upload streams through the check.
 	sent := g.now()
-	resp, err := g.transport.RoundTrip(req)
+	resp, err := g.rt.RoundTrip(req)
 	rec.BytesOut = int64(len(prefix))
 	if cr != nil {
 		rec.BytesOut = cr.sent
