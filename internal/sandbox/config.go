@@ -194,8 +194,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.AllowedPolicies = []string{"wasm_only", "container"}
 	}
 	switch {
-	case c.DefaultMemoryMB > c.MaxMemoryMB || c.DefaultMemoryMB < minMemoryMB:
-		return c, fmt.Errorf("sandbox config: default_memory_mb %d must be between %d and max_memory_mb %d", c.DefaultMemoryMB, minMemoryMB, c.MaxMemoryMB)
+	case c.DefaultMemoryMB > c.MaxMemoryMB || c.DefaultMemoryMB < minMemory(c.Runtime):
+		return c, fmt.Errorf("sandbox config: default_memory_mb %d must be between %d and max_memory_mb %d", c.DefaultMemoryMB, minMemory(c.Runtime), c.MaxMemoryMB)
 	case c.DefaultCPUShares > c.MaxCPUShares || c.DefaultCPUShares < minCPUShares:
 		return c, fmt.Errorf("sandbox config: default_cpu_shares %d must be between %d and max_cpu_shares %d", c.DefaultCPUShares, minCPUShares, c.MaxCPUShares)
 	case c.DefaultTimeout > c.MaxTimeout || c.DefaultTimeout < 0:
@@ -258,8 +258,8 @@ func (c Config) checkPools() ([]PoolConfig, error) {
 		if pc.MemoryMB == 0 {
 			pc.MemoryMB = c.DefaultMemoryMB
 		}
-		if pc.MemoryMB < minMemoryMB || pc.MemoryMB > c.MaxMemoryMB {
-			return nil, bad("memory_mb", "%d must be between %d and containers.max_memory_mb %d", pc.MemoryMB, minMemoryMB, c.MaxMemoryMB)
+		if pc.MemoryMB < minMemory(c.Runtime) || pc.MemoryMB > c.MaxMemoryMB {
+			return nil, bad("memory_mb", "%d must be between %d and containers.max_memory_mb %d", pc.MemoryMB, minMemory(c.Runtime), c.MaxMemoryMB)
 		}
 		if pc.CPUShares == 0 {
 			pc.CPUShares = c.DefaultCPUShares
@@ -337,3 +337,17 @@ const (
 	minMemoryMB  = 6
 	minCPUShares = 2
 )
+
+// minMemoryMBGVisor is the smallest memory limit under gVisor: runsc's own sandbox
+// processes (and the engine's start hook) run inside the container's memory limit,
+// and below about 32 MB creating the container fails on a loaded host (the runtime
+// is killed with the limit's OOM before the workload starts).
+const minMemoryMBGVisor = 64
+
+// minMemory is the smallest memory limit a sandbox may have under runtime.
+func minMemory(runtime string) int64 {
+	if runtime == "runsc" {
+		return minMemoryMBGVisor
+	}
+	return minMemoryMB
+}

@@ -111,6 +111,29 @@ func TestValidateSpawn(t *testing.T) {
 	}
 }
 
+// TestValidateSpawnGVisorMemoryMinimum: under gVisor the runtime's own processes
+// share the sandbox's memory limit, so a limit it cannot start in is refused up
+// front instead of failing at the engine.
+func TestValidateSpawnGVisorMemoryMinimum(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Runtime = "runsc"
+	m := &Manager{cfg: cfg}
+	req := api.ContainerSpawnRequest{Task: "t", Capabilities: &api.ContainerCapabilities{Resources: &api.ContainerResources{MemoryMB: ptr[int64](32)}}}
+	if _, err := m.validate(&req); errCode(err) != api.CodeInvalidRequest || !strings.Contains(err.Error(), "gVisor") {
+		t.Errorf("32 MB under runsc: %v, want invalid_request naming gVisor", err)
+	}
+	req.Capabilities.Resources.MemoryMB = ptr[int64](64)
+	if _, err := m.validate(&req); err != nil {
+		t.Errorf("64 MB under runsc: %v", err)
+	}
+	cfg.Runtime = ""
+	m = &Manager{cfg: cfg}
+	req.Capabilities.Resources.MemoryMB = ptr[int64](16)
+	if _, err := m.validate(&req); err != nil {
+		t.Errorf("16 MB under runc: %v", err)
+	}
+}
+
 func TestConfigDefaultsAndValidation(t *testing.T) {
 	tests := []struct {
 		name string

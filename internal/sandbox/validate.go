@@ -103,7 +103,10 @@ func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
 		switch v := *r.MemoryMB; {
 		case v > m.cfg.MaxMemoryMB:
 			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is above the server maximum %d (containers.max_memory_mb)", v, m.cfg.MaxMemoryMB)
-		case v < minMemoryMB:
+		case v < minMemory(m.cfg.Runtime):
+			if m.cfg.Runtime == "runsc" {
+				return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d under gVisor (containers.runtime = \"runsc\": its own processes share the limit)", v, minMemoryMBGVisor)
+			}
 			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d", v, minMemoryMB)
 		}
 		p.memoryMB = *r.MemoryMB
