@@ -150,6 +150,10 @@ func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 
 var gzipOnly = []string{"gzip"}
 
+// max1xx is how many informational answers may come before the answer, as the
+// Transport allows.
+const max1xx = 5
+
 // aLongTimeAgo is a deadline that has passed: set on a connection, it fails its
 // pending and future reads and writes at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -192,7 +196,10 @@ func (p *h1Pool) send(ctx context.Context, pc *h1Conn, req *http.Request, gz boo
 		return fail(errNothingRead{err})
 	}
 	var resp *http.Response
-	for {
+	for informational := 0; ; informational++ {
+		if informational > max1xx {
+			return fail(fmt.Errorf("egress: upstream sent more than %d informational (1xx) answers", max1xx))
+		}
 		var err error
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {

@@ -270,22 +270,12 @@ func TestH1PoolIgnoresBytesSentOnAnIdleConnection(t *testing.T) {
 
 func TestH1PoolBoundsTheHeaderAndSkips1xx(t *testing.T) {
 	srv := newRawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
-		r, err := readRequest(br)
-		if err != nil {
-			return
-		}
-		switch r.URL.Path {
-		case "/huge":
-			io.WriteString(c, "HTTP/1.1 200 OK\r\n")
-			line := "X-Filler: " + strings.Repeat("f", 1000) + "\r\n"
-			for range 400 { // 400 KB, over the 256 KiB bound
-				if _, err := io.WriteString(c, line); err != nil {
-					return
-				}
+		for {
+			r, err := readRequest(br)
+			if err != nil {
+				return
 			}
-			io.WriteString(c, "Content-Length: 2\r\n\r\nok")
-		case "/hints":
-			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okAnswer)
+			serveBoundsCase(r, c)
 		}
 	})
 	p, _ := newTestPool(t, nil)
@@ -299,6 +289,36 @@ func TestH1PoolBoundsTheHeaderAndSkips1xx(t *testing.T) {
 	resp, body := get(t, p, http.MethodGet, srv.url()+"/hints")
 	if resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("after 103: %d %q, want 200 ok", resp.StatusCode, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.url()+"/endless-hints", nil)
+	if resp, err := p.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Error("endless 1xx answers were read without end")
+	} else if !strings.Contains(err.Error(), "informational") {
+		t.Errorf("error = %v, want the 1xx bound's", err)
+	}
+}
+
+// serveBoundsCase answers one request of TestH1PoolBoundsTheHeaderAndSkips1xx.
+func serveBoundsCase(r *http.Request, c net.Conn) {
+	switch r.URL.Path {
+	case "/huge":
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("f", 1000) + "\r\n"
+		for range 400 { // 400 KB, over the 256 KiB bound
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+		io.WriteString(c, "Content-Length: 2\r\n\r\nok")
+	case "/hints":
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okAnswer)
+	case "/endless-hints":
+		for {
+			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n\r\n"); err != nil {
+				return
+			}
+		}
 	}
 }
 
