@@ -45,3 +45,37 @@ func TestClassifyEngineDown(t *testing.T) {
 		t.Errorf("classify(not found) = %v", nf)
 	}
 }
+
+// TestRuntimeFailure: the engine's answers when its OCI runtime fails (the texts
+// below are the engine's own, from CI runs under runsc) become 503 unavailable
+// naming the runtime, with a hint when the runtime was killed, and without the
+// engine's host paths; other start errors are left to classify.
+func TestRuntimeFailure(t *testing.T) {
+	killed := errors.New("Error response from daemon: failed to create shim task: OCI runtime create failed: /var/lib/docker/runtimes/runsc did not terminate successfully: exit status 137: unknown")
+	hook := errors.New(`Error response from daemon: failed to create shim task: OCI runtime create failed: creating container: failure executing hook "/proc/1462/exe", err: exit status 1`)
+	for _, tc := range []struct {
+		err     error
+		runtime string
+		want    []string
+	}{
+		{killed, "runsc", []string{"runsc", "killed", "memory_mb"}},
+		{hook, "runsc", []string{"runsc", "server log"}},
+		{hook, "", []string{"default runtime"}},
+	} {
+		e := runtimeFailure(tc.runtime, tc.err)
+		if e == nil || e.Code != api.CodeUnavailable {
+			t.Fatalf("runtimeFailure(%q) = %v, want unavailable", tc.err, e)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(e.Message, w) {
+				t.Errorf("message %q does not say %q", e.Message, w)
+			}
+		}
+		if strings.Contains(e.Message, "/var/lib") || strings.Contains(e.Message, "/proc/") {
+			t.Errorf("message %q shows the engine's host paths", e.Message)
+		}
+	}
+	if e := runtimeFailure("runsc", errors.New("Error response from daemon: No such container: x")); e != nil {
+		t.Errorf("a non-runtime error became %v", e)
+	}
+}

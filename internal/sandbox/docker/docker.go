@@ -375,9 +375,32 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (id string, err 
 	b.mu.Unlock()
 	cleanup = append(cleanup, func() { b.dropPending(createdID) })
 	if _, err := b.cli.ContainerStart(cctx, id, client.ContainerStartOptions{}); err != nil {
+		if e := runtimeFailure(spec.Runtime, err); e != nil {
+			b.log.Warn("docker: the OCI runtime could not start a container", "container", id, "runtime", spec.Runtime, "err", err)
+			return "", fmt.Errorf("docker container start: %w: %w", e, err)
+		}
 		return "", classify("container start", err)
 	}
 	return id, nil
+}
+
+// runtimeFailure is the error a caller sees when the engine's OCI runtime (runc,
+// runsc) failed to create or start the container, or nil for any other error. It
+// names the runtime and, when the runtime was killed (exit status 137: the memory
+// limit, which under gVisor also counts the runtime's own processes), says so; the
+// engine's own text (host paths) stays in the server log.
+func runtimeFailure(runtime string, err error) *api.Error {
+	msg := err.Error()
+	if !strings.Contains(msg, "OCI runtime") {
+		return nil
+	}
+	if runtime == "" {
+		runtime = "the engine's default runtime"
+	}
+	if strings.Contains(msg, "exit status 137") || strings.Contains(msg, "signal: killed") {
+		return api.Errorf(api.CodeUnavailable, "the container runtime (%s) was killed while starting the sandbox, most likely by its memory limit: ask for more memory_mb, or retry when the host is less loaded", runtime)
+	}
+	return api.Errorf(api.CodeUnavailable, "the container runtime (%s) could not start the sandbox; the server log has the engine's message", runtime)
 }
 
 func (b *Backend) dropPending(id string) {
