@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -38,7 +39,6 @@ type h1Pool struct {
 	idleTimeout    time.Duration
 	handshake      time.Duration
 	maxHeaderBytes int64
-	now            func() time.Time
 
 	mu     sync.Mutex
 	idle   map[h1Key][]*h1Conn // the most recently used last
@@ -53,40 +53,16 @@ type h1Key struct{ scheme, addr string }
 // h1Conn is one upstream connection, owned by one request at a time.
 type h1Conn struct {
 	key    h1Key
-	conn   net.Conn // *tls.Conn for https
-	raw    net.Conn // the TCP connection under conn
-	lr     limitedReader
+	conn   net.Conn         // *tls.Conn for https
+	raw    net.Conn         // the TCP connection under conn
+	lr     io.LimitedReader // the connection as br reads it: N bounds a response's header
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	idleAt time.Time
 	expiry *time.Timer // closes the connection after the idle timeout in the pool
 }
 
-// limitedReader is the connection as br reads it: while n is set, reading more than
-// n bytes fails (the bound on a response's header).
-type limitedReader struct {
-	r     io.Reader
-	n     int64
-	limit bool
-}
-
-var errHeaderTooLarge = errors.New("egress: upstream response header too large")
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.limit {
-		if l.n <= 0 {
-			return 0, errHeaderTooLarge
-		}
-		if int64(len(p)) > l.n {
-			p = p[:l.n]
-		}
-	}
-	n, err := l.r.Read(p)
-	if l.limit {
-		l.n -= int64(n)
-	}
-	return n, err
-}
+// noLimit is lr.N outside a response's header.
+const noLimit = math.MaxInt64
 
 func newH1Pool(next http.RoundTripper, dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) *h1Pool {
 	return &h1Pool{
@@ -98,7 +74,6 @@ func newH1Pool(next http.RoundTripper, dial func(ctx context.Context, network, a
 		idleTimeout:    90 * time.Second,
 		handshake:      10 * time.Second,
 		maxHeaderBytes: 256 << 10,
-		now:            time.Now,
 		idle:           make(map[h1Key][]*h1Conn),
 	}
 }
@@ -191,7 +166,7 @@ func (p *h1Pool) send(ctx context.Context, pc *h1Conn, req *http.Request, gz boo
 	if err := pc.bw.Flush(); err != nil {
 		return fail(errNothingRead{err})
 	}
-	pc.lr.n, pc.lr.limit = p.maxHeaderBytes, true
+	pc.lr.N = p.maxHeaderBytes
 	if _, err := pc.br.Peek(1); err != nil {
 		return fail(errNothingRead{err})
 	}
@@ -203,7 +178,7 @@ func (p *h1Pool) send(ctx context.Context, pc *h1Conn, req *http.Request, gz boo
 		var err error
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {
-			if errors.Is(err, errHeaderTooLarge) {
+			if pc.lr.N <= 0 {
 				err = fmt.Errorf("egress: upstream response header larger than %d bytes", p.maxHeaderBytes)
 			}
 			return fail(err)
@@ -215,9 +190,9 @@ func (p *h1Pool) send(ctx context.Context, pc *h1Conn, req *http.Request, gz boo
 			return fail(errors.New("egress: upstream switched protocols without being asked to"))
 		}
 		// 100 Continue (not asked for) and 103 Early Hints: the answer follows.
-		pc.lr.n = p.maxHeaderBytes
+		pc.lr.N = p.maxHeaderBytes
 	}
-	pc.lr.limit = false
+	pc.lr.N = noLimit
 	reuse := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
 		stop()
@@ -322,7 +297,7 @@ func (p *h1Pool) get(ctx context.Context, key h1Key) (*h1Conn, bool, error) {
 			return pc, false, err
 		}
 		pc.expiry.Stop()
-		if p.now().Sub(pc.idleAt) <= p.idleTimeout && pc.quiet() {
+		if pc.quiet() {
 			return pc, true, nil
 		}
 		pc.conn.Close()
@@ -417,7 +392,7 @@ func (p *h1Pool) connect(ctx context.Context, key h1Key) (*h1Conn, error) {
 	pc := &h1Conn{key: key, conn: conn, raw: raw}
 	pc.expiry = time.AfterFunc(time.Hour, func() { p.expire(pc) })
 	pc.expiry.Stop()
-	pc.lr.r = conn
+	pc.lr = io.LimitedReader{R: conn, N: noLimit}
 	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
 	pc.bw = bufio.NewWriterSize(conn, 4<<10)
 	return pc, nil
@@ -434,7 +409,6 @@ func (p *h1Pool) put(pc *h1Conn, reuse bool) {
 	if reuse {
 		p.mu.Lock()
 		if !p.closed && len(p.idle[pc.key]) < p.maxIdlePerHost && p.nIdle < p.maxIdle {
-			pc.idleAt = p.now()
 			p.idle[pc.key] = append(p.idle[pc.key], pc)
 			p.nIdle++
 			pc.expiry.Reset(p.idleTimeout)
@@ -446,9 +420,11 @@ func (p *h1Pool) put(pc *h1Conn, reuse bool) {
 	pc.conn.Close()
 }
 
-// CloseIdleConnections closes every idle connection, and the Transport's.
-func (p *h1Pool) CloseIdleConnections() {
+// close closes the idle connections, and the Transport's, and keeps none from
+// then on.
+func (p *h1Pool) close() {
 	p.mu.Lock()
+	p.closed = true
 	idle := p.idle
 	p.idle = make(map[h1Key][]*h1Conn)
 	p.nIdle = 0
@@ -462,14 +438,6 @@ func (p *h1Pool) CloseIdleConnections() {
 	if t, ok := p.next.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
-}
-
-// close closes the idle connections and keeps none from then on.
-func (p *h1Pool) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.CloseIdleConnections()
 }
 
 // canonicalAddr is host:port with the scheme's default port when host has none.

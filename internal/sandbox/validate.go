@@ -104,10 +104,11 @@ func (m *Manager) validate(req *api.ContainerSpawnRequest) (*plan, error) {
 		case v > m.cfg.MaxMemoryMB:
 			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is above the server maximum %d (containers.max_memory_mb)", v, m.cfg.MaxMemoryMB)
 		case v < minMemory(m.cfg.Runtime):
+			why := ""
 			if m.cfg.Runtime == "runsc" {
-				return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d under gVisor (containers.runtime = \"runsc\": its own processes share the limit)", v, minMemoryMBGVisor)
+				why = " under gVisor (containers.runtime = \"runsc\": its own processes share the limit)"
 			}
-			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d", v, minMemoryMB)
+			return nil, invalid("capabilities.resources.memory_mb", "memory_mb %d is below the minimum %d%s", v, minMemory(m.cfg.Runtime), why)
 		}
 		p.memoryMB = *r.MemoryMB
 	}
