@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -55,7 +54,7 @@ type Door struct {
 	key    string // the sandbox's rate-limit key, "container/<id>" (see callerKey)
 	policy *Policy
 	ln     net.Listener
-	srv    *http.Server
+	srv    *doorServer
 
 	// mu guards closing and active. A handler joins inflight only under mu and only
 	// while closing is false, so inflight.Add never races with the Wait in Close.
@@ -97,17 +96,14 @@ func (g *Gateway) OpenDoor(spec DoorSpec) (*Door, error) {
 		return nil, fmt.Errorf("egress: door %q: %w", spec.SandboxID, err)
 	}
 	d := &Door{g: g, spec: spec, key: callerKey(Call{ContainerID: spec.SandboxID}), policy: policy, ln: ln, served: make(chan struct{})}
-	d.srv = &http.Server{
-		Handler:           d,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
-	}
+	d.srv = newDoorServer(d, g.log)
+	d.srv.readHeaderTimeout = 10 * time.Second
+	d.srv.readTimeout = time.Minute
+	d.srv.idleTimeout = 2 * time.Minute
+	d.srv.maxHeaderBytes = 64 << 10
 	go func() {
 		defer close(d.served)
-		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.srv.serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("egress door stopped", "sandbox_id", spec.SandboxID, "err", err)
 		}
 	}()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -328,7 +329,7 @@ func (d *Door) intercept(w http.ResponseWriter, t *tunnel, rec audit.Record, hos
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       g.cfg.TunnelIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          d.srv.ErrorLog,
+		ErrorLog:          slog.NewLogLogger(d.g.log.Handler(), slog.LevelDebug),
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
 				doneOnce.Do(func() { close(connDone) })
