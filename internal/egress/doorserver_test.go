@@ -212,7 +212,7 @@ func TestDoorServerExpectContinue(t *testing.T) {
 			return
 		}
 		b, _ := io.ReadAll(r.Body)
-		_, _ = io.WriteString(w, string(b))
+		_, _ = w.Write(b)
 	})
 	c, br := rawConn(t, addr)
 	send(t, c, "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
