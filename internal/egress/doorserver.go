@@ -29,7 +29,9 @@ import (
 // read that finds nothing, a parked goroutine, a deadline that wakes it, a
 // condition variable). On a 2-CPU machine those hand-offs were a large part of the
 // door's CPU per request (docs/benchmarks.md, "Forward proxy vs squid"). Here a
-// client that goes away is noticed when a write to it fails; Close cancels the
+// request that is still being served goneAfter after its body was read starts
+// that watch (goneWatch): a client that went away cancels the request's context
+// then; before that, it is noticed when a write to it fails. Close cancels the
 // context of every request in flight.
 //
 // What it keeps of net/http's server: the request parser and its checks (a Host
@@ -207,6 +209,77 @@ type doorConn struct {
 	// upload runs in the Transport's goroutine), against the handler's answer.
 	wmu      sync.Mutex
 	answered bool // the final answer has begun: no 100 Continue any more
+
+	gone *goneWatch // the current request's
+}
+
+// goneAfter is how long a request is served, after its body was read, before the
+// connection is watched for the client going away.
+const goneAfter = 500 * time.Millisecond
+
+// goneWatch notices a client that goes away while its request is served: armed
+// once the request's body has been read to its end (the connection then carries
+// nothing of this request), it waits goneAfter, then reads the connection in the
+// background; EOF or an error other than a timeout cancels the request's context
+// (the upstream request and its slot end). Bytes that arrive (a pipelined request)
+// stay in the connection's buffer. stop ends the watch and waits for its read, so
+// the connection's goroutine owns the buffer again.
+type goneWatch struct {
+	c       *doorConn
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	peeking bool
+	done    chan struct{}
+}
+
+func (g *goneWatch) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped || g.t != nil {
+		return
+	}
+	g.t = time.AfterFunc(goneAfter, g.watch)
+}
+
+func (g *goneWatch) watch() {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.peeking = true
+	g.done = make(chan struct{})
+	// The request's read deadline was for its body, which has been read.
+	_ = g.c.rwc.SetReadDeadline(time.Time{})
+	g.mu.Unlock()
+	defer close(g.done)
+	_, err := g.c.br.Peek(1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil && !g.stopped && !isTimeout(err) {
+		g.cancel()
+	}
+}
+
+// stop ends the watch (idempotent) and returns once its read has.
+func (g *goneWatch) stop() {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.stopped = true
+	if g.t != nil {
+		g.t.Stop()
+	}
+	peeking, done := g.peeking, g.done
+	g.mu.Unlock()
+	if peeking {
+		_ = g.c.rwc.SetReadDeadline(aLongTimeAgo)
+		<-done
+	}
 }
 
 // limitReader reads from r at most n bytes (the header bound), then reports EOF
@@ -312,17 +385,27 @@ func (c *doorConn) serveOne() bool {
 			return false
 		}
 		body.expect = req.ContentLength != 0
-	}
-	if req.Body != http.NoBody {
-		req.Body = body
+		// Handled here: the handler and the upstream never see it.
+		req.Header.Del("Expect")
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	gone := &goneWatch{c: c, cancel: cancel}
+	defer gone.stop()
+	c.gone = gone
+	w := &doorResponse{c: c, header: make(http.Header), cl: -1, closeAfter: req.Close || !req.ProtoAtLeast(1, 1)}
+	if req.Body != http.NoBody {
+		req.Body = body
+		w.body = body
+	} else {
+		gone.arm()
+	}
 	req = req.WithContext(ctx)
-	w := &doorResponse{c: c, req: req, header: make(http.Header), cl: -1, closeAfter: req.Close || !req.ProtoAtLeast(1, 1)}
+	w.req = req
 	c.buf = c.buf[:0]
 	c.answered = false
 	s.handler.ServeHTTP(w, req)
+	gone.stop()
 	if c.hijacked {
 		return false
 	}
@@ -340,10 +423,10 @@ func isTimeout(err error) bool {
 
 // checkRequest applies net/http's server-side checks to a parsed request: HTTP/1.x
 // only, a valid Host on HTTP/1.1 (CONNECT aside), valid header names and values.
-// http.ReadRequest has already removed the Host header and kept its first value
-// (or the authority of an absolute-form target) in req.Host, so a request that
-// repeats Host is served by its first value; the door never forwards the
-// client's Host header, it addresses the upstream from the URL.
+// http.ReadRequest has already refused a repeated Host header, removed it and
+// kept its value (or, for an absolute-form target, the URL's authority, which
+// is what is checked then) in req.Host; the door never forwards the client's
+// Host header, it addresses the upstream from the URL.
 func checkRequest(req *http.Request) (int, string) {
 	if req.ProtoMajor != 1 || req.ProtoMinor > 1 {
 		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
@@ -387,9 +470,10 @@ type doorBody struct {
 	c      *doorConn
 	r      io.ReadCloser // the parser's body, framed by Content-Length or chunks
 	mu     sync.Mutex
-	expect bool // a 100 Continue is owed on the first read
-	asked  bool // it was sent
-	reads  int  // reads in progress (the Transport reads an upload from its own goroutine)
+	expect bool  // a 100 Continue is owed on the first read
+	asked  bool  // it was sent
+	reads  int   // reads in progress (the Transport reads an upload from its own goroutine)
+	n      int64 // bytes read
 	eof    bool
 	closed bool
 }
@@ -418,9 +502,11 @@ func (b *doorBody) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 	n, err := b.r.Read(p)
 	b.mu.Lock()
+	b.n += int64(n)
 	b.reads--
-	if err == io.EOF {
+	if err == io.EOF && !b.eof {
 		b.eof = true
+		b.c.gone.arm()
 	}
 	b.mu.Unlock()
 	return n, err
@@ -431,6 +517,21 @@ func (b *doorBody) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	return nil
+}
+
+// keepsConn reports whether, as far as can be told before the answer is sent, the
+// connection can serve another request after it: not while a 100 Continue is
+// owed, a read is in progress, or more than maxDrain is known to be left.
+func (b *doorBody) keepsConn(cl int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.eof {
+		return true
+	}
+	if b.reads > 0 || (b.expect && !b.asked) {
+		return false
+	}
+	return cl < 0 || cl-b.n <= maxDrain
 }
 
 // drain reads what the handler left of the body, up to maxDrain, and reports
@@ -474,6 +575,8 @@ func (c *doorConn) sendContinue() (bool, error) {
 type doorResponse struct {
 	c          *doorConn
 	req        *http.Request
+	body       *doorBody // nil: the request has none
+	headLen    int64     // what a HEAD handler wrote (dropped, but its length is sent)
 	header     http.Header
 	status     int  // 0: WriteHeader not called
 	committed  bool // the status line and headers are in c.bw
@@ -485,6 +588,9 @@ type doorResponse struct {
 }
 
 var hopExcluded = map[string]bool{"Connection": true, "Transfer-Encoding": true, "Keep-Alive": true}
+
+// interimExcluded is what a 1xx answer does not carry of the handler's header.
+var interimExcluded = map[string]bool{"Connection": true, "Transfer-Encoding": true, "Keep-Alive": true, "Content-Length": true}
 
 func (w *doorResponse) Header() http.Header { return w.header }
 
@@ -499,9 +605,9 @@ func (w *doorResponse) WriteHeader(code int) {
 		// An informational answer goes out now; the final one follows.
 		w.c.wmu.Lock()
 		defer w.c.wmu.Unlock()
-		if w.err == nil && !w.c.answered {
+		if w.err == nil && !w.c.answered && w.req.ProtoAtLeast(1, 1) {
 			w.writeStatus(code)
-			_ = w.header.WriteSubset(w.c.bw, hopExcluded)
+			_ = w.header.WriteSubset(w.c.bw, interimExcluded)
 			_, _ = w.c.bw.WriteString("\r\n")
 			w.err = w.c.bw.Flush()
 		}
@@ -540,6 +646,7 @@ func (w *doorResponse) Write(p []byte) (int, error) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.req.Method == http.MethodHead {
+		w.headLen += int64(len(p))
 		return len(p), nil
 	}
 	if w.err != nil {
@@ -599,6 +706,14 @@ func (w *doorResponse) commit(final bool) error {
 	}
 	if w.status == http.StatusNotModified || w.status == http.StatusNoContent {
 		h.Del("Content-Length")
+	}
+	if final && w.req.Method == http.MethodHead && w.headLen > 0 && w.bodyAllowed() && h.Get("Content-Length") == "" {
+		h.Set("Content-Length", strconv.FormatInt(w.headLen, 10))
+	}
+	// The connection's end is said with the answer, not found by the client's
+	// next request: a body that cannot be drained, a server that is closing.
+	if !w.closeAfter && ((w.body != nil && !w.body.keepsConn(w.req.ContentLength)) || w.c.s.isClosed()) {
+		w.closeAfter = true
 	}
 	_ = h.WriteSubset(bw, hopExcluded)
 	if _, ok := h["Date"]; !ok {
@@ -709,6 +824,12 @@ func (w *doorResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := w.c
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
+	}
+	c.gone.stop()
+	if w.status != 0 && !w.committed {
+		if err := w.commit(false); err != nil {
+			return nil, nil, err
+		}
 	}
 	if w.committed {
 		if err := c.bw.Flush(); err != nil {

@@ -211,6 +211,11 @@ func TestDoorServerExpectContinue(t *testing.T) {
 			http.Error(w, "no", http.StatusForbidden)
 			return
 		}
+		if r.Header.Get("Expect") != "" {
+			// The server handles it; the handler (and so the upstream) never sees it.
+			http.Error(w, "Expect reached the handler", http.StatusTeapot)
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(b)
 	})
@@ -231,8 +236,8 @@ func TestDoorServerExpectContinue(t *testing.T) {
 	// A handler that answers without reading: no 100 Continue, and the
 	// connection closes (the client never sent its body).
 	send(t, c, "POST /refuse HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-	if resp, _ := readResp(t, br, "POST"); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("refused upload: %d", resp.StatusCode)
+	if resp, _ := readResp(t, br, "POST"); resp.StatusCode != http.StatusForbidden || !resp.Close {
+		t.Fatalf("refused upload: %d, Connection: close announced %v", resp.StatusCode, resp.Close)
 	}
 	assertClosed(t, br)
 }
@@ -255,8 +260,9 @@ func TestDoorServerUnreadBody(t *testing.T) {
 	n := maxDrain + 10<<10
 	send(t, c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(n)+"\r\n\r\n")
 	go func() { _, _ = c.Write(make([]byte, n)) }()
-	if _, body := readResp(t, br, "POST"); body != "ok" {
-		t.Fatalf("got %q", body)
+	// The answer says so: the client does not send a next request into it.
+	if resp, body := readResp(t, br, "POST"); body != "ok" || !resp.Close {
+		t.Fatalf("got %q, Connection: close announced %v", body, resp.Close)
 	}
 	assertClosed(t, br)
 }
@@ -405,5 +411,99 @@ func TestDoorServerHijack(t *testing.T) {
 	buf := make([]byte, len("early-late"))
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "early-late" {
 		t.Fatalf("tunnel echo: %q %v", buf, err)
+	}
+}
+
+// TestDoorServerNoticesClientGone: a client that goes away while its request is
+// served (a slow upstream) cancels the request's context, so the upstream
+// request and its slot end, without a write to the client failing first.
+func TestDoorServerNoticesClientGone(t *testing.T) {
+	canceled := make(chan error, 2)
+	addr, _ := startDoorServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != http.NoBody {
+			_, _ = io.ReadAll(r.Body)
+		}
+		select {
+		case <-r.Context().Done():
+			canceled <- r.Context().Err()
+		case <-time.After(20 * time.Second):
+			canceled <- nil
+		}
+	})
+	for _, req := range []string{
+		"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+	} {
+		c, _ := rawConn(t, addr)
+		send(t, c, req)
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+		if err := <-canceled; !errors.Is(err, context.Canceled) {
+			t.Fatalf("%q: the handler's context after the client left: %v, want canceled", req, err)
+		}
+	}
+}
+
+// TestDoorServerPipelinedDuringSlowHandler: bytes of the next request that arrive
+// while the watch for a gone client reads the connection are kept and served.
+func TestDoorServerPipelinedDuringSlowHandler(t *testing.T) {
+	addr, _ := startDoorServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			// Longer than goneAfter: the watch is reading when the next request comes.
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(goneAfter + 700*time.Millisecond):
+			}
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	c, br := rawConn(t, addr)
+	send(t, c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(goneAfter + 200*time.Millisecond)
+	send(t, c, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != want {
+			t.Fatalf("want %s: %d %q", want, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestDoorServerInterimAndHead: a 1xx answer is not sent to an HTTP/1.0 client
+// and carries no Content-Length; a HEAD answer announces the length of what the
+// handler wrote, without the bytes.
+func TestDoorServerInterimAndHead(t *testing.T) {
+	addr, _ := startDoorServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Content-Length")
+		_, _ = io.WriteString(w, "hello")
+	})
+	c, br := rawConn(t, addr)
+	send(t, c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	interim, err := http.ReadResponse(br, nil)
+	if err != nil || interim.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("interim: %v %v", interim, err)
+	}
+	if interim.Header.Get("Content-Length") != "" || interim.Header.Get("Link") == "" {
+		t.Fatalf("interim header: %v", interim.Header)
+	}
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("final: %d %q", resp.StatusCode, body)
+	}
+
+	c, br = rawConn(t, addr)
+	send(t, c, "GET / HTTP/1.0\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("HTTP/1.0 got %d %q (an interim answer first?)", resp.StatusCode, body)
+	}
+
+	c, br = rawConn(t, addr)
+	send(t, c, "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+	_, _ = http.ReadResponse(br, &http.Request{Method: "HEAD"}) // the interim
+	resp, body := readResp(t, br, "HEAD")
+	if resp.StatusCode != 200 || body != "" || resp.ContentLength != 5 {
+		t.Fatalf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
 	}
 }

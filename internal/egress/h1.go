@@ -183,7 +183,10 @@ func (p *h1Pool) send(ctx context.Context, pc *h1Conn, req *http.Request, gz boo
 			}
 			return fail(err)
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+		if resp.StatusCode < 100 {
+			return fail(fmt.Errorf("egress: upstream sent status %d", resp.StatusCode))
+		}
+		if resp.StatusCode >= 200 {
 			break
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {

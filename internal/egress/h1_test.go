@@ -460,3 +460,19 @@ func TestH1PoolExpiresAndBoundsIdleConnections(t *testing.T) {
 	}
 	p.mu.Unlock()
 }
+
+func TestH1PoolRefusesAStatusUnder100(t *testing.T) {
+	srv := newRawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if _, err := readRequest(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	p, _ := newTestPool(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.url(), nil)
+	if resp, err := p.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("status %d was taken for an answer", resp.StatusCode)
+	} else if !strings.Contains(err.Error(), "status 99") {
+		t.Errorf("error = %v, want the status named", err)
+	}
+}

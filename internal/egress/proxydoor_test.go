@@ -1153,3 +1153,42 @@ func TestForwardResponseOfKnownLength(t *testing.T) {
 	}
 	e.noSecretInAudit(t)
 }
+
+// An upstream answering with a status under 100 (which http.ReadResponse accepts)
+// gets a clear upstream_error to the client and an audit record, over each door
+// and each upstream path (bodyless requests and uploads), never a panic that
+// loses the record.
+func TestForwardRefusesAStatusUnder100(t *testing.T) {
+	e := newProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}, proxyOpts{})
+	c := e.client(t, doorToken, nil)
+	for _, u := range []string{e.plainURL("/odd"), e.tlsURL("/odd")} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			var body io.Reader
+			if method == http.MethodPost {
+				body = strings.NewReader("upload")
+			}
+			before := len(e.audit.all())
+			req, _ := http.NewRequest(method, u, body)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, u, err)
+			}
+			b := readAll(t, resp)
+			if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Clawbox-Error") != api.CodeUpstreamError {
+				t.Fatalf("%s %s: %d (%s) %q", method, u, resp.StatusCode, resp.Header.Get("X-Clawbox-Error"), b)
+			}
+			recs := e.audit.all()
+			if len(recs) != before+1 || recs[len(recs)-1].Decision != audit.DecisionError {
+				t.Fatalf("%s %s: audit records %+v", method, u, recs[before:])
+			}
+		}
+	}
+}

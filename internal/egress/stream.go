@@ -39,7 +39,7 @@ const streamWindow = 256 << 10
 
 // streamCall is one forward or intercepted request.
 type streamCall struct {
-	ctx context.Context // the client's request: canceled when it goes away
+	ctx context.Context // the client's request: canceled when it goes away (seen goneAfter after its body was read, or when a write to it fails)
 	// tunnel, when set, owns what an allowed WebSocket upgrade leaves open (the
 	// hijacked client connection and the upstream's): ending it closes them. No
 	// tunnel means no upgrade.
@@ -274,6 +274,11 @@ func (d *Door) streamDo(w http.ResponseWriter, sc streamCall, rec *audit.Record,
 	g.metrics.upstreamLatency(callerContainer).Observe(g.now().Sub(sent).Seconds())
 	if upgrade && resp.StatusCode == http.StatusSwitchingProtocols {
 		return d.spliceUpgrade(w, sc, resp, rec)
+	}
+	if resp.StatusCode < 200 {
+		// A final status below 200 (a 101 not asked for, or a number under 100,
+		// which http.ReadResponse accepts) is not an answer to relay.
+		return refuse(audit.DecisionError, api.Errorf(api.CodeUpstreamError, "the upstream answered with status %d, which is not a final answer", resp.StatusCode))
 	}
 
 	// 9. Response: headers redacted, body streamed through the redactor.
