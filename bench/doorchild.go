@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -23,8 +24,9 @@ import (
 
 // doorMain is the -door mode: spec is "DIR,PORT"; it opens the forward-proxy door of
 // openForwardDoor in DIR (socket DIR/door.sock) in front of the upstream on PORT,
-// prints "READY" and stops on SIGTERM or SIGINT.
-func doorMain(spec string) int {
+// prints "READY" and stops on SIGTERM or SIGINT. With profile set it writes its CPU
+// profile there, from before READY until it stops.
+func doorMain(spec, profile string) int {
 	dir, port, ok := strings.Cut(spec, ",")
 	if !ok || dir == "" || port == "" {
 		fmt.Fprintln(os.Stderr, "-door wants DIR,PORT")
@@ -32,6 +34,18 @@ func doorMain(spec string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "door: cpu profile:", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	d, err := openDoor(dir, []string{"http://example.com:" + port + "/"}, nil, "", port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,8 +58,9 @@ func doorMain(spec string) int {
 }
 
 // startDoorChild starts this binary in -door mode in front of the upstream of
-// target, and returns it as a forward target; its close stops the child.
-func startDoorChild(ctx context.Context, parent, target string, conc int) (*forwardTarget, error) {
+// target, and returns it as a forward target; its close stops the child. profile,
+// if set, is where the child writes its CPU profile.
+func startDoorChild(ctx context.Context, parent, target string, conc int, profile string) (*forwardTarget, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
@@ -58,8 +73,15 @@ func startDoorChild(ctx context.Context, parent, target string, conc int) (*forw
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-door", dir+","+u.Port())
+	args := []string{"-door", dir + "," + u.Port()}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
+	if v := os.Getenv("DOOR_GOMAXPROCS"); v != "" {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		os.RemoveAll(dir)

@@ -428,7 +428,7 @@ func forwardTargets(ctx context.Context, e *env, conc int) (ts []*forwardTarget,
 // benchForward measures requests per second (c concurrent senders) and latency
 // (one sender) through squid and through the door, repetitions interleaved, and
 // reports the door's rate as a ratio of squid's.
-func benchForward(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([]Row, error) {
+func benchForward(ctx context.Context, e *env, reps int, loads []gatewayLoad, doorProfile string) ([]Row, error) {
 	conc := 1
 	for _, l := range loads {
 		conc = max(conc, l.c)
@@ -441,7 +441,7 @@ func benchForward(ctx context.Context, e *env, reps int, loads []gatewayLoad) ([
 	if squidErr != nil {
 		e.note("forward: squid left out: " + squidErr.Error())
 	}
-	if child, err := startDoorChild(ctx, e.dir, target, conc); err != nil {
+	if child, err := startDoorChild(ctx, e.dir, target, conc, doorProfile); err != nil {
 		e.note("forward: the door in its own process left out: " + err.Error())
 	} else {
 		defer child.close()

@@ -62,7 +62,10 @@ type Params struct {
 	DensityMax, DensityStep   int
 	// HeapProfile, if set, is where the density section's server writes its heap
 	// profile at each reading (the last reading's stays).
-	HeapProfile          string
+	HeapProfile string
+	// DoorCPUProfile, if set, is where the forward section's door child writes its
+	// CPU profile (pprof), covering every load it serves.
+	DoorCPUProfile       string
 	ReaperN              int
 	ReaperLifetime       time.Duration
 	ExecIters            int
@@ -75,7 +78,7 @@ type Params struct {
 func quickParams() Params {
 	return Params{SpawnIters: 8, FirstReqIters: 5, GatewayReps: 3, GatewayLoads: []gatewayLoad{{n: 300, c: 1}, {n: 1000, c: 8}},
 		InProcessRequests: 500, WASMIters: 200, ColdIters: 2, DensityMax: 50, DensityStep: 10, ReaperN: 5, ReaperLifetime: 2 * time.Second, ExecIters: 20,
-		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 500, c: 1}, {n: 2000, c: 8}}, InterceptIters: 300,
+		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 3000, c: 1}, {n: 4000, c: 8}}, InterceptIters: 300,
 		PoolIters: 10, PoolBurst: 20}
 }
 
@@ -108,9 +111,10 @@ func main() {
 	heapProfile := flag.String("heap-profile", "", "density: the server child writes its heap profile (pprof) here at each reading, after the forced collection")
 	only := flag.String("only", "", "comma-separated sections to run (spawn,pool,exec,gateway,forward,intercept,wasm,cold,density,reaper); default all")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the server, the upstream and the in-process proxies) to this file")
+	doorProfile := flag.String("door-cpuprofile", "", "forward: the door in its own process writes its CPU profile (pprof) here")
 	flag.Parse()
 	if *door != "" {
-		os.Exit(doorMain(*door))
+		os.Exit(doorMain(*door, *cpuProfile))
 	}
 	if *serve != "" {
 		os.Exit(serveMain(*serve, *heapProfile))
@@ -141,6 +145,7 @@ func main() {
 		p = quickParams()
 	}
 	p.HeapProfile = *heapProfile
+	p.DoorCPUProfile = *doorProfile
 	res, err := run(ctx, p, *quick, sections(*only), os.Stderr)
 	if res != nil {
 		res.Command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
@@ -263,7 +268,7 @@ func run(ctx context.Context, p Params, quick bool, sel map[string]bool, progres
 	step("wasm", false, func() ([]Row, error) { return benchWASM(ctx, e, p.WASMIters) })
 	step("cold", false, func() ([]Row, error) { return benchColdStart(ctx, e, p.ColdIters) })
 	step("gateway", false, func() ([]Row, error) { return benchGatewayInProcess(ctx, e, p.InProcessRequests) })
-	step("forward", false, func() ([]Row, error) { return benchForward(ctx, e, p.ForwardReps, p.ForwardLoads) })
+	step("forward", false, func() ([]Row, error) { return benchForward(ctx, e, p.ForwardReps, p.ForwardLoads, p.DoorCPUProfile) })
 	step("intercept", false, func() ([]Row, error) { return benchIntercept(ctx, e, p.InterceptIters) })
 	step("spawn", true, func() ([]Row, error) {
 		rows, err := benchSpawn(ctx, e, p.SpawnIters)

@@ -165,3 +165,13 @@ func nonGap(recs []audit.Record) (tools []string, dropped int64) {
 }
 
 func toolName(i int) string { return fmt.Sprintf("t%04d", i) }
+
+// syncWriter waits until what was recorded so far has been written (or failed).
+func syncWriter(t *testing.T, w *audit.Writer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -189,7 +188,6 @@ type Writer struct {
 
 	// Owned by the writer goroutine.
 	file    *os.File
-	buf     *bufio.Writer
 	size    int64
 	fileID  string        // the live file's identity (see Position.File), "" while it is empty
 	behind  bool          // an insert into lines failed: catch up from the files next
@@ -570,7 +568,7 @@ func (w *Writer) drain(batch []Record) {
 func (w *Writer) process(batch []Record) {
 	if n := w.dropped.Swap(0); n > 0 {
 		batch = append(batch, Record{Time: w.now().UTC(), Kind: KindGap, Dropped: n})
-		w.log.Warn("audit: queue full, records dropped", "dropped", n)
+		w.log.Warn("audit: records dropped (a full queue or a failed write); a gap record counts them", "dropped", n)
 	}
 	if len(batch) == 0 {
 		return
@@ -645,13 +643,18 @@ func (w *Writer) indexBehind() {
 }
 
 // write appends the batch to the file, rotating before any record that would take
-// the file past MaxBytes, and flushes. Each record is encoded once: w.entries gets
-// the records that reached the file, with their lines.
+// the file past MaxBytes. Each record is encoded once, and the lines between two
+// rotations go to the file in one write: w.entries gets the records that reached
+// the file whole, with their lines. A record that did not (the file could not be
+// opened, or a write failed: a full disk) is counted as dropped, so the next gap
+// record reports it, and the file is closed: the next record opens it again, which
+// ends a line the failed write left torn. Nothing of a failure sticks: writing
+// resumes as soon as the file takes bytes again.
 func (w *Writer) write(batch []Record) {
 	// The lines of entries still waiting for the index stay where they are: new
 	// lines are appended after them (a grown buffer leaves them in the old array).
 	w.ends = w.ends[:0]
-	start := w.encoded.Len()
+	first := w.encoded.Len()
 	for _, r := range batch {
 		if err := w.enc.Encode(r); err != nil { // cannot happen for Record; count it rather than panic
 			w.m.writeErrors.Inc()
@@ -662,47 +665,85 @@ func (w *Writer) write(batch []Record) {
 		w.ends = append(w.ends, w.encoded.Len())
 	}
 	all := w.encoded.Bytes()
-	for i, r := range batch {
+	var lost int64
+	start := first // where record i's line starts in all
+	for i := 0; i < len(batch); {
 		if w.ends[i] < 0 {
+			i++
 			continue
 		}
-		line := all[start:w.ends[i]] // with its newline, as Encode writes it
-		start = w.ends[i]
-		if w.file != nil && w.size > 0 && w.size+int64(len(line)) > w.cfg.MaxBytes {
+		if w.file != nil && w.size > 0 && w.size+int64(w.ends[i]-start) > w.cfg.MaxBytes {
 			if err := w.rotate(); err != nil {
 				w.m.writeErrors.Inc()
 				w.log.Error("audit: rotate", "err", err)
 			}
 		}
 		if w.file == nil {
-			// A previous rotation or open failed: try again for every record.
+			// A rotation, open or write failed (now or before): try again for every
+			// record; the file may grow past MaxBytes until a rotation succeeds.
 			if err := w.openFile(); err != nil {
 				w.m.writeErrors.Inc()
-				w.log.Error("audit: open audit file; record lost", "err", err, "kind", r.Kind)
+				w.log.Error("audit: open audit file; record lost (counted in the next gap record)", "err", err, "kind", batch[i].Kind)
+				lost++
+				start = w.ends[i]
+				i++
 				continue
 			}
 		}
-		n, err := w.buf.Write(line)
-		if w.size == 0 && n > 0 {
-			w.fileID = fileID(line[:len(line)-1])
+		// The run: record i and those after it that fit in the file before the next
+		// rotation.
+		j, end := i+1, w.ends[i]
+		for ; j < len(batch); j++ {
+			if w.ends[j] < 0 {
+				continue
+			}
+			if w.size+int64(w.ends[j]-start) > w.cfg.MaxBytes {
+				break
+			}
+			end = w.ends[j]
 		}
+		wasEmpty := w.size == 0
+		n, err := w.file.Write(all[start:end])
 		w.size += int64(n)
+		if wasEmpty && n >= w.ends[i]-start {
+			w.fileID = fileID(all[start : w.ends[i]-1])
+		}
+		from := start
+		for k := i; k < j; k++ {
+			if w.ends[k] < 0 {
+				continue
+			}
+			if w.ends[k]-start > n {
+				lost++
+				continue
+			}
+			w.m.written.Inc()
+			if w.lines != nil {
+				w.entries = append(w.entries, Entry{Record: batch[k], Line: all[from : w.ends[k]-1]})
+			}
+			from = w.ends[k]
+		}
 		if err != nil {
 			w.m.writeErrors.Inc()
-			w.log.Error("audit: write record", "err", err, "kind", r.Kind)
-			continue
+			w.log.Error("audit: write records; the ones not written are counted in the next gap record", "err", err, "records", j-i)
+			w.abandonFile()
 		}
-		w.m.written.Inc()
-		if w.lines != nil {
-			w.entries = append(w.entries, Entry{Record: r, Line: line[:len(line)-1]})
-		}
+		start, i = end, j
 	}
-	if w.buf != nil {
-		if err := w.buf.Flush(); err != nil {
-			w.m.writeErrors.Inc()
-			w.log.Error("audit: flush", "err", err)
-		}
+	if lost > 0 {
+		w.m.dropped.Add(float64(lost))
+		w.dropped.Add(lost)
 	}
+}
+
+// abandonFile closes the live file after a failed write, without flushing: the
+// next record opens it again.
+func (w *Writer) abandonFile() {
+	if w.file == nil {
+		return
+	}
+	w.file.Close()
+	w.file = nil
 }
 
 // openFile opens the live file for appending, 0600, and learns its size and
@@ -720,11 +761,6 @@ func (w *Writer) openFile() error {
 		return err
 	}
 	w.file, w.size, w.fileID = f, size, id
-	if w.buf == nil {
-		w.buf = bufio.NewWriterSize(f, 64<<10)
-	} else {
-		w.buf.Reset(f)
-	}
 	return nil
 }
 
@@ -754,15 +790,12 @@ func (w *Writer) endLastLine(f *os.File) (int64, string, error) {
 	return size, id, err
 }
 
-// closeFile flushes, syncs and closes the live file.
+// closeFile syncs and closes the live file.
 func (w *Writer) closeFile() error {
 	if w.file == nil {
 		return nil
 	}
-	err := w.buf.Flush()
-	if serr := w.file.Sync(); err == nil {
-		err = serr
-	}
+	err := w.file.Sync()
 	if cerr := w.file.Close(); err == nil {
 		err = cerr
 	}

@@ -416,3 +416,51 @@ func TestWriterRotationFailureLosesNothing(t *testing.T) {
 		t.Errorf("clawbox_audit_write_errors_total = %v, want 4 (one failed rotation per record after the first)", got)
 	}
 }
+
+// TestWriterResumesAfterAFailedWrite: the audit file is a device that refuses every
+// write (/dev/full: ENOSPC, a full disk) while the first records are written; once
+// the path is a plain file again, writing resumes with the very next record, and a
+// gap record counts the records the failure lost: none is silently lost, and the
+// failure does not stick.
+func TestWriterResumesAfterAFailedWrite(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this machine")
+	}
+	dir := t.TempDir()
+	live := filepath.Join(dir, audit.FileName)
+	if err := os.Symlink("/dev/full", live); err != nil {
+		t.Fatal(err)
+	}
+	w, reg := newWriter(t, audit.Config{Dir: dir}, audit.Deps{})
+	const lostN, keptN = 3, 4
+	for i := range lostN {
+		w.Record(audit.Record{Kind: audit.KindExecution, Tool: toolName(i)})
+	}
+	syncWriter(t, w)
+	if got := counter(t, reg, "clawbox_audit_write_errors_total"); got == 0 {
+		t.Fatal("writes to /dev/full were not counted as write errors")
+	}
+	if err := os.Remove(live); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keptN {
+		w.Record(audit.Record{Kind: audit.KindExecution, Tool: toolName(lostN + i)})
+	}
+	closeWriter(t, w)
+
+	st, err := os.Lstat(live)
+	if err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("the audit file was not opened again as a plain file: %v, %v", st, err)
+	}
+	tools, dropped := nonGap(readRecords(t, live))
+	want := []string{toolName(3), toolName(4), toolName(5), toolName(6)}
+	if !slices.Equal(tools, want) {
+		t.Errorf("records after the failure = %q, want %q", tools, want)
+	}
+	if dropped != lostN {
+		t.Errorf("gap records count %d dropped records, want the %d the failed write lost", dropped, lostN)
+	}
+	if got := counter(t, reg, "clawbox_audit_dropped_total"); got != lostN {
+		t.Errorf("clawbox_audit_dropped_total = %v, want %d", got, lostN)
+	}
+}
