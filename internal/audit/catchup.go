@@ -129,20 +129,27 @@ func (w *Writer) files() ([]auditFile, error) {
 	return out, nil
 }
 
-// catchUp inserts into the line index every complete line of the audit files past
+// catchUpStep is how many batches one catch-up step inserts before the writer
+// goroutine turns to the records queued meanwhile: a long catch-up (a large backlog
+// after a crash) goes on between batches of new records instead of holding them
+// until the queue overflows.
+const catchUpStep = 4
+
+// catchUp inserts into the line index the complete lines of the audit files past
 // the index's position, in batches of Config.BatchSize, each with the position it
-// reaches. A line that is not a record (one torn by a crash, ended by openFile) is
-// skipped, logged and counted. A last line without its newline is left for later:
-// the writer may still be writing it. The caller owns the files (the writer
-// goroutine, or New before it starts).
-func (w *Writer) catchUp(ctx context.Context) error {
+// reaches, and stops after steps batches (done false: more is left; the index's
+// position says where the next call goes on). A line that is not a record (one torn
+// by a crash, ended by openFile) is skipped, logged and counted. A last line without
+// its newline is left for later: the writer may still be writing it. The caller owns
+// the files (the writer goroutine, or New before it starts).
+func (w *Writer) catchUp(ctx context.Context, steps int) (done bool, err error) {
 	pos, err := w.lines.AuditPosition(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	files, err := w.files()
 	if err != nil {
-		return fmt.Errorf("catch-up: %w", err)
+		return false, fmt.Errorf("catch-up: %w", err)
 	}
 	if pos.Offset < 0 {
 		// The index was kept by a clawbox before positions: it is taken to hold
@@ -154,7 +161,7 @@ func (w *Writer) catchUp(ctx context.Context) error {
 			}
 		}
 		w.log.Info("audit: the index has no position in the audit files yet; taking it as complete", "file", w.Path(), "offset", end.Offset)
-		return w.insertLines(ctx, nil, end)
+		return true, w.insertLines(ctx, nil, end)
 	}
 	start, offset := 0, int64(0)
 	if pos.File != "" {
@@ -180,26 +187,30 @@ func (w *Writer) catchUp(ctx context.Context) error {
 		if f.id == "" {
 			continue
 		}
-		if err := w.catchUpFile(ctx, f, offset); err != nil {
-			return err
+		if steps, err = w.catchUpFile(ctx, f, offset, steps); err != nil {
+			return false, err
+		}
+		if steps <= 0 {
+			return false, nil
 		}
 		offset = 0
 	}
-	return nil
+	return true, nil
 }
 
-// catchUpFile indexes the complete lines of f from offset on.
-func (w *Writer) catchUpFile(ctx context.Context, f auditFile, offset int64) error {
+// catchUpFile indexes the complete lines of f from offset on, at most steps batches
+// of them, and returns how many steps are left (0: it stopped there).
+func (w *Writer) catchUpFile(ctx context.Context, f auditFile, offset int64, steps int) (int, error) {
 	if offset == f.size {
-		return nil
+		return steps, nil
 	}
 	file, err := os.Open(f.path)
 	if err != nil {
-		return fmt.Errorf("catch-up: %w", err)
+		return steps, fmt.Errorf("catch-up: %w", err)
 	}
 	defer file.Close()
 	if _, err := file.Seek(offset, io.SeekStart); err != nil {
-		return fmt.Errorf("catch-up: %w", err)
+		return steps, fmt.Errorf("catch-up: %w", err)
 	}
 	r := bufio.NewReaderSize(file, 64<<10)
 	var batch []Entry
@@ -211,7 +222,7 @@ func (w *Writer) catchUpFile(ctx context.Context, f auditFile, offset int64) err
 			break // no more complete lines (a partial one stays for later)
 		}
 		if err != nil {
-			return fmt.Errorf("catch-up %s: %w", f.path, err)
+			return steps, fmt.Errorf("catch-up %s: %w", f.path, err)
 		}
 		at := pos.Offset
 		pos.Offset += n
@@ -224,16 +235,19 @@ func (w *Writer) catchUpFile(ctx context.Context, f auditFile, offset int64) err
 		batch = append(batch, Entry{Record: rec, Line: bytes.Clone(line)})
 		if len(batch) == w.cfg.BatchSize {
 			if err := w.insertLines(ctx, batch, pos); err != nil {
-				return err
+				return steps, err
 			}
 			batch, flushed = batch[:0], pos
+			if steps--; steps <= 0 {
+				return 0, nil
+			}
 		}
 	}
 	if len(batch) > 0 || pos != flushed {
 		// The rest, or only skipped lines: the position moves past them too.
-		return w.insertLines(ctx, batch, pos)
+		return steps - 1, w.insertLines(ctx, batch, pos)
 	}
-	return nil
+	return steps, nil
 }
 
 // insertLines inserts one batch with its own IndexTimeout.

@@ -218,6 +218,7 @@ type memIndex struct {
 	lines []string
 	fail  int // inserts still to fail
 	tries chan struct{}
+	delay time.Duration // each insert takes this long (a slow disk)
 }
 
 func (m *memIndex) InsertAudit(context.Context, []audit.Record) error {
@@ -237,6 +238,7 @@ func (m *memIndex) InsertAuditLines(_ context.Context, entries []audit.Entry, po
 		m.fail--
 		return errors.New("database is locked")
 	}
+	time.Sleep(m.delay)
 	for _, e := range entries {
 		m.lines = append(m.lines, string(e.Line))
 	}
@@ -411,4 +413,48 @@ func TestSyncIsBoundedByContext(t *testing.T) {
 	}
 	close(g.release)
 	closeWriter(t, w)
+}
+
+// count returns how many lines are indexed.
+func (m *memIndex) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.lines)
+}
+
+// TestCatchUpGoesOnBetweenNewRecords: a long catch-up (a backlog of 300 lines in
+// batches of 2, each insert slow) does not hold new records back until it ends: a
+// record made at the start is in the file (Sync returns) while most of the backlog
+// still waits for the index, and the index then ends as the file does, every line
+// once, in order.
+func TestCatchUpGoesOnBetweenNewRecords(t *testing.T) {
+	dir := t.TempDir()
+	cfg := audit.Config{Dir: dir, BatchSize: 2}
+	const backlog = 300
+	writeFileOnly(t, cfg, tools("backlog", backlog)...)
+	idx := &memIndex{delay: time.Millisecond}
+	w, _ := newWriter(t, cfg, audit.Deps{Index: idx, Now: clockAt(2 * time.Hour)})
+	w.Record(audit.Record{Kind: audit.KindExecution, Tool: "new", Event: "executed"})
+	syncWriter(t, w)
+	if n := idx.count(); n >= backlog {
+		t.Errorf("the new record reached the file only after the whole catch-up (%d lines indexed before Sync returned)", n)
+	}
+	recs := readRecords(t, w.Path())
+	if len(recs) != backlog+1 || recs[backlog].Tool != "new" {
+		t.Fatalf("the file holds %d records, last %q; want the backlog, then the new record", len(recs), recs[len(recs)-1].Tool)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for idx.count() < backlog+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	closeWriter(t, w)
+	b, err := os.ReadFile(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	if lines := splitLines(b); !slices.Equal(idx.lines, lines) {
+		t.Errorf("indexed %d lines, the file holds %d: not the same lines in the same order", len(idx.lines), len(lines))
+	}
 }

@@ -191,6 +191,7 @@ type Writer struct {
 	size    int64
 	fileID  string        // the live file's identity (see Position.File), "" while it is empty
 	behind  bool          // an insert into lines failed: catch up from the files next
+	more    bool          // a catch-up step stopped with more to index: take the next one
 	enc     *json.Encoder // encodes a batch into encoded
 	encoded bytes.Buffer
 	ends    []int   // where each record of the batch ends in encoded, -1 if it was not encoded
@@ -425,7 +426,8 @@ func (w *Writer) run() {
 	defer close(w.done)
 	defer w.runCancel()
 	if w.lines != nil {
-		// Before any new record: they go after what the files already hold.
+		// The first step before any new record: they go after what the files
+		// already hold (the index follows the files in order, step by step).
 		w.indexBehind()
 	}
 	batch := make([]Record, 0, w.cfg.BatchSize)
@@ -434,6 +436,8 @@ func (w *Writer) run() {
 	retTick := time.NewTicker(w.cfg.RetentionEvery)
 	defer retTick.Stop()
 	defer w.linger.Stop()
+	ready := make(chan struct{})
+	close(ready)
 	for {
 		// Once Close has been called, only the drain remains.
 		select {
@@ -446,7 +450,13 @@ func (w *Writer) run() {
 			return
 		default:
 		}
+		var moreC <-chan struct{}
+		if w.more {
+			moreC = ready
+		}
 		select {
+		case <-moreC:
+			w.indexBehind()
 		case r := <-w.queue:
 			batch = w.fill(append(batch[:0], r))
 			w.process(batch)
@@ -632,14 +642,15 @@ func (w *Writer) clearPending() {
 
 // indexBehind catches the line index up from the files; until that succeeds, every
 // batch tries again (and its records are indexed from the file).
+// A catch-up goes in steps of catchUpStep batches; while more is left (w.more) the
+// writer goroutine takes the next step whenever no record is waiting.
 func (w *Writer) indexBehind() {
-	if err := w.catchUp(w.runCtx); err != nil {
-		w.behind = true
+	done, err := w.catchUp(w.runCtx, catchUpStep)
+	w.behind, w.more = !done || err != nil, err == nil && !done
+	if err != nil {
 		w.m.indexErrors.Inc()
 		w.log.Warn("audit: catching the index up from the audit files failed; trying again with the next records", "err", err)
-		return
 	}
-	w.behind = false
 }
 
 // write appends the batch to the file, rotating before any record that would take
