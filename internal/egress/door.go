@@ -100,6 +100,10 @@ func (g *Gateway) OpenDoor(spec DoorSpec) (*Door, error) {
 	d.srv.readHeaderTimeout = 10 * time.Second
 	d.srv.readTimeout = time.Minute
 	d.srv.idleTimeout = 2 * time.Minute
+	d.srv.writeTimeout = doorWriteTimeout(g.cfg)
+	// Every request the door may serve at once, and as many idle keep-alive
+	// connections again.
+	d.srv.maxConns = 2 * (g.cfg.MaxConcurrentPerDoor + g.cfg.MaxStreamsPerDoor + g.cfg.MaxTunnelsPerDoor)
 	d.srv.maxHeaderBytes = 64 << 10
 	go func() {
 		defer close(d.served)
@@ -426,4 +430,11 @@ func writeError(w http.ResponseWriter, err error, allow string) {
 		w.Header().Set("Allow", allow)
 	}
 	writeJSON(w, e.Status(), e)
+}
+
+// doorWriteTimeout bounds writing the answer of one request that does not stream
+// (POST /proxy, a refusal): the body's read (a minute at most), the upstream
+// request (cfg.Timeout) and a minute more. A streamed answer has StreamTimeout.
+func doorWriteTimeout(cfg Config) time.Duration {
+	return 2*time.Minute + cfg.Timeout
 }

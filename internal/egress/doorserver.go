@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,8 +47,15 @@ type doorServer struct {
 	readHeaderTimeout time.Duration
 	readTimeout       time.Duration
 	idleTimeout       time.Duration
-	maxHeaderBytes    int
-	log               *slog.Logger
+	// writeTimeout bounds writing one request's answer, from the end of its
+	// header (a handler that streams sets a deadline of its own): a client that
+	// stops reading cannot hold its connection and goroutine for ever.
+	writeTimeout time.Duration
+	// maxConns bounds the connections open at once; one more is answered 429
+	// rate_limited and closed at once. 0: no bound.
+	maxConns       int
+	maxHeaderBytes int
+	log            *slog.Logger
 
 	ctx    context.Context // every request's context derives from it; Close cancels it
 	cancel context.CancelFunc
@@ -101,11 +109,24 @@ func (s *doorServer) serve(ln net.Listener) error {
 			_ = rwc.Close()
 			return http.ErrServerClosed
 		}
+		if s.maxConns > 0 && len(s.conns) >= s.maxConns {
+			s.mu.Unlock()
+			s.log.Debug("egress door: too many connections; refusing one", "max", s.maxConns)
+			// A fresh socket's buffer takes the answer without blocking; the
+			// deadline makes sure of it.
+			_ = rwc.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+			_, _ = io.WriteString(rwc, tooManyConns)
+			_ = rwc.Close()
+			continue
+		}
 		s.conns[c] = false
 		s.mu.Unlock()
 		go c.serve()
 	}
 }
+
+// tooManyConns is the answer to a connection over maxConns.
+const tooManyConns = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nX-Clawbox-Error: rate_limited\r\nContent-Length: 63\r\n\r\ntoo many connections to this door at once: close some and retry"
 
 func (s *doorServer) isClosed() bool {
 	s.mu.Lock()
@@ -202,8 +223,9 @@ type doorConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	hijacked bool
+	linger   bool   // closing with the client still sending a body: linger before the close
 	buf      []byte // the uncommitted answer of the current request, reused
-	wdl      bool   // the handler set a write deadline: the next request clears it
+	wdl      bool   // the handler set a write deadline: the next request resets it
 
 	// wmu orders a 100 Continue, which the goroutine reading the body sends (an
 	// upload runs in the Transport's goroutine), against the handler's answer.
@@ -310,6 +332,9 @@ func (c *doorConn) serve() {
 			s.log.Error("egress door handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 		if !c.hijacked {
+			if c.linger {
+				c.lingerClose()
+			}
 			_ = c.rwc.Close()
 		}
 		s.forget(c)
@@ -330,7 +355,7 @@ func (c *doorConn) serve() {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(wait))
 		}
 		c.lr.n, c.lr.hit = int64(s.maxHeaderBytes)+4096, false
-		if _, err := c.br.Peek(1); err != nil {
+		if !c.skipEmptyLines() {
 			return
 		}
 		first = false
@@ -343,6 +368,40 @@ func (c *doorConn) serve() {
 	}
 }
 
+// maxEmptyLines bounds the empty lines ignored before a request line.
+const maxEmptyLines = 4
+
+// skipEmptyLines waits for the next request's first byte and ignores up to
+// maxEmptyLines empty lines (CRLF or LF) before it, as RFC 9112 (section 2.2) asks
+// of a server: some clients end a POST body with one more CRLF than its length
+// counts. It reports whether a request follows; more empty lines than that are
+// left for ReadRequest, which refuses them as a malformed request line.
+func (c *doorConn) skipEmptyLines() bool {
+	for range maxEmptyLines {
+		b, err := c.br.Peek(1)
+		if err != nil {
+			return false
+		}
+		switch b[0] {
+		case '\n':
+			_, _ = c.br.Discard(1)
+		case '\r':
+			b, err := c.br.Peek(2)
+			if err != nil {
+				return false
+			}
+			if b[1] != '\n' {
+				return true // ReadRequest refuses it
+			}
+			_, _ = c.br.Discard(2)
+		default:
+			return true
+		}
+	}
+	_, err := c.br.Peek(1)
+	return err == nil
+}
+
 // serveOne reads and answers one request. It reports whether the connection can
 // serve another.
 func (c *doorConn) serveOne() bool {
@@ -351,22 +410,30 @@ func (c *doorConn) serveOne() bool {
 	if s.readHeaderTimeout > 0 {
 		_ = c.rwc.SetReadDeadline(t0.Add(s.readHeaderTimeout))
 	}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	sawLength, wholeHeader := headerHasContentLength(buffered)
 	req, err := http.ReadRequest(c.br)
 	if err != nil {
 		switch {
 		case c.lr.hit:
 			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "")
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err):
+		case isUnsupportedCoding(err):
+			// RFC 9112, section 6.1: a transfer coding the server does not know is
+			// 501. The coding is not echoed back.
+			c.refuse(http.StatusNotImplemented, "unsupported transfer encoding")
 		default:
 			c.refuse(http.StatusBadRequest, err.Error())
 		}
 		return false
 	}
 	c.lr.n = math.MaxInt64
-	if c.wdl {
+	if s.writeTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(t0.Add(s.writeTimeout))
+	} else if c.wdl {
 		_ = c.rwc.SetWriteDeadline(time.Time{})
-		c.wdl = false
 	}
+	c.wdl = false
 	if s.readTimeout > 0 {
 		_ = c.rwc.SetReadDeadline(t0.Add(s.readTimeout))
 	} else {
@@ -380,11 +447,13 @@ func (c *doorConn) serveOne() bool {
 
 	body := &doorBody{r: req.Body, c: c}
 	if ex := req.Header.Get("Expect"); ex != "" {
-		if !strings.EqualFold(ex, "100-continue") || !req.ProtoAtLeast(1, 1) {
+		if !strings.EqualFold(ex, "100-continue") {
 			c.refuse(http.StatusExpectationFailed, "")
 			return false
 		}
-		body.expect = req.ContentLength != 0
+		// HTTP/1.0 has no 100 Continue: the expectation is ignored (RFC 9110,
+		// section 10.1.1).
+		body.expect = req.ContentLength != 0 && req.ProtoAtLeast(1, 1)
 		// Handled here: the handler and the upstream never see it.
 		req.Header.Del("Expect")
 	}
@@ -394,6 +463,13 @@ func (c *doorConn) serveOne() bool {
 	defer gone.stop()
 	c.gone = gone
 	w := &doorResponse{c: c, header: make(http.Header), cl: -1, closeAfter: req.Close || !req.ProtoAtLeast(1, 1)}
+	if len(req.TransferEncoding) > 0 && (sawLength || !wholeHeader) {
+		// Content-Length beside Transfer-Encoding (ReadRequest dropped it): the
+		// body is read by its chunks, and the connection closes after the answer
+		// (RFC 9112, section 6.3), so that nothing a peer framed by the length
+		// is taken for a next request.
+		w.closeAfter = true
+	}
 	if req.Body != http.NoBody {
 		req.Body = body
 		w.body = body
@@ -411,9 +487,70 @@ func (c *doorConn) serveOne() bool {
 	}
 	w.finish()
 	if w.err != nil || w.closeAfter {
+		c.linger = w.err == nil && body.unread()
 		return false
 	}
-	return body.drain()
+	if !body.drain() {
+		c.linger = body.unread()
+		return false
+	}
+	return true
+}
+
+// Lingering close bounds.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
+
+// lingerClose is what comes before closing a connection whose client may still be
+// sending a body the door did not read (a refused upload): closed at once, its
+// socket would answer the client's next write with an error, which a client like
+// Go's may report instead of the answer it was sent. The write side is shut (the
+// answer is followed by EOF) and what the client sends is read and dropped for a
+// moment, up to lingerTime and lingerBytes, so that it reads the answer first.
+func (c *doorConn) lingerClose() {
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.rwc, lingerBytes)
+}
+
+// isUnsupportedCoding reports whether ReadRequest refused a Transfer-Encoding it
+// does not implement (net/http's unexported unsupportedTEError, known by its
+// text; TestDoorServerRefusesBadRequests pins it).
+func isUnsupportedCoding(err error) bool {
+	m := err.Error()
+	return strings.HasPrefix(m, "unsupported transfer encoding") || strings.HasPrefix(m, "too many transfer encodings")
+}
+
+// headerHasContentLength reports whether the header block at the start of b holds
+// a Content-Length field, and whether the block is all in b (when it is not, the
+// answer is false and the caller assumes the worst).
+func headerHasContentLength(b []byte) (has, whole bool) {
+	const name = "content-length:"
+	first := true
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return has, false
+		}
+		line := bytes.TrimSuffix(b[:i], []byte{'\r'})
+		b = b[i+1:]
+		if first {
+			first = false // the request line
+			continue
+		}
+		if len(line) == 0 {
+			return has, true
+		}
+		if len(line) >= len(name) && strings.EqualFold(string(line[:len(name)]), name) {
+			has = true
+		}
+	}
+	return has, false
 }
 
 func isTimeout(err error) bool {
@@ -510,6 +647,15 @@ func (b *doorBody) Read(p []byte) (int, error) {
 	}
 	b.mu.Unlock()
 	return n, err
+}
+
+// unread reports whether the client may still be sending this body: it has one,
+// not read to its end, and no read of it is in progress (which would race with a
+// lingering close's reads).
+func (b *doorBody) unread() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.r != http.NoBody && !b.eof && b.reads == 0
 }
 
 func (b *doorBody) Close() error {

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,7 +180,10 @@ func TestDoorServerRefusesBadRequests(t *testing.T) {
 		{"no Host on HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
 		{"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
 		{"malformed Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
-		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"two transfer codings", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+		{"too many empty lines first", "\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"a bare CR first", "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 		{"two Content-Lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
 		{"header too large", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", 40<<10) + "\r\n\r\n", 431},
 		{"unknown expectation", "POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\nContent-Length: 1\r\n\r\na", 417},
@@ -197,8 +203,29 @@ func TestDoorServerRefusesBadRequests(t *testing.T) {
 		t.Fatalf("the handler served %d refused requests", n)
 	}
 
-	// An absolute-form target carries the host; no Host header is needed.
+	// The unknown coding is not echoed back.
 	c, br := rawConn(t, addr)
+	send(t, c, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-<script>\r\n\r\n")
+	if resp, body := readResp(t, br, "POST"); resp.StatusCode != 501 || strings.Contains(body, "script") {
+		t.Fatalf("unknown coding: %d %q", resp.StatusCode, body)
+	}
+
+	// Up to four empty lines before a request line are ignored, also after a POST
+	// whose body was followed by one more CRLF than its length counts.
+	c, br = rawConn(t, addr)
+	send(t, c, "\r\n\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	for i, m := range []string{"POST", "GET"} {
+		if resp, _ := readResp(t, br, m); resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("request %d after empty lines: %d close %v", i, resp.StatusCode, resp.Close)
+		}
+	}
+	if n := served.Load(); n != 2 {
+		t.Fatalf("served %d requests after empty lines, want 2", n)
+	}
+	served.Store(0)
+
+	// An absolute-form target carries the host; no Host header is needed.
+	c, br = rawConn(t, addr)
 	send(t, c, "GET http://example.test/ HTTP/1.1\r\n\r\n")
 	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 || served.Load() != 1 {
 		t.Fatalf("absolute form: %d, served %d", resp.StatusCode, served.Load())
@@ -240,6 +267,14 @@ func TestDoorServerExpectContinue(t *testing.T) {
 		t.Fatalf("refused upload: %d, Connection: close announced %v", resp.StatusCode, resp.Close)
 	}
 	assertClosed(t, br)
+
+	// HTTP/1.0 has no 100 Continue: the expectation is ignored, the body read as
+	// sent, and the handler does not see the header.
+	c, br = rawConn(t, addr)
+	send(t, c, "POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
+	if resp, body := readResp(t, br, "POST"); resp.StatusCode != 200 || body != "abc" {
+		t.Fatalf("HTTP/1.0 with Expect: %d %q", resp.StatusCode, body)
+	}
 }
 
 func TestDoorServerUnreadBody(t *testing.T) {
@@ -505,5 +540,120 @@ func TestDoorServerInterimAndHead(t *testing.T) {
 	resp, body := readResp(t, br, "HEAD")
 	if resp.StatusCode != 200 || body != "" || resp.ContentLength != 5 {
 		t.Fatalf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+	}
+}
+
+// startBoundedDoorServer is startDoorServer with a write timeout and a connection
+// bound set before it serves.
+func startBoundedDoorServer(t *testing.T, h http.HandlerFunc, writeTimeout time.Duration, maxConns int) (string, *doorServer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newDoorServer(h, slog.New(slog.DiscardHandler))
+	s.readHeaderTimeout = 10 * time.Second
+	s.readTimeout = time.Minute
+	s.idleTimeout = time.Minute
+	s.writeTimeout = writeTimeout
+	s.maxConns = maxConns
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ln) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		<-done
+	})
+	return ln.Addr().String(), s
+}
+
+func (s *doorServer) openConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// TestDoorServerWriteTimeout: a client that sends requests and never reads the
+// answers does not hold its connection (and its goroutine) past the write
+// timeout.
+func TestDoorServerWriteTimeout(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 16<<20)
+	addr, s := startBoundedDoorServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(big) }, 300*time.Millisecond, 0)
+	c, _ := rawConn(t, addr)
+	send(t, c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.openConns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection of a client that reads nothing is still open 20 s after a 300 ms write timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDoorServerMaxConns: a connection over the bound gets 429 rate_limited and is
+// closed; once one closes, a new one is served.
+func TestDoorServerMaxConns(t *testing.T) {
+	addr, s := startBoundedDoorServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }, time.Minute, 2)
+	c1, _ := rawConn(t, addr)
+	rawConn(t, addr)
+	deadline := time.Now().Add(20 * time.Second)
+	for s.openConns() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("two connections were not accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c3, br3 := rawConn(t, addr)
+	send(t, c3, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := readResp(t, br3, "GET")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Clawbox-Error") != "rate_limited" || !strings.Contains(body, "too many connections") {
+		t.Fatalf("over the bound: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	assertClosed(t, br3)
+	c1.Close()
+	for s.openConns() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection was not forgotten")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c4, br4 := rawConn(t, addr)
+	send(t, c4, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := readResp(t, br4, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after one closed: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestDoorServerLengthBesideChunked: a request with both Content-Length and
+// Transfer-Encoding: chunked is read by its chunks and the connection closes after
+// its answer: the bytes after the chunks are never taken for a next request.
+func TestDoorServerLengthBesideChunked(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	addr, _ := startDoorServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		_, _ = w.Write(b)
+	})
+	c, br := rawConn(t, addr)
+	send(t, c, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := readResp(t, br, "POST")
+	if resp.StatusCode != 200 || body != "abc" || !resp.Close {
+		t.Fatalf("got %d %q, Connection: close announced %v", resp.StatusCode, body, resp.Close)
+	}
+	assertClosed(t, br)
+	mu.Lock()
+	served := slices.Clone(paths)
+	mu.Unlock()
+	if !slices.Equal(served, []string{"/a"}) {
+		t.Fatalf("served %q, want only /a", served)
+	}
+
+	// Chunked alone keeps the connection.
+	c, br = rawConn(t, addr)
+	send(t, c, "POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	if resp, body := readResp(t, br, "POST"); body != "hi" || resp.Close {
+		t.Fatalf("chunked alone: %q close %v", body, resp.Close)
 	}
 }

@@ -112,9 +112,6 @@ func (d *Door) admitProxy(w http.ResponseWriter, r *http.Request, reqID, door st
 
 // forward serves an absolute-form request (door 2).
 func (d *Door) forward(w http.ResponseWriter, r *http.Request, reqID string) {
-	// The door's server has no write timeout: clear what an earlier request on
-	// this connection set.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	if !d.admitProxy(w, r, reqID, DoorForward) {
 		return
 	}
@@ -388,8 +385,9 @@ func (d *Door) tunnelRequest(w http.ResponseWriter, r *http.Request, t *tunnel, 
 	}
 	defer t.done()
 	t.requests.Add(1)
-	// The tunnel's server has no write timeout: clear what an earlier request set.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// A refusal's write is bounded as on the door (a streamed answer sets its
+	// own deadline); this also replaces what an earlier request set.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(doorWriteTimeout(d.g.cfg)))
 	reqID := uuid.NewString()
 	w.Header().Set("X-Request-Id", reqID)
 	target := "https://" + authority(host, port)
