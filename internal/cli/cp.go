@@ -10,7 +10,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -97,7 +100,7 @@ os.Root confines every write, symlinks included).`,
 				return writeJSONOut(a.stdout, res)
 			}
 			for _, s := range res.Skipped {
-				fmt.Fprintf(a.stderr, "skipped %s\n", s)
+				fmt.Fprintf(a.stderr, "skipped %s\n", terminalSafe(s))
 			}
 			if args[1] != "-" {
 				fmt.Fprintf(a.stderr, "copied %d file(s), %d byte(s)\n", res.Files, res.Bytes)
@@ -145,6 +148,17 @@ func (res *CopyResult) admit(id, remote string, e api.FileEntry) (skip bool, err
 		return false, nil
 	}
 	return true, nil
+}
+
+// terminalSafe returns s as it is when it is valid UTF-8 of printable characters,
+// else quoted (Go syntax, escapes for the rest): a name a sandbox chose must not
+// put control sequences on the operator's terminal (an OSC 52 that writes the
+// clipboard, a cursor move that hides a line).
+func terminalSafe(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // safeName refuses an entry name from a sandbox listing that could leave its directory.

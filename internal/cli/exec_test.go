@@ -383,3 +383,21 @@ func TestCpJSONGolden(t *testing.T) {
 	}
 	golden(t, "cp.golden.json", normalise(t, r.stdout))
 }
+
+// TestCpSkippedNamesAreTerminalSafe: a skipped entry whose name holds control
+// characters (here an OSC 52 clipboard write) is printed quoted, never raw.
+func TestCpSkippedNamesAreTerminalSafe(t *testing.T) {
+	_, env, conn := fakeAPI(t)
+	src := t.TempDir()
+	evil := "x\x1b]52;c;aGk=\x07\x1b[2K"
+	if err := os.Symlink("/etc/passwd", filepath.Join(src, evil)); err != nil {
+		t.Fatal(err)
+	}
+	r := clawbox(t, context.Background(), env, cpArgs(conn, src, servertest.Running+":/w/")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "skipped") {
+		t.Fatalf("cp: %+v", r)
+	}
+	if strings.ContainsAny(r.stderr, "\x1b\x07") || !strings.Contains(r.stderr, `\x1b]52`) {
+		t.Fatalf("the skipped name reached the terminal raw: %q", r.stderr)
+	}
+}

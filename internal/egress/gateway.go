@@ -365,6 +365,25 @@ var hopHeaders = []string{
 	"Upgrade", "Accept-Encoding",
 }
 
+// dropHopHeaders deletes hopHeaders from h, and every name that reads as one of
+// them with '_' for '-' (Transfer_Encoding, Content_Length): an upstream or a server
+// in front of it that takes '_' for '-', as some do, would frame the request by it,
+// and upstream connections are shared by every sandbox.
+func dropHopHeaders(h http.Header) {
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		alias := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		if slices.Contains(hopHeaders, alias) {
+			delete(h, k)
+		}
+	}
+}
+
 // responseHopHeaders describe the upstream connection, not the response.
 var responseHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Te", "Trailer", "Upgrade"}
 
@@ -540,9 +559,7 @@ func (g *Gateway) do(ctx context.Context, c Call, rec *audit.Record, clean *clea
 	for k, v := range c.Headers {
 		req.Header.Add(k, v)
 	}
-	for _, h := range hopHeaders {
-		req.Header.Del(h)
-	}
+	dropHopHeaders(req.Header)
 
 	// 6. Credential injection.
 	if s := g.cfg.Secrets; s != nil {

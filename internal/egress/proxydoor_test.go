@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -1190,5 +1191,33 @@ func TestForwardRefusesAStatusUnder100(t *testing.T) {
 				t.Fatalf("%s %s: audit records %+v", method, u, recs[before:])
 			}
 		}
+	}
+}
+
+// TestForwardDropsUnderscoreAliasesOfHopHeaders: Transfer_Encoding, Content_Length
+// and the like never reach the upstream (a server that takes '_' for '-' would
+// frame the request by them); other names with '_' do.
+func TestForwardDropsUnderscoreAliasesOfHopHeaders(t *testing.T) {
+	e := newProxyEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		for k := range r.Header {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		fmt.Fprint(w, strings.Join(names, ","))
+	}, proxyOpts{})
+	c := e.client(t, doorToken, nil)
+	req, _ := http.NewRequest("POST", e.plainURL("/x"), strings.NewReader("abc"))
+	req.Header["Transfer_Encoding"] = []string{"chunked"}
+	req.Header["Content_length"] = []string{"99"}
+	req.Header["Proxy_Connection"] = []string{"keep-alive"}
+	req.Header["X_Custom_Id"] = []string{"7"}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 || strings.Contains(body, "Transfer_") || strings.Contains(body, "Content_") || strings.Contains(body, "Proxy_") || !strings.Contains(strings.ToLower(body), "x_custom_id") {
+		t.Fatalf("status %d, the upstream saw the header names %q", resp.StatusCode, body)
 	}
 }

@@ -515,9 +515,7 @@ func forwardHeader(in http.Header) http.Header {
 			}
 		}
 	}
-	for _, name := range hopHeaders {
-		out.Del(name)
-	}
+	dropHopHeaders(out)
 	return out
 }
 
