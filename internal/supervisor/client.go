@@ -306,11 +306,19 @@ type capReader struct {
 	n       atomic.Int64
 	max     int64
 	stopped atomic.Bool
+	// idle, if set, runs while the transport is not in a Read: it is stopped
+	// while the caller's reader is read and restarted when that read returns,
+	// so it measures how long the supervisor takes to come back for more (or,
+	// after the last byte, to answer), never how slow the caller is.
+	idle    *time.Timer
+	idleFor time.Duration
 }
 
 var errTooLarge = fmt.Errorf("file too large: %w", errdefs.ErrResourceExhausted)
 
 var errWriteDone = errors.New("the write has ended")
+
+var errSupervisorSilent = errors.New("the supervisor took no more of the file and did not answer within the call timeout")
 
 func (c *capReader) Read(p []byte) (int, error) {
 	if c.stopped.Load() {
@@ -327,6 +335,10 @@ func (c *capReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > left {
 		p = p[:left]
 	}
+	if c.idle != nil {
+		c.idle.Stop()
+		defer c.idle.Reset(c.idleFor)
+	}
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
@@ -334,7 +346,9 @@ func (c *capReader) Read(p []byte) (int, error) {
 
 // WriteFile streams r to path in the sandbox with mode (0 means 0644),
 // creating parent directories. More than max bytes is an error wrapping
-// errdefs.ErrResourceExhausted, and the file is left untouched.
+// errdefs.ErrResourceExhausted, and the file is left untouched. A supervisor that
+// takes no more of the body, or does not answer after it, for the call timeout
+// (however slowly r itself delivers) ends the write as unavailable.
 func (c *Client) WriteFile(ctx context.Context, path string, mode os.FileMode, r io.Reader, max int64) error {
 	if err := ValidatePath(path); err != nil {
 		return fmt.Errorf("supervisor write %q: %w: %v", path, errdefs.ErrInvalidArgument, err)
@@ -343,9 +357,16 @@ func (c *Client) WriteFile(ctx context.Context, path string, mode os.FileMode, r
 		mode = 0o644
 	}
 	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode.Perm()), 8)}, "max": {strconv.FormatInt(max, 10)}}
-	cr := &capReader{r: r, max: max}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cr := &capReader{r: r, max: max, idleFor: c.callTimeout}
+	cr.idle = time.AfterFunc(c.callTimeout, func() { cancel(errSupervisorSilent) })
+	defer cr.idle.Stop()
 	defer cr.stopped.Store(true)
 	resp, err := c.do(ctx, http.MethodPut, "/v1/files", q, io.NopCloser(cr))
+	if err != nil && errors.Is(context.Cause(ctx), errSupervisorSilent) {
+		err = fmt.Errorf("%w (%v)", errSupervisorSilent, err)
+	}
 	if err == nil && cr.n.Load() > max {
 		// The supervisor must have refused it: a write it accepted past
 		// the cap is reported, not believed.
@@ -489,25 +510,86 @@ func (c *Client) ListFiles(ctx context.Context, path string) ([]FileEntry, error
 	if resp.StatusCode != http.StatusOK {
 		return nil, responseError("list "+strconv.Quote(path), resp)
 	}
-	var out struct {
-		Entries   []FileEntry `json:"entries"`
-		Truncated bool        `json:"truncated"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
+	entries, truncated, err := decodeListing(io.LimitReader(resp.Body, maxListBytes))
+	if err != nil {
 		return nil, fmt.Errorf("supervisor list: %w: %v", ErrProtocol, err)
 	}
-	if len(out.Entries) > maxListEntries {
-		return nil, fmt.Errorf("supervisor list: %w: %d entries", ErrProtocol, len(out.Entries))
-	}
-	if out.Truncated {
+	if truncated {
 		return nil, fmt.Errorf("supervisor list %q: %w: more than %d entries", path, ErrTooManyEntries, maxListEntries)
 	}
-	for _, e := range out.Entries {
-		if !validName(e.Name) || e.Size < 0 || e.Mode > 0o7777 || (e.IsDir && (e.IsSymlink || e.IsOther)) {
-			return nil, fmt.Errorf("supervisor list: %w: bad entry %q", ErrProtocol, e.Name)
+	return entries, nil
+}
+
+// maxListBytes bounds a listing's JSON: maxListEntries names of 255 bytes, each
+// written as six-byte escapes (control bytes, invalid UTF-8, <, >, &), and their
+// other fields, which an honest supervisor can send.
+const maxListBytes = maxListEntries*(255*6+256) + 4096
+
+// decodeListing reads a listing ({"entries": [...], "truncated": bool}) one entry
+// at a time, checking each, and fails at the first entry past maxListEntries: the
+// memory a hostile supervisor can make it hold is bounded by the entries kept,
+// not by what it sends (4 MiB of "{}," decoded whole was a million entries).
+func decodeListing(r io.Reader) ([]FileEntry, bool, error) {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, false, err
+	}
+	var entries []FileEntry
+	truncated := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false, err
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "entries":
+			if err := expectDelim(dec, '['); err != nil {
+				return nil, false, err
+			}
+			entries = []FileEntry{}
+			for dec.More() {
+				if len(entries) == maxListEntries {
+					return nil, false, fmt.Errorf("more than %d entries", maxListEntries)
+				}
+				var e FileEntry
+				if err := dec.Decode(&e); err != nil {
+					return nil, false, err
+				}
+				if !validName(e.Name) || e.Size < 0 || e.Mode > 0o7777 || (e.IsDir && (e.IsSymlink || e.IsOther)) {
+					return nil, false, fmt.Errorf("bad entry %q", e.Name)
+				}
+				entries = append(entries, e)
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return nil, false, err
+			}
+		case "truncated":
+			if err := dec.Decode(&truncated); err != nil {
+				return nil, false, err
+			}
+		default:
+			var skip json.RawMessage // a field of a later supervisor
+			if err := dec.Decode(&skip); err != nil {
+				return nil, false, err
+			}
 		}
 	}
-	return out.Entries, nil
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, false, err
+	}
+	return entries, truncated, nil
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return fmt.Errorf("want %q, got %v", d, tok)
+	}
+	return nil
 }
 
 // RemoveFile removes path (a file or an empty directory; with recursive, a tree).
