@@ -508,7 +508,10 @@ func (s *Server) registerFiles(svc Sandboxes) {
 		if !entry.MTime.IsZero() {
 			h.Set("Last-Modified", entry.MTime.UTC().Format(http.TimeFormat))
 		}
-		known := entry.Size >= 0 && !entry.IsDir
+		// A size of 0 is not believed: the files of /proc and /sys say 0 and hold
+		// text. Such an answer streams to its end (within the service's cap)
+		// without a Content-Length.
+		known := entry.Size > 0 && !entry.IsDir
 		if known {
 			h.Set("Content-Length", fmt.Sprint(entry.Size))
 		}

@@ -530,6 +530,15 @@ func TestFiles(t *testing.T) {
 		t.Fatalf("get: %d, %d bytes, headers %v", resp.StatusCode, len(got), resp.Header)
 	}
 
+	// A file whose size says 0 (as /proc's do) streams its text to the end (net/http
+	// sets the length of so short an answer itself).
+	resp = request(t, context.Background(), ts, http.MethodGet, base+"?path=/pseudo", "", nil)
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != servertest.PseudoFileText {
+		t.Fatalf("get of a pseudo file: %d, %q, length %d", resp.StatusCode, got, resp.ContentLength)
+	}
+
 	// HEAD: the headers of GET, no body.
 	resp = request(t, context.Background(), ts, http.MethodHead, base+"?path=/work/dir/big.bin", "", nil)
 	got, _ = io.ReadAll(resp.Body)

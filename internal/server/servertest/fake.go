@@ -454,8 +454,11 @@ func (c *cutReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
+// PseudoFileText is what ReadFile of "/pseudo" gives.
+const PseudoFileText = "Name:\tpseudo\nState:\tR (running)\n"
+
 // ReadFile opens a stored file. "/cut" is a file whose stream fails after 10 of its
-// 1000 bytes.
+// 1000 bytes; "/pseudo" one whose size says 0 (as /proc's do) with text to read.
 func (f *Sandboxes) ReadFile(_ context.Context, id, p string) (io.ReadCloser, api.FileEntry, error) {
 	if err := f.check(id, true); err != nil {
 		return nil, api.FileEntry{}, err
@@ -466,6 +469,10 @@ func (f *Sandboxes) ReadFile(_ context.Context, id, p string) (io.ReadCloser, ap
 	}
 	if p == "/cut" {
 		return io.NopCloser(&cutReader{}), api.FileEntry{Name: "cut", Size: 1000, Mode: 0o644}, nil
+	}
+	if p == "/pseudo" {
+		// As a file of /proc: its stat says 0 bytes, a read gives its text.
+		return io.NopCloser(strings.NewReader(PseudoFileText)), api.FileEntry{Name: "pseudo", Size: 0, Mode: 0o444}, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
