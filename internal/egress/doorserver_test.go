@@ -23,24 +23,7 @@ import (
 // returns its address; the server is closed when the test ends.
 func startDoorServer(t *testing.T, h http.HandlerFunc) (string, *doorServer) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newDoorServer(h, slog.New(slog.DiscardHandler))
-	s.readHeaderTimeout = 10 * time.Second
-	s.readTimeout = time.Minute
-	s.idleTimeout = time.Minute
-	s.maxHeaderBytes = 16 << 10
-	done := make(chan error, 1)
-	go func() { done <- s.serve(ln) }()
-	t.Cleanup(func() {
-		_ = s.Close()
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve returned %v, want http.ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String(), s
+	return startBoundedDoorServer(t, h, 0, 0)
 }
 
 // rawConn dials addr and returns the connection and a reader of it; it is
@@ -544,7 +527,7 @@ func TestDoorServerInterimAndHead(t *testing.T) {
 }
 
 // startBoundedDoorServer is startDoorServer with a write timeout and a connection
-// bound set before it serves.
+// bound (0: none) set before it serves.
 func startBoundedDoorServer(t *testing.T, h http.HandlerFunc, writeTimeout time.Duration, maxConns int) (string, *doorServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -555,13 +538,16 @@ func startBoundedDoorServer(t *testing.T, h http.HandlerFunc, writeTimeout time.
 	s.readHeaderTimeout = 10 * time.Second
 	s.readTimeout = time.Minute
 	s.idleTimeout = time.Minute
+	s.maxHeaderBytes = 16 << 10
 	s.writeTimeout = writeTimeout
 	s.maxConns = maxConns
 	done := make(chan error, 1)
 	go func() { done <- s.serve(ln) }()
 	t.Cleanup(func() {
 		_ = s.Close()
-		<-done
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve returned %v, want http.ErrServerClosed", err)
+		}
 	})
 	return ln.Addr().String(), s
 }
