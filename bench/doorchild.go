@@ -79,9 +79,6 @@ func startDoorChild(ctx context.Context, parent, target string, conc int, profil
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
-	if v := os.Getenv("DOOR_GOMAXPROCS"); v != "" {
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
-	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		os.RemoveAll(dir)

@@ -78,7 +78,7 @@ type Params struct {
 func quickParams() Params {
 	return Params{SpawnIters: 8, FirstReqIters: 5, GatewayReps: 3, GatewayLoads: []gatewayLoad{{n: 300, c: 1}, {n: 1000, c: 8}},
 		InProcessRequests: 500, WASMIters: 200, ColdIters: 2, DensityMax: 50, DensityStep: 10, ReaperN: 5, ReaperLifetime: 2 * time.Second, ExecIters: 20,
-		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 3000, c: 1}, {n: 4000, c: 8}}, InterceptIters: 300,
+		ForwardReps: 5, ForwardLoads: []gatewayLoad{{n: 500, c: 1}, {n: 2000, c: 8}}, InterceptIters: 300,
 		PoolIters: 10, PoolBurst: 20}
 }
 

@@ -306,7 +306,7 @@ type capReader struct {
 	n       atomic.Int64
 	max     int64
 	stopped atomic.Bool
-	// idle, if set, runs while the transport is not in a Read: it is stopped
+	// idle runs while the transport is not in a Read: it is stopped
 	// while the caller's reader is read and restarted when that read returns,
 	// so it measures how long the supervisor takes to come back for more (or,
 	// after the last byte, to answer), never how slow the caller is.
@@ -335,10 +335,8 @@ func (c *capReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > left {
 		p = p[:left]
 	}
-	if c.idle != nil {
-		c.idle.Stop()
-		defer c.idle.Reset(c.idleFor)
-	}
+	c.idle.Stop()
+	defer c.idle.Reset(c.idleFor)
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
